@@ -1,0 +1,1 @@
+"""gRPC transport: converts messages, calls the engine, maps errors. No SQL here."""

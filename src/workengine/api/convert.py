@@ -1,0 +1,316 @@
+"""Proto <-> domain conversion. Enum mapping by name keeps the two in step."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from workengine.domain.errors import InvalidArgument
+from workengine.domain.model import (
+    Artifact,
+    Charter,
+    CompletionStatus,
+    DependencyState,
+    EventKind,
+    ExecutionStats,
+    JsonObject,
+    NewOrchestrator,
+    NewTask,
+    Orchestrator,
+    OrchestratorStatus,
+    Priority,
+    SelectionCriteria,
+    Task,
+    TaskContext,
+    TaskEvent,
+    TaskFilter,
+    TaskResult,
+    TaskStatus,
+)
+from workengine.v1 import orchestrator_pb2, task_pb2, work_engine_service_pb2 as service_pb2
+
+# Python's datetime cannot hold PostgreSQL's +/-infinity; the schema never returns them.
+_TIMESTAMP_MIN = datetime(1, 1, 1, tzinfo=UTC)
+
+
+def _enum_in(field: str, value: int, enum_descriptor: Any, prefix: str, domain: Any) -> Any:
+    """Proto enum value -> domain enum member; None for UNSPECIFIED; unknown -> INVALID_ARGUMENT."""
+    if value == 0:
+        return None
+    name = enum_descriptor.values_by_number.get(value)
+    if name is None:
+        raise InvalidArgument(field, f"unknown value {value}")
+    return domain[name.name.removeprefix(prefix)]
+
+
+def _enum_out(enum_descriptor: Any, prefix: str, member: Any) -> int:
+    return int(enum_descriptor.values_by_name[prefix + member.name].number)
+
+
+def priority_in(field: str, value: int) -> Priority | None:
+    result: Priority | None = _enum_in(
+        field, value, task_pb2.TaskPriority.DESCRIPTOR, "TASK_PRIORITY_", Priority
+    )
+    return result
+
+
+def priority_out(priority: Priority) -> int:
+    return _enum_out(task_pb2.TaskPriority.DESCRIPTOR, "TASK_PRIORITY_", priority)
+
+
+def task_status_in(field: str, value: int) -> TaskStatus | None:
+    result: TaskStatus | None = _enum_in(field, value, task_pb2.TaskStatus.DESCRIPTOR, "TASK_STATUS_", TaskStatus)
+    return result
+
+
+def task_status_out(status: TaskStatus) -> int:
+    return _enum_out(task_pb2.TaskStatus.DESCRIPTOR, "TASK_STATUS_", status)
+
+
+def orchestrator_status_in(field: str, value: int) -> OrchestratorStatus | None:
+    result: OrchestratorStatus | None = _enum_in(
+        field, value, orchestrator_pb2.OrchestratorStatus.DESCRIPTOR, "ORCHESTRATOR_STATUS_", OrchestratorStatus
+    )
+    return result
+
+
+def orchestrator_status_out(status: OrchestratorStatus) -> int:
+    return _enum_out(orchestrator_pb2.OrchestratorStatus.DESCRIPTOR, "ORCHESTRATOR_STATUS_", status)
+
+
+def completion_status_in(value: int) -> CompletionStatus | None:
+    result: CompletionStatus | None = _enum_in(
+        "status", value, service_pb2.CompletionStatus.DESCRIPTOR, "COMPLETION_STATUS_", CompletionStatus
+    )
+    return result
+
+
+def event_kind_in(field: str, value: int) -> EventKind | None:
+    result: EventKind | None = _enum_in(
+        field, value, task_pb2.TaskEventKind.DESCRIPTOR, "TASK_EVENT_KIND_", EventKind
+    )
+    return result
+
+
+def event_kind_out(kind: EventKind) -> int:
+    return _enum_out(task_pb2.TaskEventKind.DESCRIPTOR, "TASK_EVENT_KIND_", kind)
+
+
+def time_in(field: str, message: Any, value: timestamp_pb2.Timestamp) -> datetime | None:
+    if not message.HasField(field):
+        return None
+    try:
+        return value.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise InvalidArgument(field, "is out of range") from None
+
+
+def time_out(target: timestamp_pb2.Timestamp, value: datetime | None) -> None:
+    if value is not None and value > _TIMESTAMP_MIN:
+        target.FromDatetime(value)
+
+
+def duration_in(field: str, message: Any) -> timedelta | None:
+    if not message.HasField(field):
+        return None
+    duration = getattr(message, field)
+    if duration.seconds < 0 or duration.nanos < 0:
+        raise InvalidArgument(field, "must not be negative")
+    return timedelta(seconds=duration.seconds, microseconds=duration.nanos // 1000)
+
+
+def struct_in(value: struct_pb2.Struct) -> JsonObject:
+    result: JsonObject = json_format.MessageToDict(value)
+    return result
+
+
+def struct_out(target: struct_pb2.Struct, value: JsonObject) -> None:
+    if value:
+        target.update(value)
+
+
+def charter_out(charter: Charter) -> orchestrator_pb2.Charter:
+    return orchestrator_pb2.Charter(
+        mission=charter.mission, vision=charter.vision, values=charter.values, expertise=charter.expertise
+    )
+
+
+def orchestrator_out(orchestrator: Orchestrator) -> orchestrator_pb2.Orchestrator:
+    message = orchestrator_pb2.Orchestrator(
+        id=orchestrator.id,
+        display_name=orchestrator.display_name,
+        role=orchestrator.role,
+        discipline=orchestrator.discipline,
+        capabilities=orchestrator.capabilities,
+        daemon_endpoint=orchestrator.daemon_endpoint,
+        status=orchestrator_status_out(orchestrator.status),  # type: ignore[arg-type]
+        timezone=orchestrator.timezone,
+        charter=charter_out(orchestrator.charter),
+    )
+    time_out(message.create_time, orchestrator.created_at)
+    time_out(message.update_time, orchestrator.updated_at)
+    time_out(message.last_heartbeat_time, orchestrator.last_heartbeat_at)
+    return message
+
+
+def new_orchestrator_in(request: service_pb2.RegisterOrchestratorRequest) -> NewOrchestrator:
+    charter = request.charter
+    return NewOrchestrator(
+        id=request.orchestrator_id,
+        display_name=request.display_name,
+        role=request.role,
+        discipline=request.discipline,
+        capabilities=tuple(request.capabilities),
+        daemon_endpoint=request.daemon_endpoint,
+        status=orchestrator_status_in("status", request.status) or OrchestratorStatus.ONLINE,
+        timezone=request.timezone,
+        charter=Charter(
+            mission=charter.mission,
+            vision=charter.vision,
+            values=tuple(charter.values),
+            expertise=tuple(charter.expertise),
+        ),
+    )
+
+
+def result_out(result: TaskResult) -> task_pb2.TaskResult:
+    message = task_pb2.TaskResult(
+        error=result.error,
+        artifacts=[task_pb2.Artifact(type=a.type, content=a.content) for a in result.artifacts],
+    )
+    struct_out(message.output, result.output)
+    struct_out(message.metrics, result.metrics)
+    return message
+
+
+def result_in(message: task_pb2.TaskResult) -> TaskResult:
+    return TaskResult(
+        output=struct_in(message.output),
+        error=message.error,
+        artifacts=tuple(Artifact(a.type, a.content) for a in message.artifacts),
+        metrics=struct_in(message.metrics),
+    )
+
+
+def task_out(task: Task) -> task_pb2.Task:
+    message = task_pb2.Task(
+        id=task.id,
+        orchestrator_id=task.orchestrator_id,
+        workspace_id=task.workspace_id,
+        channel_id=task.channel_id,
+        title=task.title,
+        description=task.description,
+        priority=priority_out(task.priority),  # type: ignore[arg-type]
+        status=task_status_out(task.status),  # type: ignore[arg-type]
+        tags=task.tags,
+        depends_on=task.depends_on,
+        progress=task.progress,
+        progress_message=task.progress_message,
+        attempt=task.attempt,
+        status_reason=task.status_reason,
+        unmet_dependency_count=task.unmet_dependency_count,
+    )
+    time_out(message.due_time, task.due_at)
+    struct_out(message.metadata, task.metadata)
+    time_out(message.create_time, task.created_at)
+    time_out(message.update_time, task.updated_at)
+    time_out(message.start_time, task.started_at)
+    time_out(message.complete_time, task.completed_at)
+    if task.result is not None:
+        message.result.CopyFrom(result_out(task.result))
+    return message
+
+
+def new_task_in(request: service_pb2.CreateTaskRequest) -> NewTask:
+    return NewTask(
+        id=request.task_id,
+        orchestrator_id=request.orchestrator_id,
+        workspace_id=request.workspace_id,
+        channel_id=request.channel_id,
+        title=request.title,
+        description=request.description,
+        priority=priority_in("priority", request.priority) or Priority.MEDIUM,
+        due_at=time_in("due_time", request, request.due_time),
+        tags=tuple(request.tags),
+        depends_on=tuple(request.depends_on),
+        metadata=struct_in(request.metadata),
+    )
+
+
+def criteria_in(message: task_pb2.SelectionCriteria) -> SelectionCriteria:
+    return SelectionCriteria(
+        required_tags=tuple(message.required_tags),
+        min_priority=priority_in("criteria.min_priority", message.min_priority),
+        max_priority=priority_in("criteria.max_priority", message.max_priority),
+        exclude_task_ids=tuple(message.exclude_task_ids),
+    )
+
+
+def task_filter_in(request: service_pb2.ListTasksRequest) -> TaskFilter:
+    statuses = []
+    for index, value in enumerate(request.statuses):
+        status = task_status_in(f"statuses[{index}]", value)
+        if status is not None:
+            statuses.append(status)
+    return TaskFilter(
+        orchestrator_id=request.orchestrator_id,
+        workspace_id=request.workspace_id,
+        statuses=tuple(statuses),
+        tag=request.tag,
+    )
+
+
+def dependency_out(dependency: DependencyState) -> task_pb2.DependencyState:
+    return task_pb2.DependencyState(
+        task_id=dependency.task_id,
+        title=dependency.title,
+        status=task_status_out(dependency.status),  # type: ignore[arg-type]
+        met=dependency.met,
+    )
+
+
+def context_out(context: TaskContext) -> task_pb2.TaskContext:
+    return task_pb2.TaskContext(
+        task=task_out(context.task),
+        orchestrator=orchestrator_out(context.orchestrator),
+        dependencies=[dependency_out(d) for d in context.dependencies],
+        related_tasks=[task_out(t) for t in context.related_tasks],
+        workspace_id=context.task.workspace_id,
+        channel_id=context.task.channel_id,
+    )
+
+
+def event_out(event: TaskEvent) -> task_pb2.TaskEvent:
+    message = task_pb2.TaskEvent(
+        cursor=event.cursor,
+        kind=event_kind_out(event.kind),  # type: ignore[arg-type]
+        task=task_out(event.task),
+        attempt=event.attempt,
+        progress=event.progress,
+        message=event.message,
+    )
+    time_out(message.event_time, event.occurred_at)
+    struct_out(message.metadata, event.metadata)
+    return message
+
+
+def stats_out(stats: ExecutionStats) -> service_pb2.GetExecutionStatsResponse:
+    return service_pb2.GetExecutionStatsResponse(
+        total_tasks=stats.total,
+        completed_tasks=stats.completed,
+        failed_tasks=stats.failed,
+        success_rate_percent=stats.success_rate_percent,
+        average_completion_seconds=stats.average_seconds,
+        p50_completion_seconds=stats.p50_seconds,
+        p95_completion_seconds=stats.p95_seconds,
+        by_status=[
+            task_pb2.StatusCount(status=task_status_out(s), count=c)  # type: ignore[arg-type]
+            for s, c in stats.by_status
+        ],
+        by_priority=[
+            task_pb2.PriorityCount(priority=priority_out(p), count=c)  # type: ignore[arg-type]
+            for p, c in stats.by_priority
+        ],
+    )

@@ -1,0 +1,166 @@
+"""WorkEngineService: each method converts the request, calls the engine, converts the answer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+from workengine.api import convert
+from workengine.api.errors import streaming, unary
+from workengine.domain.errors import InvalidArgument
+from workengine.engine import WorkEngine
+from workengine.engine.events import WatchTarget
+from workengine.v1 import work_engine_service_pb2 as pb
+from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
+
+Context = Any  # grpc.aio.ServicerContext
+
+
+class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
+    def __init__(self, engine: WorkEngine) -> None:
+        self._engine = engine
+
+    @unary
+    async def SelectNextTask(self, request: pb.SelectNextTaskRequest, context: Context) -> pb.SelectNextTaskResponse:
+        scored = await self._engine.execution.select_next(
+            request.orchestrator_id, convert.criteria_in(request.criteria)
+        )
+        if scored is None:
+            return pb.SelectNextTaskResponse()
+        return pb.SelectNextTaskResponse(task=convert.task_out(scored.task), score=scored.score)
+
+    @unary
+    async def ClaimNextTask(self, request: pb.ClaimNextTaskRequest, context: Context) -> pb.ClaimNextTaskResponse:
+        wait = convert.duration_in("wait", request)
+        remaining = context.time_remaining()
+        if wait is not None and remaining is not None:
+            # Answer "no task" before the client's deadline rather than let the call expire.
+            wait = min(wait, timedelta(seconds=max(0.0, remaining - 0.5)))
+        claimed = await self._engine.execution.claim_next(
+            request.orchestrator_id, convert.criteria_in(request.criteria), wait
+        )
+        if claimed is None:
+            return pb.ClaimNextTaskResponse()
+        return pb.ClaimNextTaskResponse(
+            context=convert.context_out(claimed.context), attempt=claimed.context.task.attempt, score=claimed.score
+        )
+
+    @unary
+    async def PrepareTaskContext(
+        self, request: pb.PrepareTaskContextRequest, context: Context
+    ) -> pb.PrepareTaskContextResponse:
+        prepared = await self._engine.execution.prepare_context(request.orchestrator_id, request.task_id)
+        return pb.PrepareTaskContextResponse(context=convert.context_out(prepared))
+
+    @unary
+    async def ExecuteTask(self, request: pb.ExecuteTaskRequest, context: Context) -> pb.ExecuteTaskResponse:
+        execution = await self._engine.execution.execute(request.orchestrator_id, request.task_id)
+        return pb.ExecuteTaskResponse(
+            outcome=pb.EXECUTE_OUTCOME_STARTED if execution.started else pb.EXECUTE_OUTCOME_BLOCKED,
+            context=convert.context_out(execution.context),
+            attempt=execution.attempt,
+            blocked_reason=execution.blocked_reason,
+            unmet_dependency_ids=execution.unmet_dependency_ids,
+        )
+
+    @unary
+    async def UpdateTaskProgress(
+        self, request: pb.UpdateTaskProgressRequest, context: Context
+    ) -> pb.UpdateTaskProgressResponse:
+        task = await self._engine.execution.update_progress(
+            request.task_id, request.attempt, request.progress, request.message, convert.struct_in(request.metadata)
+        )
+        return pb.UpdateTaskProgressResponse(task=convert.task_out(task))
+
+    @unary
+    async def CompleteTask(self, request: pb.CompleteTaskRequest, context: Context) -> pb.CompleteTaskResponse:
+        task, unblocked = await self._engine.execution.complete(
+            request.task_id,
+            request.attempt,
+            convert.completion_status_in(request.status),
+            convert.result_in(request.result),
+        )
+        return pb.CompleteTaskResponse(task=convert.task_out(task), unblocked_task_ids=unblocked)
+
+    @unary
+    async def GetExecutionStats(
+        self, request: pb.GetExecutionStatsRequest, context: Context
+    ) -> pb.GetExecutionStatsResponse:
+        stats = await self._engine.stats.execution_stats(
+            request.orchestrator_id,
+            convert.time_in("start_time", request, request.start_time),
+            convert.time_in("end_time", request, request.end_time),
+        )
+        return convert.stats_out(stats)
+
+    @streaming
+    async def WatchTaskProgress(
+        self, request: pb.WatchTaskProgressRequest, context: Context
+    ) -> AsyncIterator[pb.WatchTaskProgressResponse]:
+        kinds = frozenset(
+            kind
+            for index, value in enumerate(request.kinds)
+            if (kind := convert.event_kind_in(f"kinds[{index}]", value)) is not None
+        )
+        target = WatchTarget(
+            task_id=request.task_id,
+            orchestrator_id=request.orchestrator_id,
+            workspace_id=request.workspace_id,
+            kinds=kinds,
+        )
+        async for event in self._engine.watcher.watch(target, request.after_cursor):
+            yield pb.WatchTaskProgressResponse(event=convert.event_out(event))
+
+    @unary
+    async def RegisterOrchestrator(
+        self, request: pb.RegisterOrchestratorRequest, context: Context
+    ) -> pb.RegisterOrchestratorResponse:
+        orchestrator = await self._engine.orchestrators.register(convert.new_orchestrator_in(request))
+        return pb.RegisterOrchestratorResponse(orchestrator=convert.orchestrator_out(orchestrator))
+
+    @unary
+    async def GetOrchestrator(self, request: pb.GetOrchestratorRequest, context: Context) -> pb.GetOrchestratorResponse:
+        orchestrator = await self._engine.orchestrators.get(request.orchestrator_id)
+        return pb.GetOrchestratorResponse(orchestrator=convert.orchestrator_out(orchestrator))
+
+    @unary
+    async def ListOrchestrators(
+        self, request: pb.ListOrchestratorsRequest, context: Context
+    ) -> pb.ListOrchestratorsResponse:
+        page = await self._engine.orchestrators.list(
+            convert.orchestrator_status_in("status", request.status), request.page_size, request.page_token
+        )
+        return pb.ListOrchestratorsResponse(
+            orchestrators=[convert.orchestrator_out(o) for o in page.items], next_page_token=page.next_page_token
+        )
+
+    @unary
+    async def SetOrchestratorStatus(
+        self, request: pb.SetOrchestratorStatusRequest, context: Context
+    ) -> pb.SetOrchestratorStatusResponse:
+        status = convert.orchestrator_status_in("status", request.status)
+        if status is None:
+            raise InvalidArgument("status", "is required")
+        orchestrator = await self._engine.orchestrators.set_status(request.orchestrator_id, status)
+        return pb.SetOrchestratorStatusResponse(orchestrator=convert.orchestrator_out(orchestrator))
+
+    @unary
+    async def CreateTask(self, request: pb.CreateTaskRequest, context: Context) -> pb.CreateTaskResponse:
+        task = await self._engine.tasks.create(convert.new_task_in(request))
+        return pb.CreateTaskResponse(task=convert.task_out(task))
+
+    @unary
+    async def GetTask(self, request: pb.GetTaskRequest, context: Context) -> pb.GetTaskResponse:
+        task = await self._engine.tasks.get(request.task_id)
+        return pb.GetTaskResponse(task=convert.task_out(task))
+
+    @unary
+    async def ListTasks(self, request: pb.ListTasksRequest, context: Context) -> pb.ListTasksResponse:
+        page = await self._engine.tasks.list(convert.task_filter_in(request), request.page_size, request.page_token)
+        return pb.ListTasksResponse(tasks=[convert.task_out(t) for t in page.items], next_page_token=page.next_page_token)
+
+    @unary
+    async def CancelTask(self, request: pb.CancelTaskRequest, context: Context) -> pb.CancelTaskResponse:
+        task, unblocked = await self._engine.tasks.cancel(request.task_id, request.reason)
+        return pb.CancelTaskResponse(task=convert.task_out(task), unblocked_task_ids=unblocked)

@@ -1,0 +1,189 @@
+"""The `workengine` command: serve, migrate, and task/orchestrator commands for humans."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import grpc
+from google.protobuf import json_format, timestamp_pb2
+
+from workengine.config import ServeSettings, default_target
+from workengine.v1 import orchestrator_pb2, task_pb2
+from workengine.v1 import work_engine_service_pb2 as pb
+from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
+
+
+def _print(message: Any) -> None:
+    print(json_format.MessageToJson(message, preserving_proto_field_name=True, indent=2))
+
+
+def _stub(args: argparse.Namespace) -> pb_grpc.WorkEngineServiceStub:
+    return pb_grpc.WorkEngineServiceStub(grpc.insecure_channel(args.target))
+
+
+def _priority(name: str) -> int:
+    return int(task_pb2.TaskPriority.Value(f"TASK_PRIORITY_{name.upper()}"))
+
+
+def _timestamp(text: str) -> timestamp_pb2.Timestamp:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError("give a time zone, e.g. 2026-12-01T17:00:00+00:00")
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from workengine.serve import serve
+
+    serve(
+        ServeSettings.from_sources(
+            host=args.host,
+            port=args.port,
+            database_url=args.database_url,
+            data_dir=args.data_dir,
+            migrate=False if args.no_migrate else None,
+        )
+    )
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    from workengine.serve import resolve_database_url
+    from workengine.store.migrate import migrate
+
+    settings = ServeSettings.from_sources(database_url=args.database_url, data_dir=args.data_dir)
+    migrate(resolve_database_url(settings))
+    print("database schema is up to date")
+
+
+def cmd_task_create(args: argparse.Namespace) -> None:
+    request = pb.CreateTaskRequest(
+        task_id=args.id or "",
+        orchestrator_id=args.orchestrator,
+        workspace_id=args.workspace,
+        channel_id=args.channel or "",
+        title=args.title,
+        description=args.description or "",
+        priority=_priority(args.priority),  # type: ignore[arg-type]
+        tags=args.tag or [],
+        depends_on=args.depends_on or [],
+    )
+    if args.due:
+        request.due_time.CopyFrom(args.due)
+    _print(_stub(args).CreateTask(request).task)
+
+
+def cmd_task_get(args: argparse.Namespace) -> None:
+    _print(_stub(args).GetTask(pb.GetTaskRequest(task_id=args.task_id)).task)
+
+
+def cmd_task_list(args: argparse.Namespace) -> None:
+    request = pb.ListTasksRequest(
+        orchestrator_id=args.orchestrator or "",
+        workspace_id=args.workspace or "",
+        statuses=[task_pb2.TaskStatus.Value(f"TASK_STATUS_{s.upper()}") for s in args.status or []],
+        page_size=args.page_size,
+        page_token=args.page_token or "",
+    )
+    _print(_stub(args).ListTasks(request))
+
+
+def cmd_orchestrator_register(args: argparse.Namespace) -> None:
+    request = pb.RegisterOrchestratorRequest(
+        orchestrator_id=args.id or "",
+        display_name=args.name,
+        role=args.role or "",
+        discipline=args.discipline or "",
+        capabilities=args.capability or [],
+        timezone=args.timezone or "",
+        charter=orchestrator_pb2.Charter(mission=args.mission or ""),
+    )
+    _print(_stub(args).RegisterOrchestrator(request).orchestrator)
+
+
+def cmd_orchestrator_list(args: argparse.Namespace) -> None:
+    _print(_stub(args).ListOrchestrators(pb.ListOrchestratorsRequest(page_size=args.page_size)))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workengine", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gRPC server")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1, env WORKENGINE_HOST)")
+    serve.add_argument("--port", type=int, help="port (default 50051, env WORKENGINE_PORT)")
+    serve.add_argument("--database-url", help="PostgreSQL URL (env WORKENGINE_DATABASE_URL); default: embedded")
+    serve.add_argument("--data-dir", help="embedded PostgreSQL data directory (env WORKENGINE_DATA_DIR)")
+    serve.add_argument("--no-migrate", action="store_true", help="do not apply migrations on start")
+    serve.set_defaults(handler=cmd_serve)
+
+    migrate = commands.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("--database-url")
+    migrate.add_argument("--data-dir")
+    migrate.set_defaults(handler=cmd_migrate)
+
+    def client(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+        command: argparse.ArgumentParser = sub.add_parser(name, help=help_text)
+        command.add_argument("--target", default=default_target(), help="server address (env WORKENGINE_TARGET)")
+        return command
+
+    task = commands.add_parser("task", help="create, get and list tasks").add_subparsers(dest="action", required=True)
+    create = client(task, "create", "create a task")
+    create.add_argument("--orchestrator", required=True)
+    create.add_argument("--workspace", required=True)
+    create.add_argument("--title", required=True)
+    create.add_argument("--id")
+    create.add_argument("--channel")
+    create.add_argument("--description")
+    create.add_argument("--priority", default="medium", choices=["low", "medium", "high", "critical"])
+    create.add_argument("--due", type=_timestamp, help="ISO 8601 time with zone")
+    create.add_argument("--tag", action="append")
+    create.add_argument("--depends-on", action="append")
+    create.set_defaults(handler=cmd_task_create)
+    get = client(task, "get", "show a task")
+    get.add_argument("task_id")
+    get.set_defaults(handler=cmd_task_get)
+    listing = client(task, "list", "list tasks")
+    listing.add_argument("--orchestrator")
+    listing.add_argument("--workspace")
+    listing.add_argument("--status", action="append", choices=["todo", "in_progress", "blocked", "done",
+                                                               "failed", "cancelled"])
+    listing.add_argument("--page-size", type=int, default=50)
+    listing.add_argument("--page-token")
+    listing.set_defaults(handler=cmd_task_list)
+
+    orchestrator = commands.add_parser("orchestrator", help="register and list orchestrators").add_subparsers(
+        dest="action", required=True
+    )
+    register = client(orchestrator, "register", "register an orchestrator")
+    register.add_argument("--name", required=True)
+    register.add_argument("--id")
+    register.add_argument("--role")
+    register.add_argument("--discipline")
+    register.add_argument("--capability", action="append")
+    register.add_argument("--timezone")
+    register.add_argument("--mission")
+    register.set_defaults(handler=cmd_orchestrator_register)
+    olist = client(orchestrator, "list", "list orchestrators")
+    olist.add_argument("--page-size", type=int, default=100)
+    olist.set_defaults(handler=cmd_orchestrator_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except grpc.RpcError as error:
+        print(f"error: {error.code().name}: {error.details()}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Value objects and pure rules: no I/O, no grpc, no SQL."""

@@ -1,0 +1,43 @@
+"""Domain errors. The api layer maps each class to one gRPC status code."""
+
+from __future__ import annotations
+
+
+class WorkEngineError(Exception):
+    """Base class; `message` is short and safe to show to a client."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(WorkEngineError):
+    """A request field is malformed; `field` names it (dotted path)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+class NotFound(WorkEngineError):
+    """An id names nothing."""
+
+
+class AlreadyExists(WorkEngineError):
+    """A client-chosen id is already taken."""
+
+
+class PermissionDenied(WorkEngineError):
+    """The caller acts on something that is not its own (a task of another orchestrator)."""
+
+
+class FailedPrecondition(WorkEngineError):
+    """The request is well-formed but the current state forbids it."""
+
+
+class Aborted(WorkEngineError):
+    """A concurrent caller won a race (e.g. started the same task first)."""
+
+
+class Unavailable(WorkEngineError):
+    """The database cannot be reached; retrying later may succeed."""

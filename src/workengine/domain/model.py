@@ -1,0 +1,200 @@
+"""Immutable value objects shared by the engine, the store and the api."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+JsonObject = dict[str, Any]
+
+
+class Priority(enum.IntEnum):
+    """Ordered so that comparisons read naturally: CRITICAL > LOW."""
+
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+
+class TaskStatus(enum.StrEnum):
+    TODO = "TODO"
+    IN_PROGRESS = "IN_PROGRESS"
+    BLOCKED = "BLOCKED"
+    DONE = "DONE"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+class OrchestratorStatus(enum.StrEnum):
+    ONLINE = "ONLINE"
+    BUSY = "BUSY"
+    AWAY = "AWAY"
+    OFFLINE = "OFFLINE"
+
+
+class CompletionStatus(enum.StrEnum):
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    BLOCKED = "BLOCKED"
+
+
+class EventKind(enum.StrEnum):
+    SNAPSHOT = "SNAPSHOT"
+    CREATED = "CREATED"
+    STARTED = "STARTED"
+    PROGRESS = "PROGRESS"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    BLOCKED = "BLOCKED"
+    UNBLOCKED = "UNBLOCKED"
+    CANCELLED = "CANCELLED"
+    LEASE_EXPIRED = "LEASE_EXPIRED"
+
+
+@dataclass(frozen=True)
+class Charter:
+    mission: str = ""
+    vision: str = ""
+    values: tuple[str, ...] = ()
+    expertise: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NewOrchestrator:
+    id: str
+    display_name: str
+    role: str = ""
+    discipline: str = ""
+    capabilities: tuple[str, ...] = ()
+    daemon_endpoint: str = ""
+    status: OrchestratorStatus = OrchestratorStatus.ONLINE
+    timezone: str = "UTC"
+    charter: Charter = field(default_factory=Charter)
+
+
+@dataclass(frozen=True)
+class Orchestrator(NewOrchestrator):
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    last_heartbeat_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Artifact:
+    type: str
+    content: str
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    output: JsonObject = field(default_factory=dict)
+    error: str = ""
+    artifacts: tuple[Artifact, ...] = ()
+    metrics: JsonObject = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NewTask:
+    id: str
+    orchestrator_id: str
+    workspace_id: str
+    title: str
+    channel_id: str = ""
+    description: str = ""
+    priority: Priority = Priority.MEDIUM
+    due_at: datetime | None = None
+    tags: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    metadata: JsonObject = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Task(NewTask):
+    status: TaskStatus = TaskStatus.TODO
+    status_reason: str = ""
+    unmet_dependency_count: int = 0
+    progress: int = 0
+    progress_message: str = ""
+    attempt: int = 0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    result: TaskResult | None = None
+
+
+@dataclass(frozen=True)
+class SelectionCriteria:
+    required_tags: tuple[str, ...] = ()
+    min_priority: Priority | None = None
+    max_priority: Priority | None = None
+    exclude_task_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScoredTask:
+    task: Task
+    score: int
+
+
+@dataclass(frozen=True)
+class DependencyState:
+    task_id: str
+    title: str
+    status: TaskStatus
+
+    @property
+    def met(self) -> bool:
+        return self.status in (TaskStatus.DONE, TaskStatus.CANCELLED)
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    task: Task
+    orchestrator: Orchestrator
+    dependencies: tuple[DependencyState, ...]
+    related_tasks: tuple[Task, ...]
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    cursor: int
+    kind: EventKind
+    occurred_at: datetime
+    task: Task
+    attempt: int = 0
+    progress: int = 0
+    message: str = ""
+    metadata: JsonObject = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExecutionStats:
+    total: int
+    completed: int
+    failed: int
+    success_rate_percent: float
+    average_seconds: float
+    p50_seconds: float
+    p95_seconds: float
+    by_status: tuple[tuple[TaskStatus, int], ...]
+    by_priority: tuple[tuple[Priority, int], ...]
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    orchestrator_id: str = ""
+    workspace_id: str = ""
+    statuses: tuple[TaskStatus, ...] = ()
+    tag: str = ""
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: tuple[T, ...]
+    next_page_token: str

@@ -1,0 +1,105 @@
+"""Task selection score (SPEC §2): priority weight x deadline boost, and the index segments.
+
+The score of a task depends on `now`, so it cannot be stored in an index. But it only takes
+16 values: each (priority, deadline bucket) pair is a contiguous range of due times, and
+inside one range the tie-break order (due, created, id) is the index order. Selection
+therefore probes one index range per pair and compares at most 16 heads, whatever the
+backlog. `segments()` produces those ranges; `score()` and `sort_key()` are the reference
+rules the SQL must agree with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from workengine.domain.model import Priority
+
+PRIORITY_WEIGHT: dict[Priority, int] = {
+    Priority.CRITICAL: 1000,
+    Priority.HIGH: 100,
+    Priority.MEDIUM: 10,
+    Priority.LOW: 1,
+}
+
+OVERDUE_BOOST = 10
+DUE_TODAY_BOOST = 5
+DUE_SOON_BOOST = 2
+NO_BOOST = 1
+SOON_WINDOW = timedelta(hours=72)
+
+# PostgreSQL timestamps have microsecond resolution, so a half-open range [lo, hi) is
+# exactly the closed range [lo, hi - 1 µs]; closed ranges let a missing due time (stored as
+# 'infinity') fall into the last bucket.
+RESOLUTION = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Tasks of one priority whose due time lies in [due_from, due_to]; None is unbounded."""
+
+    priority: Priority
+    boost: int
+    due_from: datetime | None
+    due_to: datetime | None
+
+    @property
+    def score(self) -> int:
+        return PRIORITY_WEIGHT[self.priority] * self.boost
+
+
+def end_of_today(now: datetime, timezone: str) -> datetime:
+    """The first instant of tomorrow in `timezone`, as an aware datetime."""
+    zone = ZoneInfo(timezone)
+    local = now.astimezone(zone)
+    tomorrow = local.date() + timedelta(days=1)
+    return datetime.combine(tomorrow, time.min, tzinfo=zone)
+
+
+def deadline_boost(due_at: datetime | None, now: datetime, timezone: str) -> int:
+    if due_at is None:
+        return NO_BOOST
+    if due_at < now:
+        return OVERDUE_BOOST
+    if due_at < end_of_today(now, timezone):
+        return DUE_TODAY_BOOST
+    if due_at < now + SOON_WINDOW:
+        return DUE_SOON_BOOST
+    return NO_BOOST
+
+
+def score(priority: Priority, due_at: datetime | None, now: datetime, timezone: str) -> int:
+    return PRIORITY_WEIGHT[priority] * deadline_boost(due_at, now, timezone)
+
+
+def sort_key(
+    priority: Priority, due_at: datetime | None, created_at: datetime, task_id: str, now: datetime, timezone: str
+) -> tuple[int, int, datetime, int, datetime, str]:
+    """Ascending sort key: highest score, then earlier due (none last), higher priority, older, id."""
+    no_due = due_at is None
+    due_key = due_at if due_at is not None else datetime.max.replace(tzinfo=now.tzinfo)
+    return (-score(priority, due_at, now, timezone), int(no_due), due_key, -int(priority), created_at, task_id)
+
+
+def segments(
+    now: datetime, timezone: str, min_priority: Priority | None = None, max_priority: Priority | None = None
+) -> list[Segment]:
+    """The (priority, deadline bucket) ranges selection probes, within the priority bounds."""
+    today_ends = end_of_today(now, timezone)
+    soon_ends = now + SOON_WINDOW
+    buckets = [
+        (OVERDUE_BOOST, None, now - RESOLUTION),
+        (DUE_TODAY_BOOST, now, today_ends - RESOLUTION),
+        (DUE_SOON_BOOST, today_ends, soon_ends - RESOLUTION),
+        (NO_BOOST, soon_ends, None),
+    ]
+    result = []
+    for priority in Priority:
+        if min_priority is not None and priority < min_priority:
+            continue
+        if max_priority is not None and priority > max_priority:
+            continue
+        for boost, due_from, due_to in buckets:
+            result.append(Segment(priority, boost, due_from, due_to))
+    return result

@@ -1,0 +1,44 @@
+"""The task state machine (SPEC §1). Anything not listed here is refused."""
+
+from __future__ import annotations
+
+from workengine.domain.errors import FailedPrecondition
+from workengine.domain.model import CompletionStatus, TaskStatus
+
+TERMINAL = frozenset({TaskStatus.DONE, TaskStatus.CANCELLED})
+FINISHED = frozenset({TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELLED})
+DEPENDENCY_MET = frozenset({TaskStatus.DONE, TaskStatus.CANCELLED})
+
+ALLOWED: frozenset[tuple[TaskStatus, TaskStatus]] = frozenset(
+    {
+        (TaskStatus.TODO, TaskStatus.IN_PROGRESS),
+        (TaskStatus.IN_PROGRESS, TaskStatus.DONE),
+        (TaskStatus.IN_PROGRESS, TaskStatus.FAILED),
+        (TaskStatus.IN_PROGRESS, TaskStatus.BLOCKED),
+        (TaskStatus.BLOCKED, TaskStatus.TODO),
+        (TaskStatus.FAILED, TaskStatus.TODO),
+        (TaskStatus.TODO, TaskStatus.CANCELLED),
+        (TaskStatus.IN_PROGRESS, TaskStatus.CANCELLED),
+        (TaskStatus.BLOCKED, TaskStatus.CANCELLED),
+        (TaskStatus.FAILED, TaskStatus.CANCELLED),
+    }
+)
+
+COMPLETION_TARGET: dict[CompletionStatus, TaskStatus] = {
+    CompletionStatus.COMPLETED: TaskStatus.DONE,
+    CompletionStatus.FAILED: TaskStatus.FAILED,
+    CompletionStatus.BLOCKED: TaskStatus.BLOCKED,
+}
+
+
+def can_transition(current: TaskStatus, target: TaskStatus) -> bool:
+    return (current, target) in ALLOWED
+
+
+def ensure_transition(task_id: str, current: TaskStatus, target: TaskStatus) -> None:
+    if not can_transition(current, target):
+        raise FailedPrecondition(f"task {task_id} is {current.value}; it cannot become {target.value}")
+
+
+def cancellable_statuses() -> tuple[TaskStatus, ...]:
+    return tuple(sorted({src for src, dst in ALLOWED if dst is TaskStatus.CANCELLED}))

@@ -1,0 +1,152 @@
+"""Input limits and checks. Each failure names the request field it is about."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from workengine.domain.errors import InvalidArgument
+from workengine.domain.model import JsonObject, NewOrchestrator, NewTask, TaskResult
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+MAX_TITLE = 500
+MAX_DESCRIPTION = 20_000
+MAX_SHORT_TEXT = 200
+MAX_LONG_TEXT = 4_000
+MAX_URI = 2_000
+MAX_MESSAGE = 2_000
+MAX_ERROR = 8_000
+MAX_LIST_ITEMS = 64
+MAX_TAGS = 32
+MAX_TAG_LENGTH = 64
+MAX_DEPENDENCIES = 10_000
+MAX_EXCLUDED_IDS = 1_000
+MAX_METADATA_BYTES = 64 * 1024
+MAX_RESULT_BYTES = 1024 * 1024
+MAX_ARTIFACTS = 256
+MAX_ARTIFACT_CONTENT = 64 * 1024
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1_000
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def require_id(field: str, value: str) -> str:
+    if not value:
+        raise InvalidArgument(field, "is required")
+    if not ID_PATTERN.match(value):
+        raise InvalidArgument(field, "must be 1-128 characters of [A-Za-z0-9._:-]")
+    return value
+
+
+def optional_id(field: str, value: str) -> str:
+    return require_id(field, value) if value else ""
+
+
+def text(field: str, value: str, limit: int, *, required: bool = False) -> str:
+    if required and not value.strip():
+        raise InvalidArgument(field, "is required")
+    if len(value) > limit:
+        raise InvalidArgument(field, f"is longer than {limit} characters")
+    if "\x00" in value:
+        raise InvalidArgument(field, "must not contain NUL characters")
+    return value
+
+
+def text_list(field: str, values: Sequence[str], max_items: int, max_length: int) -> tuple[str, ...]:
+    if len(values) > max_items:
+        raise InvalidArgument(field, f"has more than {max_items} entries")
+    for index, value in enumerate(values):
+        text(f"{field}[{index}]", value, max_length, required=True)
+    return tuple(values)
+
+
+def json_object(field: str, value: JsonObject, limit: int) -> JsonObject:
+    encoded = json.dumps(value, separators=(",", ":"))
+    if len(encoded.encode()) > limit:
+        raise InvalidArgument(field, f"is larger than {limit} bytes as JSON")
+    if "\\u0000" in encoded:
+        raise InvalidArgument(field, "must not contain NUL characters")
+    return value
+
+
+def timezone(field: str, value: str) -> str:
+    if not value:
+        return "UTC"
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidArgument(field, f"unknown IANA time zone {value!r}") from None
+    return value
+
+
+def page_size(value: int) -> int:
+    if value < 0:
+        raise InvalidArgument("page_size", "must not be negative")
+    if value == 0:
+        return DEFAULT_PAGE_SIZE
+    return min(value, MAX_PAGE_SIZE)
+
+
+def progress(value: int) -> int:
+    if not 0 <= value <= 100:
+        raise InvalidArgument("progress", "must be between 0 and 100 inclusive")
+    return value
+
+
+def attempt(value: int) -> int:
+    if value < 1:
+        raise InvalidArgument("attempt", "is required: pass the attempt returned when the task was started")
+    return value
+
+
+def validate_new_task(task: NewTask) -> None:
+    require_id("task_id", task.id)
+    require_id("orchestrator_id", task.orchestrator_id)
+    require_id("workspace_id", task.workspace_id)
+    optional_id("channel_id", task.channel_id)
+    text("title", task.title, MAX_TITLE, required=True)
+    text("description", task.description, MAX_DESCRIPTION)
+    tags = text_list("tags", task.tags, MAX_TAGS, MAX_TAG_LENGTH)
+    if len(set(tags)) != len(tags):
+        raise InvalidArgument("tags", "contains duplicates")
+    if len(task.depends_on) > MAX_DEPENDENCIES:
+        raise InvalidArgument("depends_on", f"has more than {MAX_DEPENDENCIES} entries")
+    for index, dependency in enumerate(task.depends_on):
+        require_id(f"depends_on[{index}]", dependency)
+    if len(set(task.depends_on)) != len(task.depends_on):
+        raise InvalidArgument("depends_on", "contains duplicates")
+    if task.id in task.depends_on:
+        raise InvalidArgument("depends_on", "a task cannot depend on itself (cycle)")
+    json_object("metadata", task.metadata, MAX_METADATA_BYTES)
+
+
+def validate_new_orchestrator(orchestrator: NewOrchestrator) -> None:
+    require_id("orchestrator_id", orchestrator.id)
+    text("display_name", orchestrator.display_name, MAX_SHORT_TEXT, required=True)
+    text("role", orchestrator.role, MAX_SHORT_TEXT)
+    text("discipline", orchestrator.discipline, MAX_SHORT_TEXT)
+    text_list("capabilities", orchestrator.capabilities, MAX_LIST_ITEMS, MAX_SHORT_TEXT)
+    text("daemon_endpoint", orchestrator.daemon_endpoint, MAX_URI)
+    timezone("timezone", orchestrator.timezone)
+    charter = orchestrator.charter
+    text("charter.mission", charter.mission, MAX_LONG_TEXT)
+    text("charter.vision", charter.vision, MAX_LONG_TEXT)
+    text_list("charter.values", charter.values, MAX_LIST_ITEMS, MAX_SHORT_TEXT)
+    text_list("charter.expertise", charter.expertise, MAX_LIST_ITEMS, MAX_SHORT_TEXT)
+
+
+def validate_result(result: TaskResult) -> None:
+    text("result.error", result.error, MAX_ERROR)
+    if len(result.artifacts) > MAX_ARTIFACTS:
+        raise InvalidArgument("result.artifacts", f"has more than {MAX_ARTIFACTS} entries")
+    for index, artifact in enumerate(result.artifacts):
+        text(f"result.artifacts[{index}].type", artifact.type, MAX_SHORT_TEXT)
+        text(f"result.artifacts[{index}].content", artifact.content, MAX_ARTIFACT_CONTENT)
+    json_object("result.output", result.output, MAX_RESULT_BYTES)
+    json_object("result.metrics", result.metrics, MAX_METADATA_BYTES)

@@ -1,0 +1,63 @@
+"""What every use case stands on: the database, the event hub and the clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from workengine.domain.errors import FailedPrecondition, NotFound, PermissionDenied
+from workengine.domain.model import DependencyState, Orchestrator, OrchestratorStatus, Task, TaskContext, TaskStatus
+from workengine.engine.events import EventHub
+from workengine.store.database import Database
+from workengine.store.transaction import Transaction
+
+AVAILABLE = frozenset({OrchestratorStatus.ONLINE, OrchestratorStatus.BUSY})
+RELATED_TASKS_LIMIT = 20
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Deps:
+    db: Database
+    hub: EventHub
+    clock: Callable[[], datetime] = utc_now
+
+
+async def require_orchestrator(tx: Transaction, orchestrator_id: str) -> Orchestrator:
+    orchestrator = await tx.get_orchestrator(orchestrator_id)
+    if orchestrator is None:
+        raise NotFound(f"orchestrator {orchestrator_id} not found")
+    return orchestrator
+
+
+async def require_task(tx: Transaction, task_id: str) -> Task:
+    task = await tx.get_task(task_id)
+    if task is None:
+        raise NotFound(f"task {task_id} not found")
+    return task
+
+
+def ensure_assigned(task: Task, orchestrator: Orchestrator) -> None:
+    if task.orchestrator_id != orchestrator.id:
+        raise PermissionDenied(f"task {task.id} is assigned to another orchestrator")
+
+
+def ensure_available(orchestrator: Orchestrator) -> None:
+    if orchestrator.status not in AVAILABLE:
+        raise FailedPrecondition(
+            f"orchestrator {orchestrator.id} is {orchestrator.status.value}; work is handed out only "
+            "while it is ONLINE or BUSY"
+        )
+
+
+async def build_context(tx: Transaction, orchestrator: Orchestrator, task: Task) -> TaskContext:
+    dependencies: tuple[DependencyState, ...] = ()
+    if task.depends_on:
+        found = await tx.dependency_states(task.depends_on)
+        dependencies = tuple(DependencyState(r["id"], r["title"], TaskStatus(r["status"])) for r in found)
+    related = await tx.related_tasks(task, RELATED_TASKS_LIMIT)
+    return TaskContext(task=task, orchestrator=orchestrator, dependencies=dependencies, related_tasks=tuple(related))

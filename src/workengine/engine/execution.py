@@ -1,0 +1,250 @@
+"""Selecting, starting, reporting on and completing tasks: the daemon's loop."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from workengine.store.transaction import Transaction
+
+from workengine.domain import scoring, transitions, validation
+from workengine.domain.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
+from workengine.domain.model import (
+    CompletionStatus,
+    EventKind,
+    JsonObject,
+    ScoredTask,
+    SelectionCriteria,
+    Task,
+    TaskContext,
+    TaskEvent,
+    TaskResult,
+    TaskStatus,
+)
+from workengine.engine.base import (
+    Deps,
+    build_context,
+    ensure_assigned,
+    ensure_available,
+    require_orchestrator,
+    require_task,
+)
+from workengine.engine.events import WatchTarget
+from workengine.engine.tasks import waiting_reason
+
+MAX_CLAIM_WAIT = timedelta(seconds=60)
+# Long-poll re-check interval: a claim is retried at once when this process sees new work for
+# the orchestrator, and at least this often for work created through other replicas.
+CLAIM_RECHECK_SECONDS = 1.0
+
+COMPLETION_EVENT = {
+    TaskStatus.DONE: EventKind.COMPLETED,
+    TaskStatus.FAILED: EventKind.FAILED,
+    TaskStatus.BLOCKED: EventKind.BLOCKED,
+}
+
+
+@dataclass(frozen=True)
+class Claimed:
+    context: TaskContext
+    score: int
+
+
+@dataclass(frozen=True)
+class Execution:
+    """ExecuteTask's answer: started (attempt >= 1) or blocked (with the reason)."""
+
+    started: bool
+    context: TaskContext
+    attempt: int = 0
+    blocked_reason: str = ""
+    unmet_dependency_ids: tuple[str, ...] = ()
+
+
+def result_document(result: TaskResult) -> JsonObject:
+    return {
+        "output": result.output,
+        "error": result.error,
+        "artifacts": [{"type": a.type, "content": a.content} for a in result.artifacts],
+        "metrics": result.metrics,
+    }
+
+
+def completion_fingerprint(attempt: int, status: CompletionStatus, document: JsonObject) -> str:
+    canonical = json.dumps([attempt, status.value, document], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def validate_criteria(criteria: SelectionCriteria) -> None:
+    validation.text_list(
+        "criteria.required_tags", criteria.required_tags, validation.MAX_TAGS, validation.MAX_TAG_LENGTH
+    )
+    if len(criteria.exclude_task_ids) > validation.MAX_EXCLUDED_IDS:
+        raise InvalidArgument("criteria.exclude_task_ids", f"has more than {validation.MAX_EXCLUDED_IDS} entries")
+    for index, task_id in enumerate(criteria.exclude_task_ids):
+        validation.require_id(f"criteria.exclude_task_ids[{index}]", task_id)
+    low, high = criteria.min_priority, criteria.max_priority
+    if low is not None and high is not None and low > high:
+        raise InvalidArgument("criteria.min_priority", "is above criteria.max_priority")
+
+
+class ExecutionFlow:
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
+
+    def _segments(self, timezone: str, criteria: SelectionCriteria) -> list[scoring.Segment]:
+        return scoring.segments(self._deps.clock(), timezone, criteria.min_priority, criteria.max_priority)
+
+    async def select_next(self, orchestrator_id: str, criteria: SelectionCriteria) -> ScoredTask | None:
+        validation.require_id("orchestrator_id", orchestrator_id)
+        validate_criteria(criteria)
+        async with self._deps.db.transaction() as tx:
+            orchestrator = await require_orchestrator(tx, orchestrator_id)
+            ensure_available(orchestrator)
+            segments = self._segments(orchestrator.timezone, criteria)
+            return await tx.select_next_task(orchestrator_id, segments, criteria)
+
+    async def claim_next(
+        self, orchestrator_id: str, criteria: SelectionCriteria, wait: timedelta | None = None
+    ) -> Claimed | None:
+        validation.require_id("orchestrator_id", orchestrator_id)
+        validate_criteria(criteria)
+        if wait is not None and wait < timedelta(0):
+            raise InvalidArgument("wait", "must not be negative")
+        claimed = await self._claim_once(orchestrator_id, criteria)
+        if claimed is not None or not wait:
+            return claimed
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(wait, MAX_CLAIM_WAIT).total_seconds()
+        wake_on = WatchTarget(
+            orchestrator_id=orchestrator_id, kinds=frozenset({EventKind.CREATED, EventKind.UNBLOCKED})
+        )
+        subscription = self._deps.hub.subscribe(wake_on)
+        try:
+            while (remaining := deadline - loop.time()) > 0:
+                try:
+                    async with asyncio.timeout(min(remaining, CLAIM_RECHECK_SECONDS)):
+                        await subscription.queue.get()
+                except TimeoutError:
+                    pass
+                while not subscription.queue.empty():
+                    subscription.queue.get_nowait()
+                claimed = await self._claim_once(orchestrator_id, criteria)
+                if claimed is not None:
+                    return claimed
+            return None
+        finally:
+            self._deps.hub.unsubscribe(subscription)
+
+    async def _claim_once(self, orchestrator_id: str, criteria: SelectionCriteria) -> Claimed | None:
+        async with self._deps.db.transaction() as tx:
+            orchestrator = await require_orchestrator(tx, orchestrator_id)
+            ensure_available(orchestrator)
+            segments = self._segments(orchestrator.timezone, criteria)
+            scored = await tx.claim_next_task(orchestrator_id, segments, criteria)
+            if scored is None:
+                return None
+            event = await tx.record_event(EventKind.STARTED, scored.task)
+            context = await build_context(tx, orchestrator, scored.task)
+        self._deps.hub.publish([event])
+        return Claimed(context, scored.score)
+
+    async def prepare_context(self, orchestrator_id: str, task_id: str) -> TaskContext:
+        validation.require_id("orchestrator_id", orchestrator_id)
+        validation.require_id("task_id", task_id)
+        async with self._deps.db.transaction() as tx:
+            orchestrator = await require_orchestrator(tx, orchestrator_id)
+            task = await require_task(tx, task_id)
+            ensure_assigned(task, orchestrator)
+            return await build_context(tx, orchestrator, task)
+
+    async def execute(self, orchestrator_id: str, task_id: str) -> Execution:
+        validation.require_id("orchestrator_id", orchestrator_id)
+        validation.require_id("task_id", task_id)
+        events: list[TaskEvent] = []
+        async with self._deps.db.transaction() as tx:
+            orchestrator = await require_orchestrator(tx, orchestrator_id)
+            task = await require_task(tx, task_id)
+            ensure_assigned(task, orchestrator)
+            if task.status is TaskStatus.BLOCKED:
+                context = await build_context(tx, orchestrator, task)
+                unmet = tuple(d.task_id for d in context.dependencies if not d.met)
+                reason = task.status_reason or waiting_reason(len(unmet))
+                return Execution(False, context, blocked_reason=reason, unmet_dependency_ids=unmet)
+            if task.status is TaskStatus.IN_PROGRESS:
+                raise Aborted(f"task {task_id} was already started (attempt {task.attempt})")
+            transitions.ensure_transition(task_id, task.status, TaskStatus.IN_PROGRESS)
+            ensure_available(orchestrator)
+            started = await tx.start_task(task_id)
+            if started is None:
+                raise Aborted(f"task {task_id} was started or changed by a concurrent request")
+            events.append(await tx.record_event(EventKind.STARTED, started))
+            context = await build_context(tx, orchestrator, started)
+        self._deps.hub.publish(events)
+        return Execution(True, context, attempt=started.attempt)
+
+    async def _refuse_report(self, task: Task, attempt: int, what: str) -> FailedPrecondition:
+        if task.attempt != attempt:
+            return FailedPrecondition(
+                f"attempt {attempt} of task {task.id} is superseded (current attempt is {task.attempt})"
+            )
+        return FailedPrecondition(
+            f"task {task.id} is {task.status.value}; {what} is accepted only while IN_PROGRESS"
+        )
+
+    async def update_progress(
+        self, task_id: str, attempt: int, progress: int, message: str, metadata: JsonObject
+    ) -> Task:
+        validation.require_id("task_id", task_id)
+        validation.attempt(attempt)
+        validation.progress(progress)
+        validation.text("message", message, validation.MAX_MESSAGE)
+        validation.json_object("metadata", metadata, validation.MAX_METADATA_BYTES)
+        async with self._deps.db.transaction() as tx:
+            task = await tx.record_progress(task_id, attempt, progress, message)
+            if task is None:
+                raise await self._refuse_report(await require_task(tx, task_id), attempt, "progress")
+            event = await tx.record_event(
+                EventKind.PROGRESS, task, progress=progress, message=message, metadata=metadata
+            )
+        self._deps.hub.publish([event])
+        return task
+
+    async def complete(
+        self, task_id: str, attempt: int, status: CompletionStatus | None, result: TaskResult
+    ) -> tuple[Task, list[str]]:
+        validation.require_id("task_id", task_id)
+        validation.attempt(attempt)
+        if status is None:
+            raise InvalidArgument("status", "is required: COMPLETED, FAILED or BLOCKED")
+        validation.validate_result(result)
+        target = transitions.COMPLETION_TARGET[status]
+        document = result_document(result)
+        fingerprint = completion_fingerprint(attempt, status, document)
+        reason = result.error if target is not TaskStatus.DONE else ""
+        async with self._deps.db.transaction() as tx:
+            task = await tx.complete_task(task_id, attempt, target, reason, document, fingerprint)
+            if task is None:
+                return await self._repeat_or_refuse(tx, task_id, attempt, fingerprint)
+            events: list[TaskEvent] = [await tx.record_event(COMPLETION_EVENT[target], task, message=reason)]
+            if target is TaskStatus.DONE:
+                events.extend(unblocked := await tx.release_dependents(task_id))
+            else:
+                unblocked = []
+        self._deps.hub.publish(events)
+        return task, [e.task.id for e in unblocked]
+
+    async def _repeat_or_refuse(
+        self, tx: Transaction, task_id: str, attempt: int, fingerprint: str
+    ) -> tuple[Task, list[str]]:
+        found = await tx.get_task_with_fingerprint(task_id)
+        if found is None:
+            raise NotFound(f"task {task_id} not found")
+        task, accepted = found
+        if accepted == fingerprint and task.attempt == attempt:
+            return task, []  # the identical call again: harmless
+        if task.attempt == attempt and accepted is not None:
+            raise FailedPrecondition(f"task {task_id} already has a different completion for attempt {attempt}")
+        raise await self._refuse_report(task, attempt, "completion")

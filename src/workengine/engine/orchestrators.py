@@ -1,0 +1,52 @@
+"""Register, read, list orchestrators and change their availability."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from workengine.domain import validation
+from workengine.domain.errors import AlreadyExists, NotFound
+from workengine.domain.model import NewOrchestrator, Orchestrator, OrchestratorStatus, Page
+from workengine.engine import paging
+from workengine.engine.base import Deps, require_orchestrator
+
+
+class Orchestrators:
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
+
+    async def register(self, new: NewOrchestrator) -> Orchestrator:
+        if not new.id:
+            new = replace(new, id=validation.new_id())
+        new = replace(new, timezone=validation.timezone("timezone", new.timezone))
+        validation.validate_new_orchestrator(new)
+        async with self._deps.db.transaction() as tx:
+            created = await tx.insert_orchestrator(new)
+        if created is None:
+            raise AlreadyExists(f"orchestrator {new.id} already exists")
+        return created
+
+    async def get(self, orchestrator_id: str) -> Orchestrator:
+        validation.require_id("orchestrator_id", orchestrator_id)
+        async with self._deps.db.transaction() as tx:
+            return await require_orchestrator(tx, orchestrator_id)
+
+    async def list(self, status: OrchestratorStatus | None, page_size: int, page_token: str) -> Page[Orchestrator]:
+        limit = validation.page_size(page_size)
+        after = paging.decode(page_token, ("orchestrators", status))
+        async with self._deps.db.transaction() as tx:
+            found = await tx.list_orchestrators(status, after, limit + 1)
+        token = ""
+        if len(found) > limit:
+            last = found[limit - 1]
+            assert last.created_at is not None
+            token = paging.encode(last.created_at, last.id, ("orchestrators", status))
+        return Page(tuple(found[:limit]), token)
+
+    async def set_status(self, orchestrator_id: str, status: OrchestratorStatus) -> Orchestrator:
+        validation.require_id("orchestrator_id", orchestrator_id)
+        async with self._deps.db.transaction() as tx:
+            updated = await tx.set_orchestrator_status(orchestrator_id, status)
+        if updated is None:
+            raise NotFound(f"orchestrator {orchestrator_id} not found")
+        return updated

@@ -1,0 +1,32 @@
+"""Opaque keyset page tokens, bound to the filters they were issued for."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import datetime
+
+from workengine.domain.errors import InvalidArgument
+
+
+def _filter_digest(filters: object) -> str:
+    return hashlib.sha256(repr(filters).encode()).hexdigest()[:16]
+
+
+def encode(created_at: datetime, item_id: str, filters: object) -> str:
+    payload = json.dumps([created_at.isoformat(), item_id, _filter_digest(filters)])
+    return base64.urlsafe_b64encode(payload.encode()).decode()
+
+
+def decode(token: str, filters: object) -> tuple[datetime, str] | None:
+    if not token:
+        return None
+    try:
+        created_at, item_id, digest = json.loads(base64.urlsafe_b64decode(token.encode()))
+        position = (datetime.fromisoformat(created_at), str(item_id))
+    except (ValueError, TypeError):
+        raise InvalidArgument("page_token", "is not a token this server issued") from None
+    if digest != _filter_digest(filters):
+        raise InvalidArgument("page_token", "was issued for different filters")
+    return position

@@ -1,0 +1,30 @@
+"""The engine's front door: one object holding every use case, built once per server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from workengine.engine.base import Deps, utc_now
+from workengine.engine.events import EventHub
+from workengine.engine.execution import ExecutionFlow
+from workengine.engine.orchestrators import Orchestrators
+from workengine.engine.stats import Statistics
+from workengine.engine.tasks import Tasks
+from workengine.engine.watch import Watcher
+from workengine.store.database import Database
+
+
+class WorkEngine:
+    def __init__(self, db: Database, *, hub: EventHub | None = None, clock: Callable[[], datetime] = utc_now):
+        deps = Deps(db=db, hub=hub or EventHub(), clock=clock)
+        self.db = db
+        self.hub = deps.hub
+        self.orchestrators = Orchestrators(deps)
+        self.tasks = Tasks(deps)
+        self.execution = ExecutionFlow(deps)
+        self.stats = Statistics(deps)
+        self.watcher = Watcher(deps)
+
+    async def close(self) -> None:
+        await self.db.close()

@@ -1,0 +1,45 @@
+"""`workengine serve`: database (embedded unless a URL is given), migrations, server, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from workengine.api.server import start_server
+from workengine.config import ServeSettings
+from workengine.engine import WorkEngine
+from workengine.store.database import Database
+from workengine.store.embedded import EmbeddedPostgres
+from workengine.store.migrate import migrate
+
+log = logging.getLogger("workengine")
+
+
+def resolve_database_url(settings: ServeSettings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    print(f"starting embedded PostgreSQL in {settings.data_dir}", flush=True)
+    return EmbeddedPostgres(settings.data_dir).ensure_database()
+
+
+async def run(settings: ServeSettings, database_url: str) -> None:
+    if settings.migrate:
+        await asyncio.to_thread(migrate, database_url)
+    engine = WorkEngine(Database(database_url, pool_size=settings.pool_size))
+    running = await start_server(engine, settings.host, settings.port)
+    print(f"workengine listening on {settings.host}:{running.port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    print("shutting down", flush=True)
+    await running.stop(settings.grace_seconds)
+    await engine.close()
+
+
+def serve(settings: ServeSettings) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    database_url = resolve_database_url(settings)
+    asyncio.run(run(settings, database_url))

@@ -1,0 +1,1 @@
+"""PostgreSQL persistence: schema migrations, named SQL queries and transactions."""

@@ -1,0 +1,54 @@
+"""The connection pool and the one way in: `Database.transaction()`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import exc
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from workengine.domain.errors import Unavailable
+from workengine.store import types
+from workengine.store.transaction import Transaction
+
+types.register()
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Accepts plain libpq URLs (postgresql://...) and selects the psycopg 3 driver."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    raise ValueError("database URL must start with postgresql://")
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> None:
+        self.url = url
+        self.engine: AsyncEngine = create_async_engine(
+            sqlalchemy_url(url),
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_pre_ping=True,
+            pool_timeout=10,
+        )
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """One transaction per state change: committed on exit, rolled back on any error.
+
+        Connection failures surface as `Unavailable`, so clients see UNAVAILABLE and retry.
+        """
+        try:
+            async with self.engine.begin() as connection:
+                yield Transaction(connection)
+        except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as error:
+            raise Unavailable("database unavailable") from error
+        except exc.DBAPIError as error:
+            if error.connection_invalidated:
+                raise Unavailable("database unavailable") from error
+            raise
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,95 @@
+"""Row -> domain value conversion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import RowMapping
+
+from workengine.domain.model import (
+    Artifact,
+    Charter,
+    EventKind,
+    Orchestrator,
+    OrchestratorStatus,
+    Priority,
+    Task,
+    TaskEvent,
+    TaskResult,
+    TaskStatus,
+)
+
+
+def to_orchestrator(row: RowMapping) -> Orchestrator:
+    charter: dict[str, Any] = row["charter"] or {}
+    return Orchestrator(
+        id=row["id"],
+        display_name=row["display_name"],
+        role=row["role"],
+        discipline=row["discipline"],
+        capabilities=tuple(row["capabilities"]),
+        daemon_endpoint=row["daemon_endpoint"],
+        status=OrchestratorStatus(row["status"]),
+        timezone=row["timezone"],
+        charter=Charter(
+            mission=charter.get("mission", ""),
+            vision=charter.get("vision", ""),
+            values=tuple(charter.get("values", ())),
+            expertise=tuple(charter.get("expertise", ())),
+        ),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        last_heartbeat_at=row["last_heartbeat_at"],
+    )
+
+
+def to_result(value: dict[str, Any] | None) -> TaskResult | None:
+    if value is None:
+        return None
+    return TaskResult(
+        output=value.get("output", {}),
+        error=value.get("error", ""),
+        artifacts=tuple(Artifact(a["type"], a["content"]) for a in value.get("artifacts", ())),
+        metrics=value.get("metrics", {}),
+    )
+
+
+def to_task(row: RowMapping) -> Task:
+    return Task(
+        id=row["id"],
+        orchestrator_id=row["orchestrator_id"],
+        workspace_id=row["workspace_id"],
+        channel_id=row["channel_id"],
+        title=row["title"],
+        description=row["description"],
+        priority=Priority(row["priority"]),
+        due_at=row["due_at"],
+        tags=tuple(row["tags"]),
+        depends_on=tuple(row["depends_on"]),
+        metadata=row["metadata"],
+        status=TaskStatus(row["status"]),
+        status_reason=row["status_reason"],
+        unmet_dependency_count=row["unmet_dependency_count"],
+        progress=row["progress"],
+        progress_message=row["progress_message"],
+        attempt=row["attempt"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        result=to_result(row["result"]),
+    )
+
+
+def to_event(row: RowMapping) -> TaskEvent:
+    """A row of events_after: the event columns prefixed event_, then the task's."""
+    return TaskEvent(
+        cursor=row["event_cursor"],
+        kind=EventKind(row["event_kind"]),
+        occurred_at=row["event_time"],
+        task=to_task(row),
+        attempt=row["event_attempt"],
+        progress=row["event_progress"],
+        message=row["event_message"],
+        metadata=row["event_metadata"],
+    )

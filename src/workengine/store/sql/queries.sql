@@ -1,0 +1,225 @@
+-- Every statement WorkEngine runs, by name. Python only binds parameters.
+-- Array and JSON parameters use CAST(:x AS type): SQLAlchemy reads ":x::type" as a bind name.
+
+-- name: insert_orchestrator
+INSERT INTO orchestrators (id, display_name, role, discipline, capabilities, daemon_endpoint,
+                           status, timezone, charter, last_heartbeat_at)
+VALUES (:id, :display_name, :role, :discipline, CAST(:capabilities AS text[]), :daemon_endpoint,
+        :status, :timezone, CAST(:charter AS jsonb), now())
+ON CONFLICT (id) DO NOTHING
+RETURNING *;
+
+-- name: get_orchestrator
+SELECT * FROM orchestrators WHERE id = :id;
+
+-- name: list_orchestrators
+SELECT * FROM orchestrators
+WHERE (CAST(:status AS text) IS NULL OR status = :status)
+  AND (created_at, id) > (:after_created_at, :after_id)
+ORDER BY created_at, id
+LIMIT :limit;
+
+-- name: set_orchestrator_status
+UPDATE orchestrators
+SET status = :status, updated_at = now(), last_heartbeat_at = now()
+WHERE id = :id
+RETURNING *;
+
+-- name: lock_dependencies
+-- FOR SHARE makes a concurrent completion of a dependency wait for this creation to commit,
+-- so its dependents update sees the new edge and the counter can never miss a decrement.
+SELECT id, status FROM tasks WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR SHARE;
+
+-- name: insert_task
+INSERT INTO tasks (id, orchestrator_id, workspace_id, channel_id, title, description, priority,
+                   status, status_reason, due_at, tags, depends_on, unmet_dependency_count, metadata)
+VALUES (:id, :orchestrator_id, :workspace_id, :channel_id, :title, :description, :priority,
+        :status, :status_reason, :due_at, CAST(:tags AS text[]), CAST(:depends_on AS text[]), :unmet_dependency_count,
+        CAST(:metadata AS jsonb))
+ON CONFLICT (id) DO NOTHING
+RETURNING *;
+
+-- name: insert_dependencies
+INSERT INTO task_dependencies (task_id, depends_on_id)
+SELECT :task_id, unnest(CAST(:ids AS text[]));
+
+-- name: get_task
+SELECT * FROM tasks WHERE id = :id;
+
+-- name: select_next_task
+-- One index probe per (priority, deadline bucket) segment; the heads are ranked by score,
+-- then due time, priority, age and id. Cost does not grow with the backlog.
+SELECT picked.*, segment.weight * segment.boost AS score
+FROM unnest(CAST(:priorities AS smallint[]), CAST(:weights AS integer[]), CAST(:boosts AS integer[]),
+            CAST(:due_froms AS timestamptz[]), CAST(:due_tos AS timestamptz[]))
+     AS segment(priority, weight, boost, due_from, due_to)
+CROSS JOIN LATERAL (
+    SELECT t.* FROM tasks t
+    WHERE t.orchestrator_id = :orchestrator_id
+      AND t.status = 'TODO'
+      AND t.priority = segment.priority
+      AND t.due_key BETWEEN COALESCE(segment.due_from, '-infinity') AND COALESCE(segment.due_to, 'infinity')
+      AND t.tags @> CAST(:required_tags AS text[])
+      AND t.id <> ALL(CAST(:excluded_ids AS text[]))
+    ORDER BY t.due_key, t.created_at, t.id
+    LIMIT 1
+) AS picked
+ORDER BY score DESC, picked.due_key, picked.priority DESC, picked.created_at, picked.id
+LIMIT 1;
+
+-- name: claim_next_task
+-- select_next_task with each segment head locked SKIP LOCKED, and the winner started in the
+-- same statement: two claimers never get the same row and never wait on each other.
+WITH picked AS MATERIALIZED (
+    SELECT head.id, segment.weight * segment.boost AS score, head.due_key, head.priority,
+           head.created_at
+    FROM unnest(CAST(:priorities AS smallint[]), CAST(:weights AS integer[]), CAST(:boosts AS integer[]),
+                CAST(:due_froms AS timestamptz[]), CAST(:due_tos AS timestamptz[]))
+         AS segment(priority, weight, boost, due_from, due_to)
+    CROSS JOIN LATERAL (
+        SELECT t.id, t.due_key, t.priority, t.created_at FROM tasks t
+        WHERE t.orchestrator_id = :orchestrator_id
+          AND t.status = 'TODO'
+          AND t.priority = segment.priority
+          AND t.due_key BETWEEN COALESCE(segment.due_from, '-infinity') AND COALESCE(segment.due_to, 'infinity')
+          AND t.tags @> CAST(:required_tags AS text[])
+          AND t.id <> ALL(CAST(:excluded_ids AS text[]))
+        ORDER BY t.due_key, t.created_at, t.id
+        LIMIT 1
+        FOR UPDATE OF t SKIP LOCKED
+    ) AS head
+    ORDER BY score DESC, head.due_key, head.priority DESC, head.created_at, head.id
+    LIMIT 1
+)
+UPDATE tasks t
+SET status = 'IN_PROGRESS', attempt = t.attempt + 1, started_at = now(), updated_at = now(),
+    progress = 0, progress_message = '', status_reason = '', result = NULL,
+    completion_fingerprint = NULL, completed_at = NULL
+FROM picked
+WHERE t.id = picked.id
+RETURNING t.*, picked.score;
+
+-- name: start_task
+UPDATE tasks
+SET status = 'IN_PROGRESS', attempt = attempt + 1, started_at = now(), updated_at = now(),
+    progress = 0, progress_message = '', status_reason = '', result = NULL,
+    completion_fingerprint = NULL, completed_at = NULL
+WHERE id = :id AND status = 'TODO'
+RETURNING *;
+
+-- name: record_progress
+UPDATE tasks
+SET progress = :progress, progress_message = :message, updated_at = now()
+WHERE id = :id AND status = 'IN_PROGRESS' AND attempt = :attempt
+RETURNING *;
+
+-- name: complete_task
+UPDATE tasks
+SET status = :status, status_reason = :status_reason, result = CAST(:result AS jsonb),
+    completion_fingerprint = :fingerprint, updated_at = now(),
+    completed_at = CASE WHEN :status = 'BLOCKED' THEN NULL ELSE now() END,
+    progress = CASE WHEN :status = 'DONE' THEN 100 ELSE progress END
+WHERE id = :id AND status = 'IN_PROGRESS' AND attempt = :attempt
+RETURNING *;
+
+-- name: cancel_task
+UPDATE tasks
+SET status = 'CANCELLED', status_reason = :reason, completed_at = now(), updated_at = now()
+WHERE id = :id AND status = ANY(CAST(:from_statuses AS text[]))
+RETURNING *;
+
+-- name: release_dependents
+-- One statement for all dependents, however many: decrement each counter and move a
+-- BLOCKED task whose last dependency just finished to TODO, recording an UNBLOCKED event.
+-- Only tasks blocked on dependencies have a non-zero counter, so a task a daemon reported
+-- BLOCKED is never released here.
+WITH released AS (
+    UPDATE tasks t
+    SET unmet_dependency_count = t.unmet_dependency_count - 1,
+        status = CASE WHEN t.unmet_dependency_count = 1 AND t.status = 'BLOCKED' THEN 'TODO' ELSE t.status END,
+        status_reason = CASE WHEN t.unmet_dependency_count = 1 AND t.status = 'BLOCKED' THEN '' ELSE t.status_reason END,
+        updated_at = now()
+    FROM task_dependencies d
+    WHERE d.depends_on_id = :id AND d.task_id = t.id
+    RETURNING t.*
+), unblocked AS (
+    SELECT * FROM released WHERE status = 'TODO' AND unmet_dependency_count = 0
+), events AS (
+    INSERT INTO task_events (task_id, orchestrator_id, workspace_id, kind, attempt)
+    SELECT id, orchestrator_id, workspace_id, 'UNBLOCKED', attempt FROM unblocked
+    RETURNING cursor, task_id, occurred_at
+)
+SELECT unblocked.*, events.cursor AS event_cursor, events.occurred_at AS event_time
+FROM unblocked JOIN events ON events.task_id = unblocked.id
+ORDER BY events.cursor;
+
+-- name: insert_event
+INSERT INTO task_events (task_id, orchestrator_id, workspace_id, kind, attempt, progress, message, metadata)
+VALUES (:task_id, :orchestrator_id, :workspace_id, :kind, :attempt, :progress, :message,
+        CAST(:metadata AS jsonb))
+RETURNING cursor, occurred_at;
+
+-- name: dependency_states
+SELECT id, title, status FROM tasks WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id;
+
+-- name: related_tasks
+SELECT * FROM tasks
+WHERE workspace_id = :workspace_id AND id <> :id AND status IN ('TODO', 'IN_PROGRESS', 'BLOCKED')
+ORDER BY created_at DESC, id DESC
+LIMIT :limit;
+
+-- name: list_tasks
+SELECT * FROM tasks
+WHERE (CAST(:orchestrator_id AS text) IS NULL OR orchestrator_id = :orchestrator_id)
+  AND (CAST(:workspace_id AS text) IS NULL OR workspace_id = :workspace_id)
+  AND (CAST(:statuses AS text[]) IS NULL OR status = ANY(CAST(:statuses AS text[])))
+  AND (CAST(:tag AS text) IS NULL OR tags @> ARRAY[CAST(:tag AS text)])
+  AND (created_at, id) > (:after_created_at, :after_id)
+ORDER BY created_at, id
+LIMIT :limit;
+
+-- name: execution_totals
+SELECT count(*) AS total,
+       count(*) FILTER (WHERE status = 'DONE') AS completed,
+       count(*) FILTER (WHERE status = 'FAILED') AS failed,
+       avg(extract(epoch FROM completed_at - started_at)) FILTER (WHERE status = 'DONE') AS average_seconds,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - started_at))
+           FILTER (WHERE status = 'DONE') AS p50_seconds,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - started_at))
+           FILTER (WHERE status = 'DONE') AS p95_seconds
+FROM tasks
+WHERE orchestrator_id = :orchestrator_id
+  AND created_at >= COALESCE(CAST(:start_time AS timestamptz), '-infinity')
+  AND created_at < COALESCE(CAST(:end_time AS timestamptz), 'infinity');
+
+-- name: execution_breakdown
+SELECT status, priority, count(*) AS count
+FROM tasks
+WHERE orchestrator_id = :orchestrator_id
+  AND created_at >= COALESCE(CAST(:start_time AS timestamptz), '-infinity')
+  AND created_at < COALESCE(CAST(:end_time AS timestamptz), 'infinity')
+GROUP BY GROUPING SETS ((status), (priority));
+
+-- name: latest_event_cursor
+SELECT COALESCE(max(cursor), 0) AS cursor FROM task_events;
+
+-- name: events_after
+SELECT e.cursor AS event_cursor, e.kind AS event_kind, e.attempt AS event_attempt,
+       e.progress AS event_progress, e.message AS event_message, e.metadata AS event_metadata,
+       e.occurred_at AS event_time, t.*
+FROM task_events e JOIN tasks t ON t.id = e.task_id
+WHERE e.cursor > :after_cursor
+  AND (CAST(:task_id AS text) IS NULL OR e.task_id = :task_id)
+  AND (CAST(:orchestrator_id AS text) IS NULL OR e.orchestrator_id = :orchestrator_id)
+  AND (CAST(:workspace_id AS text) IS NULL OR e.workspace_id = :workspace_id)
+ORDER BY e.cursor
+LIMIT :limit;
+
+-- name: snapshot_tasks
+SELECT * FROM tasks
+WHERE (CAST(:task_id AS text) IS NULL OR id = :task_id)
+  AND (CAST(:orchestrator_id AS text) IS NULL OR orchestrator_id = :orchestrator_id)
+  AND (CAST(:workspace_id AS text) IS NULL OR workspace_id = :workspace_id)
+  AND (CAST(:task_id AS text) IS NOT NULL OR status IN ('TODO', 'IN_PROGRESS', 'BLOCKED'))
+ORDER BY created_at, id
+LIMIT :limit;

@@ -1,0 +1,212 @@
+import datetime
+
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from workengine.v1 import orchestrator_pb2 as _orchestrator_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class TaskPriority(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TASK_PRIORITY_UNSPECIFIED: _ClassVar[TaskPriority]
+    TASK_PRIORITY_LOW: _ClassVar[TaskPriority]
+    TASK_PRIORITY_MEDIUM: _ClassVar[TaskPriority]
+    TASK_PRIORITY_HIGH: _ClassVar[TaskPriority]
+    TASK_PRIORITY_CRITICAL: _ClassVar[TaskPriority]
+
+class TaskStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TASK_STATUS_UNSPECIFIED: _ClassVar[TaskStatus]
+    TASK_STATUS_TODO: _ClassVar[TaskStatus]
+    TASK_STATUS_IN_PROGRESS: _ClassVar[TaskStatus]
+    TASK_STATUS_BLOCKED: _ClassVar[TaskStatus]
+    TASK_STATUS_DONE: _ClassVar[TaskStatus]
+    TASK_STATUS_FAILED: _ClassVar[TaskStatus]
+    TASK_STATUS_CANCELLED: _ClassVar[TaskStatus]
+
+class TaskEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TASK_EVENT_KIND_UNSPECIFIED: _ClassVar[TaskEventKind]
+    TASK_EVENT_KIND_SNAPSHOT: _ClassVar[TaskEventKind]
+    TASK_EVENT_KIND_CREATED: _ClassVar[TaskEventKind]
+    TASK_EVENT_KIND_STARTED: _ClassVar[TaskEventKind]
+    TASK_EVENT_KIND_PROGRESS: _ClassVar[TaskEventKind]
+    TASK_EVENT_KIND_COMPLETED: _ClassVar[TaskEventKind]
+    TASK_EVENT_KIND_FAILED: _ClassVar[TaskEventKind]
+    TASK_EVENT_KIND_BLOCKED: _ClassVar[TaskEventKind]
+    TASK_EVENT_KIND_UNBLOCKED: _ClassVar[TaskEventKind]
+    TASK_EVENT_KIND_CANCELLED: _ClassVar[TaskEventKind]
+    TASK_EVENT_KIND_LEASE_EXPIRED: _ClassVar[TaskEventKind]
+TASK_PRIORITY_UNSPECIFIED: TaskPriority
+TASK_PRIORITY_LOW: TaskPriority
+TASK_PRIORITY_MEDIUM: TaskPriority
+TASK_PRIORITY_HIGH: TaskPriority
+TASK_PRIORITY_CRITICAL: TaskPriority
+TASK_STATUS_UNSPECIFIED: TaskStatus
+TASK_STATUS_TODO: TaskStatus
+TASK_STATUS_IN_PROGRESS: TaskStatus
+TASK_STATUS_BLOCKED: TaskStatus
+TASK_STATUS_DONE: TaskStatus
+TASK_STATUS_FAILED: TaskStatus
+TASK_STATUS_CANCELLED: TaskStatus
+TASK_EVENT_KIND_UNSPECIFIED: TaskEventKind
+TASK_EVENT_KIND_SNAPSHOT: TaskEventKind
+TASK_EVENT_KIND_CREATED: TaskEventKind
+TASK_EVENT_KIND_STARTED: TaskEventKind
+TASK_EVENT_KIND_PROGRESS: TaskEventKind
+TASK_EVENT_KIND_COMPLETED: TaskEventKind
+TASK_EVENT_KIND_FAILED: TaskEventKind
+TASK_EVENT_KIND_BLOCKED: TaskEventKind
+TASK_EVENT_KIND_UNBLOCKED: TaskEventKind
+TASK_EVENT_KIND_CANCELLED: TaskEventKind
+TASK_EVENT_KIND_LEASE_EXPIRED: TaskEventKind
+
+class Artifact(_message.Message):
+    __slots__ = ("type", "content")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    content: str
+    def __init__(self, type: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
+
+class TaskResult(_message.Message):
+    __slots__ = ("output", "error", "artifacts", "metrics")
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    output: _struct_pb2.Struct
+    error: str
+    artifacts: _containers.RepeatedCompositeFieldContainer[Artifact]
+    metrics: _struct_pb2.Struct
+    def __init__(self, output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., artifacts: _Optional[_Iterable[_Union[Artifact, _Mapping]]] = ..., metrics: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class Task(_message.Message):
+    __slots__ = ("id", "orchestrator_id", "workspace_id", "channel_id", "title", "description", "priority", "status", "due_time", "tags", "depends_on", "metadata", "progress", "progress_message", "attempt", "create_time", "update_time", "start_time", "complete_time", "result", "status_reason", "unmet_dependency_count")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    DUE_TIME_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    DEPENDS_ON_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_TIME_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_REASON_FIELD_NUMBER: _ClassVar[int]
+    UNMET_DEPENDENCY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    orchestrator_id: str
+    workspace_id: str
+    channel_id: str
+    title: str
+    description: str
+    priority: TaskPriority
+    status: TaskStatus
+    due_time: _timestamp_pb2.Timestamp
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    depends_on: _containers.RepeatedScalarFieldContainer[str]
+    metadata: _struct_pb2.Struct
+    progress: int
+    progress_message: str
+    attempt: int
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    start_time: _timestamp_pb2.Timestamp
+    complete_time: _timestamp_pb2.Timestamp
+    result: TaskResult
+    status_reason: str
+    unmet_dependency_count: int
+    def __init__(self, id: _Optional[str] = ..., orchestrator_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., priority: _Optional[_Union[TaskPriority, str]] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., depends_on: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., progress: _Optional[int] = ..., progress_message: _Optional[str] = ..., attempt: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., result: _Optional[_Union[TaskResult, _Mapping]] = ..., status_reason: _Optional[str] = ..., unmet_dependency_count: _Optional[int] = ...) -> None: ...
+
+class SelectionCriteria(_message.Message):
+    __slots__ = ("required_tags", "min_priority", "max_priority", "exclude_task_ids")
+    REQUIRED_TAGS_FIELD_NUMBER: _ClassVar[int]
+    MIN_PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    MAX_PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    required_tags: _containers.RepeatedScalarFieldContainer[str]
+    min_priority: TaskPriority
+    max_priority: TaskPriority
+    exclude_task_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, required_tags: _Optional[_Iterable[str]] = ..., min_priority: _Optional[_Union[TaskPriority, str]] = ..., max_priority: _Optional[_Union[TaskPriority, str]] = ..., exclude_task_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DependencyState(_message.Message):
+    __slots__ = ("task_id", "title", "status", "met")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MET_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    title: str
+    status: TaskStatus
+    met: bool
+    def __init__(self, task_id: _Optional[str] = ..., title: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., met: _Optional[bool] = ...) -> None: ...
+
+class TaskContext(_message.Message):
+    __slots__ = ("task", "orchestrator", "dependencies", "related_tasks", "workspace_id", "channel_id")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ORCHESTRATOR_FIELD_NUMBER: _ClassVar[int]
+    DEPENDENCIES_FIELD_NUMBER: _ClassVar[int]
+    RELATED_TASKS_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    task: Task
+    orchestrator: _orchestrator_pb2.Orchestrator
+    dependencies: _containers.RepeatedCompositeFieldContainer[DependencyState]
+    related_tasks: _containers.RepeatedCompositeFieldContainer[Task]
+    workspace_id: str
+    channel_id: str
+    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., orchestrator: _Optional[_Union[_orchestrator_pb2.Orchestrator, _Mapping]] = ..., dependencies: _Optional[_Iterable[_Union[DependencyState, _Mapping]]] = ..., related_tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., workspace_id: _Optional[str] = ..., channel_id: _Optional[str] = ...) -> None: ...
+
+class TaskEvent(_message.Message):
+    __slots__ = ("cursor", "kind", "event_time", "task", "attempt", "progress", "message", "metadata")
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    cursor: int
+    kind: TaskEventKind
+    event_time: _timestamp_pb2.Timestamp
+    task: Task
+    attempt: int
+    progress: int
+    message: str
+    metadata: _struct_pb2.Struct
+    def __init__(self, cursor: _Optional[int] = ..., kind: _Optional[_Union[TaskEventKind, str]] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., attempt: _Optional[int] = ..., progress: _Optional[int] = ..., message: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class StatusCount(_message.Message):
+    __slots__ = ("status", "count")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    status: TaskStatus
+    count: int
+    def __init__(self, status: _Optional[_Union[TaskStatus, str]] = ..., count: _Optional[int] = ...) -> None: ...
+
+class PriorityCount(_message.Message):
+    __slots__ = ("priority", "count")
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    priority: TaskPriority
+    count: int
+    def __init__(self, priority: _Optional[_Union[TaskPriority, str]] = ..., count: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,355 @@
+import datetime
+
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from workengine.v1 import orchestrator_pb2 as _orchestrator_pb2
+from workengine.v1 import task_pb2 as _task_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ExecuteOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXECUTE_OUTCOME_UNSPECIFIED: _ClassVar[ExecuteOutcome]
+    EXECUTE_OUTCOME_STARTED: _ClassVar[ExecuteOutcome]
+    EXECUTE_OUTCOME_BLOCKED: _ClassVar[ExecuteOutcome]
+
+class CompletionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    COMPLETION_STATUS_UNSPECIFIED: _ClassVar[CompletionStatus]
+    COMPLETION_STATUS_COMPLETED: _ClassVar[CompletionStatus]
+    COMPLETION_STATUS_FAILED: _ClassVar[CompletionStatus]
+    COMPLETION_STATUS_BLOCKED: _ClassVar[CompletionStatus]
+EXECUTE_OUTCOME_UNSPECIFIED: ExecuteOutcome
+EXECUTE_OUTCOME_STARTED: ExecuteOutcome
+EXECUTE_OUTCOME_BLOCKED: ExecuteOutcome
+COMPLETION_STATUS_UNSPECIFIED: CompletionStatus
+COMPLETION_STATUS_COMPLETED: CompletionStatus
+COMPLETION_STATUS_FAILED: CompletionStatus
+COMPLETION_STATUS_BLOCKED: CompletionStatus
+
+class SelectNextTaskRequest(_message.Message):
+    __slots__ = ("orchestrator_id", "criteria")
+    ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    CRITERIA_FIELD_NUMBER: _ClassVar[int]
+    orchestrator_id: str
+    criteria: _task_pb2.SelectionCriteria
+    def __init__(self, orchestrator_id: _Optional[str] = ..., criteria: _Optional[_Union[_task_pb2.SelectionCriteria, _Mapping]] = ...) -> None: ...
+
+class SelectNextTaskResponse(_message.Message):
+    __slots__ = ("task", "score")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    task: _task_pb2.Task
+    score: int
+    def __init__(self, task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ..., score: _Optional[int] = ...) -> None: ...
+
+class ClaimNextTaskRequest(_message.Message):
+    __slots__ = ("orchestrator_id", "criteria", "wait")
+    ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    CRITERIA_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    orchestrator_id: str
+    criteria: _task_pb2.SelectionCriteria
+    wait: _duration_pb2.Duration
+    def __init__(self, orchestrator_id: _Optional[str] = ..., criteria: _Optional[_Union[_task_pb2.SelectionCriteria, _Mapping]] = ..., wait: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class ClaimNextTaskResponse(_message.Message):
+    __slots__ = ("context", "attempt", "score")
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    context: _task_pb2.TaskContext
+    attempt: int
+    score: int
+    def __init__(self, context: _Optional[_Union[_task_pb2.TaskContext, _Mapping]] = ..., attempt: _Optional[int] = ..., score: _Optional[int] = ...) -> None: ...
+
+class PrepareTaskContextRequest(_message.Message):
+    __slots__ = ("orchestrator_id", "task_id")
+    ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    orchestrator_id: str
+    task_id: str
+    def __init__(self, orchestrator_id: _Optional[str] = ..., task_id: _Optional[str] = ...) -> None: ...
+
+class PrepareTaskContextResponse(_message.Message):
+    __slots__ = ("context",)
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    context: _task_pb2.TaskContext
+    def __init__(self, context: _Optional[_Union[_task_pb2.TaskContext, _Mapping]] = ...) -> None: ...
+
+class ExecuteTaskRequest(_message.Message):
+    __slots__ = ("orchestrator_id", "task_id")
+    ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    orchestrator_id: str
+    task_id: str
+    def __init__(self, orchestrator_id: _Optional[str] = ..., task_id: _Optional[str] = ...) -> None: ...
+
+class ExecuteTaskResponse(_message.Message):
+    __slots__ = ("outcome", "context", "attempt", "blocked_reason", "unmet_dependency_ids")
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_REASON_FIELD_NUMBER: _ClassVar[int]
+    UNMET_DEPENDENCY_IDS_FIELD_NUMBER: _ClassVar[int]
+    outcome: ExecuteOutcome
+    context: _task_pb2.TaskContext
+    attempt: int
+    blocked_reason: str
+    unmet_dependency_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, outcome: _Optional[_Union[ExecuteOutcome, str]] = ..., context: _Optional[_Union[_task_pb2.TaskContext, _Mapping]] = ..., attempt: _Optional[int] = ..., blocked_reason: _Optional[str] = ..., unmet_dependency_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class UpdateTaskProgressRequest(_message.Message):
+    __slots__ = ("task_id", "attempt", "progress", "message", "metadata")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    attempt: int
+    progress: int
+    message: str
+    metadata: _struct_pb2.Struct
+    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., progress: _Optional[int] = ..., message: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class UpdateTaskProgressResponse(_message.Message):
+    __slots__ = ("task",)
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    task: _task_pb2.Task
+    def __init__(self, task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ...) -> None: ...
+
+class CompleteTaskRequest(_message.Message):
+    __slots__ = ("task_id", "attempt", "status", "result")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    attempt: int
+    status: CompletionStatus
+    result: _task_pb2.TaskResult
+    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., status: _Optional[_Union[CompletionStatus, str]] = ..., result: _Optional[_Union[_task_pb2.TaskResult, _Mapping]] = ...) -> None: ...
+
+class CompleteTaskResponse(_message.Message):
+    __slots__ = ("task", "unblocked_task_ids")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    UNBLOCKED_TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    task: _task_pb2.Task
+    unblocked_task_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ..., unblocked_task_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetExecutionStatsRequest(_message.Message):
+    __slots__ = ("orchestrator_id", "start_time", "end_time")
+    ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    orchestrator_id: str
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    def __init__(self, orchestrator_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetExecutionStatsResponse(_message.Message):
+    __slots__ = ("total_tasks", "completed_tasks", "failed_tasks", "success_rate_percent", "average_completion_seconds", "p50_completion_seconds", "p95_completion_seconds", "by_status", "by_priority")
+    TOTAL_TASKS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_TASKS_FIELD_NUMBER: _ClassVar[int]
+    FAILED_TASKS_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_RATE_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    AVERAGE_COMPLETION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    P50_COMPLETION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    P95_COMPLETION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BY_STATUS_FIELD_NUMBER: _ClassVar[int]
+    BY_PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    total_tasks: int
+    completed_tasks: int
+    failed_tasks: int
+    success_rate_percent: float
+    average_completion_seconds: float
+    p50_completion_seconds: float
+    p95_completion_seconds: float
+    by_status: _containers.RepeatedCompositeFieldContainer[_task_pb2.StatusCount]
+    by_priority: _containers.RepeatedCompositeFieldContainer[_task_pb2.PriorityCount]
+    def __init__(self, total_tasks: _Optional[int] = ..., completed_tasks: _Optional[int] = ..., failed_tasks: _Optional[int] = ..., success_rate_percent: _Optional[float] = ..., average_completion_seconds: _Optional[float] = ..., p50_completion_seconds: _Optional[float] = ..., p95_completion_seconds: _Optional[float] = ..., by_status: _Optional[_Iterable[_Union[_task_pb2.StatusCount, _Mapping]]] = ..., by_priority: _Optional[_Iterable[_Union[_task_pb2.PriorityCount, _Mapping]]] = ...) -> None: ...
+
+class WatchTaskProgressRequest(_message.Message):
+    __slots__ = ("task_id", "orchestrator_id", "workspace_id", "after_cursor", "kinds")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    KINDS_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    orchestrator_id: str
+    workspace_id: str
+    after_cursor: int
+    kinds: _containers.RepeatedScalarFieldContainer[_task_pb2.TaskEventKind]
+    def __init__(self, task_id: _Optional[str] = ..., orchestrator_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., after_cursor: _Optional[int] = ..., kinds: _Optional[_Iterable[_Union[_task_pb2.TaskEventKind, str]]] = ...) -> None: ...
+
+class WatchTaskProgressResponse(_message.Message):
+    __slots__ = ("event",)
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    event: _task_pb2.TaskEvent
+    def __init__(self, event: _Optional[_Union[_task_pb2.TaskEvent, _Mapping]] = ...) -> None: ...
+
+class RegisterOrchestratorRequest(_message.Message):
+    __slots__ = ("orchestrator_id", "display_name", "role", "discipline", "capabilities", "daemon_endpoint", "timezone", "charter", "status")
+    ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    DISCIPLINE_FIELD_NUMBER: _ClassVar[int]
+    CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
+    DAEMON_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    CHARTER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    orchestrator_id: str
+    display_name: str
+    role: str
+    discipline: str
+    capabilities: _containers.RepeatedScalarFieldContainer[str]
+    daemon_endpoint: str
+    timezone: str
+    charter: _orchestrator_pb2.Charter
+    status: _orchestrator_pb2.OrchestratorStatus
+    def __init__(self, orchestrator_id: _Optional[str] = ..., display_name: _Optional[str] = ..., role: _Optional[str] = ..., discipline: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ..., daemon_endpoint: _Optional[str] = ..., timezone: _Optional[str] = ..., charter: _Optional[_Union[_orchestrator_pb2.Charter, _Mapping]] = ..., status: _Optional[_Union[_orchestrator_pb2.OrchestratorStatus, str]] = ...) -> None: ...
+
+class RegisterOrchestratorResponse(_message.Message):
+    __slots__ = ("orchestrator",)
+    ORCHESTRATOR_FIELD_NUMBER: _ClassVar[int]
+    orchestrator: _orchestrator_pb2.Orchestrator
+    def __init__(self, orchestrator: _Optional[_Union[_orchestrator_pb2.Orchestrator, _Mapping]] = ...) -> None: ...
+
+class GetOrchestratorRequest(_message.Message):
+    __slots__ = ("orchestrator_id",)
+    ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    orchestrator_id: str
+    def __init__(self, orchestrator_id: _Optional[str] = ...) -> None: ...
+
+class GetOrchestratorResponse(_message.Message):
+    __slots__ = ("orchestrator",)
+    ORCHESTRATOR_FIELD_NUMBER: _ClassVar[int]
+    orchestrator: _orchestrator_pb2.Orchestrator
+    def __init__(self, orchestrator: _Optional[_Union[_orchestrator_pb2.Orchestrator, _Mapping]] = ...) -> None: ...
+
+class ListOrchestratorsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "status")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    status: _orchestrator_pb2.OrchestratorStatus
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., status: _Optional[_Union[_orchestrator_pb2.OrchestratorStatus, str]] = ...) -> None: ...
+
+class ListOrchestratorsResponse(_message.Message):
+    __slots__ = ("orchestrators", "next_page_token")
+    ORCHESTRATORS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    orchestrators: _containers.RepeatedCompositeFieldContainer[_orchestrator_pb2.Orchestrator]
+    next_page_token: str
+    def __init__(self, orchestrators: _Optional[_Iterable[_Union[_orchestrator_pb2.Orchestrator, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class SetOrchestratorStatusRequest(_message.Message):
+    __slots__ = ("orchestrator_id", "status")
+    ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    orchestrator_id: str
+    status: _orchestrator_pb2.OrchestratorStatus
+    def __init__(self, orchestrator_id: _Optional[str] = ..., status: _Optional[_Union[_orchestrator_pb2.OrchestratorStatus, str]] = ...) -> None: ...
+
+class SetOrchestratorStatusResponse(_message.Message):
+    __slots__ = ("orchestrator",)
+    ORCHESTRATOR_FIELD_NUMBER: _ClassVar[int]
+    orchestrator: _orchestrator_pb2.Orchestrator
+    def __init__(self, orchestrator: _Optional[_Union[_orchestrator_pb2.Orchestrator, _Mapping]] = ...) -> None: ...
+
+class CreateTaskRequest(_message.Message):
+    __slots__ = ("task_id", "orchestrator_id", "workspace_id", "channel_id", "title", "description", "priority", "due_time", "tags", "depends_on", "metadata")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    DUE_TIME_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    DEPENDS_ON_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    orchestrator_id: str
+    workspace_id: str
+    channel_id: str
+    title: str
+    description: str
+    priority: _task_pb2.TaskPriority
+    due_time: _timestamp_pb2.Timestamp
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    depends_on: _containers.RepeatedScalarFieldContainer[str]
+    metadata: _struct_pb2.Struct
+    def __init__(self, task_id: _Optional[str] = ..., orchestrator_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., priority: _Optional[_Union[_task_pb2.TaskPriority, str]] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., depends_on: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class CreateTaskResponse(_message.Message):
+    __slots__ = ("task",)
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    task: _task_pb2.Task
+    def __init__(self, task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ...) -> None: ...
+
+class GetTaskRequest(_message.Message):
+    __slots__ = ("task_id",)
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    def __init__(self, task_id: _Optional[str] = ...) -> None: ...
+
+class GetTaskResponse(_message.Message):
+    __slots__ = ("task",)
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    task: _task_pb2.Task
+    def __init__(self, task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ...) -> None: ...
+
+class ListTasksRequest(_message.Message):
+    __slots__ = ("orchestrator_id", "workspace_id", "statuses", "tag", "page_size", "page_token")
+    ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    orchestrator_id: str
+    workspace_id: str
+    statuses: _containers.RepeatedScalarFieldContainer[_task_pb2.TaskStatus]
+    tag: str
+    page_size: int
+    page_token: str
+    def __init__(self, orchestrator_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[_task_pb2.TaskStatus, str]]] = ..., tag: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListTasksResponse(_message.Message):
+    __slots__ = ("tasks", "next_page_token")
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    tasks: _containers.RepeatedCompositeFieldContainer[_task_pb2.Task]
+    next_page_token: str
+    def __init__(self, tasks: _Optional[_Iterable[_Union[_task_pb2.Task, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CancelTaskRequest(_message.Message):
+    __slots__ = ("task_id", "reason")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    reason: str
+    def __init__(self, task_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CancelTaskResponse(_message.Message):
+    __slots__ = ("task", "unblocked_task_ids")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    UNBLOCKED_TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    task: _task_pb2.Task
+    unblocked_task_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ..., unblocked_task_ids: _Optional[_Iterable[str]] = ...) -> None: ...
