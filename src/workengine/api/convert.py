@@ -7,6 +7,7 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
+from workengine.domain import transitions
 from workengine.domain.errors import InvalidArgument
 from workengine.domain.model import (
     Artifact,
@@ -209,7 +210,7 @@ def task_out(task: Task) -> task_pb2.Task:
         progress=task.progress,
         progress_message=task.progress_message,
         attempt=task.attempt,
-        status_reason=task.status_reason,
+        status_reason=transitions.status_reason(task),
         unmet_dependency_count=task.unmet_dependency_count,
     )
     time_out(message.due_time, task.due_at)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from workengine.domain.errors import FailedPrecondition
-from workengine.domain.model import CompletionStatus, TaskStatus
+from workengine.domain.model import CompletionStatus, Task, TaskStatus
 
 TERMINAL = frozenset({TaskStatus.DONE, TaskStatus.CANCELLED})
 FINISHED = frozenset({TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELLED})
@@ -42,3 +42,13 @@ def ensure_transition(task_id: str, current: TaskStatus, target: TaskStatus) -> 
 
 def cancellable_statuses() -> tuple[TaskStatus, ...]:
     return tuple(sorted({src for src, dst in ALLOWED if dst is TaskStatus.CANCELLED}))
+
+
+def status_reason(task: Task) -> str:
+    """Why the task is where it is: the stored reason, or the dependencies it waits on."""
+    if task.status_reason:
+        return task.status_reason
+    if task.status is TaskStatus.BLOCKED and task.unmet_dependency_count:
+        count = task.unmet_dependency_count
+        return f"waiting on {count} unmet {'dependency' if count == 1 else 'dependencies'}"
+    return ""

@@ -32,7 +32,6 @@ from workengine.engine.base import (
     require_task,
 )
 from workengine.engine.events import WatchTarget
-from workengine.engine.tasks import waiting_reason
 
 MAX_CLAIM_WAIT = timedelta(seconds=60)
 # Long-poll re-check interval: a claim is retried at once when this process sees new work for
@@ -171,7 +170,7 @@ class ExecutionFlow:
             if task.status is TaskStatus.BLOCKED:
                 context = await build_context(tx, orchestrator, task)
                 unmet = tuple(d.task_id for d in context.dependencies if not d.met)
-                reason = task.status_reason or waiting_reason(len(unmet))
+                reason = transitions.status_reason(task)
                 return Execution(False, context, blocked_reason=reason, unmet_dependency_ids=unmet)
             if task.status is TaskStatus.IN_PROGRESS:
                 raise Aborted(f"task {task_id} was already started (attempt {task.attempt})")
@@ -185,13 +184,16 @@ class ExecutionFlow:
         self._deps.hub.publish(events)
         return Execution(True, context, attempt=started.attempt)
 
-    async def _refuse_report(self, task: Task, attempt: int, what: str) -> FailedPrecondition:
-        if task.attempt != attempt:
+    @staticmethod
+    def _refuse_report(task: Task, attempt: int, what: str) -> FailedPrecondition:
+        if task.status is not TaskStatus.IN_PROGRESS:
             return FailedPrecondition(
-                f"attempt {attempt} of task {task.id} is superseded (current attempt is {task.attempt})"
+                f"task {task.id} is {task.status.value}; {what} is accepted only while IN_PROGRESS"
             )
+        if attempt < task.attempt:
+            return FailedPrecondition(f"attempt {attempt} of task {task.id} is superseded by attempt {task.attempt}")
         return FailedPrecondition(
-            f"task {task.id} is {task.status.value}; {what} is accepted only while IN_PROGRESS"
+            f"attempt {attempt} of task {task.id} was never started (current attempt is {task.attempt})"
         )
 
     async def update_progress(
@@ -205,7 +207,7 @@ class ExecutionFlow:
         async with self._deps.db.transaction() as tx:
             task = await tx.record_progress(task_id, attempt, progress, message)
             if task is None:
-                raise await self._refuse_report(await require_task(tx, task_id), attempt, "progress")
+                raise self._refuse_report(await require_task(tx, task_id), attempt, "progress")
             event = await tx.record_event(
                 EventKind.PROGRESS, task, progress=progress, message=message, metadata=metadata
             )
@@ -247,4 +249,4 @@ class ExecutionFlow:
             return task, []  # the identical call again: harmless
         if task.attempt == attempt and accepted is not None:
             raise FailedPrecondition(f"task {task_id} already has a different completion for attempt {attempt}")
-        raise await self._refuse_report(task, attempt, "completion")
+        raise self._refuse_report(task, attempt, "completion")

@@ -11,10 +11,6 @@ from workengine.engine import paging
 from workengine.engine.base import Deps, require_orchestrator, require_task
 
 
-def waiting_reason(unmet: int) -> str:
-    return f"waiting on {unmet} unmet {'dependency' if unmet == 1 else 'dependencies'}"
-
-
 class Tasks:
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
@@ -31,7 +27,7 @@ class Tasks:
                 raise NotFound(f"depends_on: task {missing[0]} not found")
             unmet = sum(1 for s in statuses.values() if s not in transitions.DEPENDENCY_MET)
             status = TaskStatus.BLOCKED if unmet else TaskStatus.TODO
-            task = await tx.insert_task(new, status, unmet, waiting_reason(unmet) if unmet else "")
+            task = await tx.insert_task(new, status, unmet)
             if task is None:
                 raise AlreadyExists(f"task {new.id} already exists")
             event = await tx.record_event(EventKind.CREATED, task)

@@ -114,9 +114,7 @@ class Transaction:
         found = await self._rows("lock_dependencies", ids=list(ids))
         return {r["id"]: TaskStatus(r["status"]) for r in found}
 
-    async def insert_task(
-        self, new: NewTask, status: TaskStatus, unmet_dependencies: int, status_reason: str
-    ) -> Task | None:
+    async def insert_task(self, new: NewTask, status: TaskStatus, unmet_dependencies: int) -> Task | None:
         """Inserts the task and its dependency edges; returns None when the id is taken."""
         row = await self._row(
             "insert_task",
@@ -128,7 +126,6 @@ class Transaction:
             description=new.description,
             priority=int(new.priority),
             status=status.value,
-            status_reason=status_reason,
             due_at=new.due_at,
             tags=list(new.tags),
             depends_on=list(new.depends_on),

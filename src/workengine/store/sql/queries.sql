@@ -32,9 +32,9 @@ SELECT id, status FROM tasks WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FO
 
 -- name: insert_task
 INSERT INTO tasks (id, orchestrator_id, workspace_id, channel_id, title, description, priority,
-                   status, status_reason, due_at, tags, depends_on, unmet_dependency_count, metadata)
+                   status, due_at, tags, depends_on, unmet_dependency_count, metadata)
 VALUES (:id, :orchestrator_id, :workspace_id, :channel_id, :title, :description, :priority,
-        :status, :status_reason, :due_at, CAST(:tags AS text[]), CAST(:depends_on AS text[]), :unmet_dependency_count,
+        :status, :due_at, CAST(:tags AS text[]), CAST(:depends_on AS text[]), :unmet_dependency_count,
         CAST(:metadata AS jsonb))
 ON CONFLICT (id) DO NOTHING
 RETURNING *;
@@ -137,7 +137,6 @@ WITH released AS (
     UPDATE tasks t
     SET unmet_dependency_count = t.unmet_dependency_count - 1,
         status = CASE WHEN t.unmet_dependency_count = 1 AND t.status = 'BLOCKED' THEN 'TODO' ELSE t.status END,
-        status_reason = CASE WHEN t.unmet_dependency_count = 1 AND t.status = 'BLOCKED' THEN '' ELSE t.status_reason END,
         updated_at = now()
     FROM task_dependencies d
     WHERE d.depends_on_id = :id AND d.task_id = t.id
