@@ -23,7 +23,9 @@ DESCRIPTOR_SET = GENERATED_PACKAGE / "workengine_descriptor_set.binpb"
 
 
 def generate(out_root: Path) -> None:
-    protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in (PROTO_ROOT / "workengine" / "v1").glob("*.proto"))
+    protos = sorted(
+        str(p.relative_to(PROTO_ROOT)) for p in (PROTO_ROOT / "workengine" / "v1").glob("*.proto")
+    )
     # protoc.main() does not add the well-known-types include that `python -m grpc_tools.protoc` adds.
     well_known = str(resources.files("grpc_tools") / "_proto")
     (out_root / GENERATED_PACKAGE).mkdir(parents=True, exist_ok=True)
@@ -53,7 +55,9 @@ def check() -> int:
         fresh = Path(tmp) / GENERATED_PACKAGE
         committed = OUTPUT_ROOT / GENERATED_PACKAGE
         names = sorted(p.name for p in fresh.iterdir() if p.is_file())
-        committed_names = sorted(p.name for p in committed.iterdir() if p.is_file()) if committed.exists() else []
+        committed_names = (
+            sorted(p.name for p in committed.iterdir() if p.is_file()) if committed.exists() else []
+        )
         _, mismatch, errors = filecmp.cmpfiles(fresh, committed, names, shallow=False)
         extra = sorted(set(committed_names) - set(names))
         if mismatch or errors or extra:

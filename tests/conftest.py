@@ -65,7 +65,9 @@ def database_url(database_server_url: str, template_database: str) -> Iterator[s
     name = f"workengine_test_{uuid.uuid4().hex[:12]}"
     with _admin(database_server_url) as admin:
         admin.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_database))
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template_database)
+            )
         )
     yield with_database(database_server_url, name)
     with _admin(database_server_url) as admin:

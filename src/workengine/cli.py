@@ -86,7 +86,7 @@ def cmd_task_list(args: argparse.Namespace) -> None:
     request = pb.ListTasksRequest(
         orchestrator_id=args.orchestrator or "",
         workspace_id=args.workspace or "",
-        statuses=[task_pb2.TaskStatus.Value(f"TASK_STATUS_{s.upper()}") for s in args.status or []],
+        statuses=[task_pb2.TaskStatus.Value(f"TASK_STATUS_{s.upper()}") for s in args.status or []],  # type: ignore[misc]
         page_size=args.page_size,
         page_token=args.page_token or "",
     )
@@ -117,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the gRPC server")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1, env WORKENGINE_HOST)")
     serve.add_argument("--port", type=int, help="port (default 50051, env WORKENGINE_PORT)")
-    serve.add_argument("--database-url", help="PostgreSQL URL (env WORKENGINE_DATABASE_URL); default: embedded")
+    serve.add_argument(
+        "--database-url", help="PostgreSQL URL (env WORKENGINE_DATABASE_URL); default: embedded"
+    )
     serve.add_argument("--data-dir", help="embedded PostgreSQL data directory (env WORKENGINE_DATA_DIR)")
     serve.add_argument("--no-migrate", action="store_true", help="do not apply migrations on start")
     serve.set_defaults(handler=cmd_serve)
@@ -129,10 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     def client(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
         command: argparse.ArgumentParser = sub.add_parser(name, help=help_text)
-        command.add_argument("--target", default=default_target(), help="server address (env WORKENGINE_TARGET)")
+        command.add_argument(
+            "--target", default=default_target(), help="server address (env WORKENGINE_TARGET)"
+        )
         return command
 
-    task = commands.add_parser("task", help="create, get and list tasks").add_subparsers(dest="action", required=True)
+    task = commands.add_parser("task", help="create, get and list tasks").add_subparsers(
+        dest="action", required=True
+    )
     create = client(task, "create", "create a task")
     create.add_argument("--orchestrator", required=True)
     create.add_argument("--workspace", required=True)
@@ -151,8 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing = client(task, "list", "list tasks")
     listing.add_argument("--orchestrator")
     listing.add_argument("--workspace")
-    listing.add_argument("--status", action="append", choices=["todo", "in_progress", "blocked", "done",
-                                                               "failed", "cancelled"])
+    listing.add_argument(
+        "--status", action="append", choices=["todo", "in_progress", "blocked", "done", "failed", "cancelled"]
+    )
     listing.add_argument("--page-size", type=int, default=50)
     listing.add_argument("--page-token")
     listing.set_defaults(handler=cmd_task_list)

@@ -29,7 +29,9 @@ def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
     return stamp
 
 
-async def register(stub: Stub, orchestrator_id: str = "ada", **fields: Any) -> pb.RegisterOrchestratorResponse:
+async def register(
+    stub: Stub, orchestrator_id: str = "ada", **fields: Any
+) -> pb.RegisterOrchestratorResponse:
     fields.setdefault("display_name", orchestrator_id.title())
     response: pb.RegisterOrchestratorResponse = await stub.RegisterOrchestrator(
         pb.RegisterOrchestratorRequest(orchestrator_id=orchestrator_id, **fields)
@@ -68,10 +70,12 @@ async def claim(stub: Stub, orchestrator_id: str = "ada", **fields: Any) -> pb.C
 
 
 async def complete(
-    stub: Stub, task_id: str, attempt: int, status: int = pb.COMPLETION_STATUS_COMPLETED, **result: Any
+    stub: Stub, task_id: str, attempt: int, status: Any = pb.COMPLETION_STATUS_COMPLETED, **result: Any
 ) -> pb.CompleteTaskResponse:
     response: pb.CompleteTaskResponse = await stub.CompleteTask(
-        pb.CompleteTaskRequest(task_id=task_id, attempt=attempt, status=status, result=task_pb2.TaskResult(**result))
+        pb.CompleteTaskRequest(
+            task_id=task_id, attempt=attempt, status=status, result=task_pb2.TaskResult(**result)
+        )
     )
     return response
 

@@ -104,7 +104,9 @@ async def test_creating_a_dependent_while_its_dependency_completes_never_strands
     try:
         for round_number in range(15):
             parent = await create(stub, f"parent {round_number}")
-            attempt = (await stub.ExecuteTask(pb.ExecuteTaskRequest(orchestrator_id="ada", task_id=parent.id))).attempt
+            attempt = (
+                await stub.ExecuteTask(pb.ExecuteTaskRequest(orchestrator_id="ada", task_id=parent.id))
+            ).attempt
             child_task, _ = await asyncio.gather(
                 create(stubs[0], f"child {round_number}", depends_on=[parent.id]),
                 complete(stubs[1], parent.id, attempt),

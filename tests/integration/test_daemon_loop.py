@@ -27,8 +27,9 @@ async def test_register_create_claim_progress_complete_unblocks_dependents_and_c
     metadata = struct_pb2.Struct()
     metadata.update({"step": "schema"})
     progressed = await stub.UpdateTaskProgress(
-        pb.UpdateTaskProgressRequest(task_id=design.id, attempt=1, progress=40, message="schema drafted",
-                                     metadata=metadata)
+        pb.UpdateTaskProgressRequest(
+            task_id=design.id, attempt=1, progress=40, message="schema drafted", metadata=metadata
+        )
     )
     assert progressed.task.progress == 40
     assert progressed.task.progress_message == "schema drafted"

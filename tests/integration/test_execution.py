@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import psycopg
 from google.protobuf import struct_pb2
@@ -58,7 +60,9 @@ async def test_execute_reports_blocked_with_the_unmet_dependencies(stub: Stub) -
     assert list(blocked.unmet_dependency_ids) == [second.id]
     assert "1 unmet dependency" in blocked.blocked_reason
     assert blocked.attempt == 0
-    assert (await stub.GetTask(pb.GetTaskRequest(task_id=waiting.id))).task.status == task_pb2.TASK_STATUS_BLOCKED
+    assert (
+        await stub.GetTask(pb.GetTaskRequest(task_id=waiting.id))
+    ).task.status == task_pb2.TASK_STATUS_BLOCKED
 
 
 async def test_execute_errors(stub: Stub) -> None:
@@ -89,7 +93,9 @@ async def test_progress_is_validated_and_fenced_by_attempt(stub: Stub) -> None:
     await expect_error(progress(stub, task.id, attempt, 101), grpc.StatusCode.INVALID_ARGUMENT, "progress")
     await expect_error(progress(stub, task.id, attempt, -1), grpc.StatusCode.INVALID_ARGUMENT, "progress")
     await expect_error(progress(stub, task.id, 0, 5), grpc.StatusCode.INVALID_ARGUMENT, "attempt")
-    await expect_error(progress(stub, task.id, attempt + 1, 5), grpc.StatusCode.FAILED_PRECONDITION, "never started")
+    await expect_error(
+        progress(stub, task.id, attempt + 1, 5), grpc.StatusCode.FAILED_PRECONDITION, "never started"
+    )
     await expect_error(progress(stub, "missing", 1, 5), grpc.StatusCode.NOT_FOUND)
 
 
@@ -174,7 +180,7 @@ async def test_failed_dependency_keeps_dependents_blocked(stub: Stub) -> None:
     assert still.status == task_pb2.TASK_STATUS_BLOCKED
 
 
-def _struct(value: dict[str, object]) -> struct_pb2.Struct:
+def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
     message = struct_pb2.Struct()
     message.update(value)
     return message

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 import psycopg
 import pytest
+from google.protobuf import duration_pb2
 
 from tests.integration.helpers import PRIORITY, Stub, claim, create, expect_error, register
 from workengine.domain import scoring
 from workengine.domain.model import NewOrchestrator, NewTask, Priority, SelectionCriteria, Task
 from workengine.engine import WorkEngine
+from workengine.store import queries
 from workengine.store.database import Database
 from workengine.v1 import orchestrator_pb2, task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
@@ -102,8 +107,10 @@ async def test_criteria_narrow_the_choice(stub: Stub) -> None:
     high_backend = await create(stub, "high backend", priority="HIGH", tags=["backend", "api"])
     low_backend = await create(stub, "low backend", priority="LOW", tags=["backend"])
 
-    async def pick(**criteria: object) -> str:
-        request = pb.SelectNextTaskRequest(orchestrator_id="ada", criteria=task_pb2.SelectionCriteria(**criteria))
+    async def pick(**criteria: Any) -> str:
+        request = pb.SelectNextTaskRequest(
+            orchestrator_id="ada", criteria=task_pb2.SelectionCriteria(**criteria)
+        )
         return str((await stub.SelectNextTask(request)).task.id)
 
     assert await pick() == critical.id
@@ -116,7 +123,9 @@ async def test_criteria_narrow_the_choice(stub: Stub) -> None:
         stub.SelectNextTask(
             pb.SelectNextTaskRequest(
                 orchestrator_id="ada",
-                criteria=task_pb2.SelectionCriteria(min_priority=PRIORITY["HIGH"], max_priority=PRIORITY["LOW"]),
+                criteria=task_pb2.SelectionCriteria(
+                    min_priority=PRIORITY["HIGH"], max_priority=PRIORITY["LOW"]
+                ),
             )
         ),
         grpc.StatusCode.INVALID_ARGUMENT,
@@ -138,22 +147,24 @@ async def test_no_work_is_handed_out_while_the_orchestrator_is_away(stub: Stub) 
     await register(stub)
     await create(stub)
     await stub.SetOrchestratorStatus(
-        pb.SetOrchestratorStatusRequest(orchestrator_id="ada", status=orchestrator_pb2.ORCHESTRATOR_STATUS_AWAY)
+        pb.SetOrchestratorStatusRequest(
+            orchestrator_id="ada", status=orchestrator_pb2.ORCHESTRATOR_STATUS_AWAY
+        )
     )
     await expect_error(
-        stub.SelectNextTask(pb.SelectNextTaskRequest(orchestrator_id="ada")), grpc.StatusCode.FAILED_PRECONDITION, "AWAY"
+        stub.SelectNextTask(pb.SelectNextTaskRequest(orchestrator_id="ada")),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "AWAY",
     )
     await expect_error(claim(stub), grpc.StatusCode.FAILED_PRECONDITION, "AWAY")
     await expect_error(
-        stub.SelectNextTask(pb.SelectNextTaskRequest(orchestrator_id="nobody")), grpc.StatusCode.NOT_FOUND, "nobody"
+        stub.SelectNextTask(pb.SelectNextTaskRequest(orchestrator_id="nobody")),
+        grpc.StatusCode.NOT_FOUND,
+        "nobody",
     )
 
 
 async def test_claim_long_poll_returns_when_a_task_appears(stub: Stub) -> None:
-    import asyncio
-
-    from google.protobuf import duration_pb2
-
     await register(stub)
     waiting = asyncio.create_task(claim(stub, wait=duration_pb2.Duration(seconds=10)))
     await asyncio.sleep(0.3)
@@ -177,12 +188,7 @@ def test_selection_uses_the_ready_index(database_url: str) -> None:
                FROM generate_series(1, 20000) g"""
         )
         connection.execute("ANALYZE tasks")
-        from workengine.store.queries import parse
-
-        source = open(
-            __import__("workengine.store", fromlist=["x"]).__path__[0] + "/sql/queries.sql", encoding="utf-8"
-        ).read()
-        statement = parse(source)["select_next_task"]
+        statement = queries.source("select_next_task")
         segments = scoring.segments(NOW, "UTC")
         params = {
             "orchestrator_id": "ada",
@@ -195,8 +201,6 @@ def test_selection_uses_the_ready_index(database_url: str) -> None:
             "due_tos": [s.due_to for s in segments],
         }
         # SQLAlchemy-style :name binds -> psycopg %(name)s for a direct EXPLAIN.
-        import re
-
         explain_sql = "EXPLAIN (FORMAT TEXT) " + re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement)
         plan = "\n".join(row[0] for row in connection.execute(explain_sql, params))
     assert "tasks_ready_idx" in plan, plan

@@ -30,7 +30,8 @@ from workengine.domain.model import (
     TaskResult,
     TaskStatus,
 )
-from workengine.v1 import orchestrator_pb2, task_pb2, work_engine_service_pb2 as service_pb2
+from workengine.v1 import orchestrator_pb2, task_pb2
+from workengine.v1 import work_engine_service_pb2 as service_pb2
 
 # Python's datetime cannot hold PostgreSQL's +/-infinity; the schema never returns them.
 _TIMESTAMP_MIN = datetime(1, 1, 1, tzinfo=UTC)
@@ -62,7 +63,9 @@ def priority_out(priority: Priority) -> int:
 
 
 def task_status_in(field: str, value: int) -> TaskStatus | None:
-    result: TaskStatus | None = _enum_in(field, value, task_pb2.TaskStatus.DESCRIPTOR, "TASK_STATUS_", TaskStatus)
+    result: TaskStatus | None = _enum_in(
+        field, value, task_pb2.TaskStatus.DESCRIPTOR, "TASK_STATUS_", TaskStatus
+    )
     return result
 
 
@@ -72,7 +75,11 @@ def task_status_out(status: TaskStatus) -> int:
 
 def orchestrator_status_in(field: str, value: int) -> OrchestratorStatus | None:
     result: OrchestratorStatus | None = _enum_in(
-        field, value, orchestrator_pb2.OrchestratorStatus.DESCRIPTOR, "ORCHESTRATOR_STATUS_", OrchestratorStatus
+        field,
+        value,
+        orchestrator_pb2.OrchestratorStatus.DESCRIPTOR,
+        "ORCHESTRATOR_STATUS_",
+        OrchestratorStatus,
     )
     return result
 

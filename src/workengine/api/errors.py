@@ -30,7 +30,7 @@ Response = TypeVar("Response")
 def status_for(error: errors.WorkEngineError) -> grpc.StatusCode:
     for cls in type(error).__mro__:
         if cls in STATUS_OF:
-            return STATUS_OF[cls]  # type: ignore[index]
+            return STATUS_OF[cls]
     return grpc.StatusCode.INTERNAL
 
 

@@ -22,7 +22,9 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
         self._engine = engine
 
     @unary
-    async def SelectNextTask(self, request: pb.SelectNextTaskRequest, context: Context) -> pb.SelectNextTaskResponse:
+    async def SelectNextTask(
+        self, request: pb.SelectNextTaskRequest, context: Context
+    ) -> pb.SelectNextTaskResponse:
         scored = await self._engine.execution.select_next(
             request.orchestrator_id, convert.criteria_in(request.criteria)
         )
@@ -31,7 +33,9 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
         return pb.SelectNextTaskResponse(task=convert.task_out(scored.task), score=scored.score)
 
     @unary
-    async def ClaimNextTask(self, request: pb.ClaimNextTaskRequest, context: Context) -> pb.ClaimNextTaskResponse:
+    async def ClaimNextTask(
+        self, request: pb.ClaimNextTaskRequest, context: Context
+    ) -> pb.ClaimNextTaskResponse:
         wait = convert.duration_in("wait", request)
         remaining = context.time_remaining()
         if wait is not None and remaining is not None:
@@ -43,7 +47,9 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
         if claimed is None:
             return pb.ClaimNextTaskResponse()
         return pb.ClaimNextTaskResponse(
-            context=convert.context_out(claimed.context), attempt=claimed.context.task.attempt, score=claimed.score
+            context=convert.context_out(claimed.context),
+            attempt=claimed.context.task.attempt,
+            score=claimed.score,
         )
 
     @unary
@@ -69,12 +75,18 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
         self, request: pb.UpdateTaskProgressRequest, context: Context
     ) -> pb.UpdateTaskProgressResponse:
         task = await self._engine.execution.update_progress(
-            request.task_id, request.attempt, request.progress, request.message, convert.struct_in(request.metadata)
+            request.task_id,
+            request.attempt,
+            request.progress,
+            request.message,
+            convert.struct_in(request.metadata),
         )
         return pb.UpdateTaskProgressResponse(task=convert.task_out(task))
 
     @unary
-    async def CompleteTask(self, request: pb.CompleteTaskRequest, context: Context) -> pb.CompleteTaskResponse:
+    async def CompleteTask(
+        self, request: pb.CompleteTaskRequest, context: Context
+    ) -> pb.CompleteTaskResponse:
         task, unblocked = await self._engine.execution.complete(
             request.task_id,
             request.attempt,
@@ -120,7 +132,9 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
         return pb.RegisterOrchestratorResponse(orchestrator=convert.orchestrator_out(orchestrator))
 
     @unary
-    async def GetOrchestrator(self, request: pb.GetOrchestratorRequest, context: Context) -> pb.GetOrchestratorResponse:
+    async def GetOrchestrator(
+        self, request: pb.GetOrchestratorRequest, context: Context
+    ) -> pb.GetOrchestratorResponse:
         orchestrator = await self._engine.orchestrators.get(request.orchestrator_id)
         return pb.GetOrchestratorResponse(orchestrator=convert.orchestrator_out(orchestrator))
 
@@ -128,11 +142,12 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
     async def ListOrchestrators(
         self, request: pb.ListOrchestratorsRequest, context: Context
     ) -> pb.ListOrchestratorsResponse:
-        page = await self._engine.orchestrators.list(
+        page = await self._engine.orchestrators.list_page(
             convert.orchestrator_status_in("status", request.status), request.page_size, request.page_token
         )
         return pb.ListOrchestratorsResponse(
-            orchestrators=[convert.orchestrator_out(o) for o in page.items], next_page_token=page.next_page_token
+            orchestrators=[convert.orchestrator_out(o) for o in page.items],
+            next_page_token=page.next_page_token,
         )
 
     @unary
@@ -157,8 +172,12 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
 
     @unary
     async def ListTasks(self, request: pb.ListTasksRequest, context: Context) -> pb.ListTasksResponse:
-        page = await self._engine.tasks.list(convert.task_filter_in(request), request.page_size, request.page_token)
-        return pb.ListTasksResponse(tasks=[convert.task_out(t) for t in page.items], next_page_token=page.next_page_token)
+        page = await self._engine.tasks.list_page(
+            convert.task_filter_in(request), request.page_size, request.page_token
+        )
+        return pb.ListTasksResponse(
+            tasks=[convert.task_out(t) for t in page.items], next_page_token=page.next_page_token
+        )
 
     @unary
     async def CancelTask(self, request: pb.CancelTaskRequest, context: Context) -> pb.CancelTaskResponse:

@@ -74,12 +74,24 @@ def score(priority: Priority, due_at: datetime | None, now: datetime, timezone: 
 
 
 def sort_key(
-    priority: Priority, due_at: datetime | None, created_at: datetime, task_id: str, now: datetime, timezone: str
+    priority: Priority,
+    due_at: datetime | None,
+    created_at: datetime,
+    task_id: str,
+    now: datetime,
+    timezone: str,
 ) -> tuple[int, int, datetime, int, datetime, str]:
     """Ascending sort key: highest score, then earlier due (none last), higher priority, older, id."""
     no_due = due_at is None
     due_key = due_at if due_at is not None else datetime.max.replace(tzinfo=now.tzinfo)
-    return (-score(priority, due_at, now, timezone), int(no_due), due_key, -int(priority), created_at, task_id)
+    return (
+        -score(priority, due_at, now, timezone),
+        int(no_due),
+        due_key,
+        -int(priority),
+        created_at,
+        task_id,
+    )
 
 
 def segments(

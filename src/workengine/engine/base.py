@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from workengine.domain.errors import FailedPrecondition, NotFound, PermissionDenied
-from workengine.domain.model import DependencyState, Orchestrator, OrchestratorStatus, Task, TaskContext, TaskStatus
+from workengine.domain.model import (
+    DependencyState,
+    Orchestrator,
+    OrchestratorStatus,
+    Task,
+    TaskContext,
+    TaskStatus,
+)
 from workengine.engine.events import EventHub
 from workengine.store.database import Database
 from workengine.store.transaction import Transaction
@@ -60,4 +67,6 @@ async def build_context(tx: Transaction, orchestrator: Orchestrator, task: Task)
         found = await tx.dependency_states(task.depends_on)
         dependencies = tuple(DependencyState(r["id"], r["title"], TaskStatus(r["status"])) for r in found)
     related = await tx.related_tasks(task, RELATED_TASKS_LIMIT)
-    return TaskContext(task=task, orchestrator=orchestrator, dependencies=dependencies, related_tasks=tuple(related))
+    return TaskContext(
+        task=task, orchestrator=orchestrator, dependencies=dependencies, related_tasks=tuple(related)
+    )

@@ -7,7 +7,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import timedelta
-from workengine.store.transaction import Transaction
 
 from workengine.domain import scoring, transitions, validation
 from workengine.domain.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
@@ -32,6 +31,7 @@ from workengine.engine.base import (
     require_task,
 )
 from workengine.engine.events import WatchTarget
+from workengine.store.transaction import Transaction
 
 MAX_CLAIM_WAIT = timedelta(seconds=60)
 # Long-poll re-check interval: a claim is retried at once when this process sees new work for
@@ -81,7 +81,9 @@ def validate_criteria(criteria: SelectionCriteria) -> None:
         "criteria.required_tags", criteria.required_tags, validation.MAX_TAGS, validation.MAX_TAG_LENGTH
     )
     if len(criteria.exclude_task_ids) > validation.MAX_EXCLUDED_IDS:
-        raise InvalidArgument("criteria.exclude_task_ids", f"has more than {validation.MAX_EXCLUDED_IDS} entries")
+        raise InvalidArgument(
+            "criteria.exclude_task_ids", f"has more than {validation.MAX_EXCLUDED_IDS} entries"
+        )
     for index, task_id in enumerate(criteria.exclude_task_ids):
         validation.require_id(f"criteria.exclude_task_ids[{index}]", task_id)
     low, high = criteria.min_priority, criteria.max_priority
@@ -191,7 +193,9 @@ class ExecutionFlow:
                 f"task {task.id} is {task.status.value}; {what} is accepted only while IN_PROGRESS"
             )
         if attempt < task.attempt:
-            return FailedPrecondition(f"attempt {attempt} of task {task.id} is superseded by attempt {task.attempt}")
+            return FailedPrecondition(
+                f"attempt {attempt} of task {task.id} is superseded by attempt {task.attempt}"
+            )
         return FailedPrecondition(
             f"attempt {attempt} of task {task.id} was never started (current attempt is {task.attempt})"
         )
@@ -248,5 +252,7 @@ class ExecutionFlow:
         if accepted == fingerprint and task.attempt == attempt:
             return task, []  # the identical call again: harmless
         if task.attempt == attempt and accepted is not None:
-            raise FailedPrecondition(f"task {task_id} already has a different completion for attempt {attempt}")
+            raise FailedPrecondition(
+                f"task {task_id} already has a different completion for attempt {attempt}"
+            )
         raise self._refuse_report(task, attempt, "completion")

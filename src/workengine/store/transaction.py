@@ -144,7 +144,9 @@ class Transaction:
         row = await self._row("get_task", id=task_id)
         return rows.to_task(row) if row else None
 
-    async def list_tasks(self, where: TaskFilter, after: tuple[datetime, str] | None, limit: int) -> list[Task]:
+    async def list_tasks(
+        self, where: TaskFilter, after: tuple[datetime, str] | None, limit: int
+    ) -> list[Task]:
         after_created_at, after_id = after or BEGINNING
         found = await self._rows(
             "list_tasks",
@@ -173,7 +175,9 @@ class Transaction:
     ) -> ScoredTask | None:
         if not segments:
             return None
-        row = await self._row("select_next_task", **self._selection_params(orchestrator_id, segments, criteria))
+        row = await self._row(
+            "select_next_task", **self._selection_params(orchestrator_id, segments, criteria)
+        )
         return ScoredTask(rows.to_task(row), row["score"]) if row else None
 
     async def claim_next_task(
@@ -181,7 +185,9 @@ class Transaction:
     ) -> ScoredTask | None:
         if not segments:
             return None
-        row = await self._row("claim_next_task", **self._selection_params(orchestrator_id, segments, criteria))
+        row = await self._row(
+            "claim_next_task", **self._selection_params(orchestrator_id, segments, criteria)
+        )
         return ScoredTask(rows.to_task(row), row["score"]) if row else None
 
     async def start_task(self, task_id: str) -> Task | None:
@@ -190,7 +196,9 @@ class Transaction:
         return rows.to_task(row) if row else None
 
     async def record_progress(self, task_id: str, attempt: int, progress: int, message: str) -> Task | None:
-        row = await self._row("record_progress", id=task_id, attempt=attempt, progress=progress, message=message)
+        row = await self._row(
+            "record_progress", id=task_id, attempt=attempt, progress=progress, message=message
+        )
         return rows.to_task(row) if row else None
 
     async def complete_task(
@@ -213,7 +221,9 @@ class Transaction:
         )
         return rows.to_task(row) if row else None
 
-    async def cancel_task(self, task_id: str, reason: str, from_statuses: Sequence[TaskStatus]) -> Task | None:
+    async def cancel_task(
+        self, task_id: str, reason: str, from_statuses: Sequence[TaskStatus]
+    ) -> Task | None:
         row = await self._row(
             "cancel_task", id=task_id, reason=reason, from_statuses=[s.value for s in from_statuses]
         )
@@ -297,7 +307,9 @@ class Transaction:
         )
         return [rows.to_event(r) for r in found]
 
-    async def snapshot_tasks(self, task_id: str, orchestrator_id: str, workspace_id: str, limit: int) -> list[Task]:
+    async def snapshot_tasks(
+        self, task_id: str, orchestrator_id: str, workspace_id: str, limit: int
+    ) -> list[Task]:
         found = await self._rows(
             "snapshot_tasks",
             task_id=task_id or None,
@@ -312,7 +324,9 @@ class Transaction:
     async def execution_totals(
         self, orchestrator_id: str, start: datetime | None, end: datetime | None
     ) -> RowMapping:
-        row = await self._row("execution_totals", orchestrator_id=orchestrator_id, start_time=start, end_time=end)
+        row = await self._row(
+            "execution_totals", orchestrator_id=orchestrator_id, start_time=start, end_time=end
+        )
         assert row is not None
         return row
 
