@@ -28,8 +28,9 @@ class RunningServer:
     health: health.aio.HealthServicer
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Report NOT_SERVING, let in-flight calls finish within `grace`, then close."""
+        """Report NOT_SERVING, end watch streams and long polls, let unary calls finish within `grace`."""
         await self.health.enter_graceful_shutdown()
+        self.engine.hub.close()
         await self.server.stop(grace)
 
 

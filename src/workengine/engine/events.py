@@ -37,10 +37,11 @@ class WatchTarget:
 
 
 class Subscription:
-    def __init__(self, target: WatchTarget, buffer: int) -> None:
+    def __init__(self, target: WatchTarget, buffer: int, closed: asyncio.Event) -> None:
         self.target = target
         self.queue: asyncio.Queue[TaskEvent] = asyncio.Queue(maxsize=buffer)
         self.overflowed = False
+        self._closed = closed
 
     def offer(self, event: TaskEvent) -> None:
         if self.overflowed or not self.target.matches(event):
@@ -50,14 +51,29 @@ class Subscription:
         except asyncio.QueueFull:
             self.overflowed = True
 
+    async def next(self) -> TaskEvent | None:
+        """The next event, or None once the hub is closed (server shutting down)."""
+        if self._closed.is_set():
+            return None
+        getter = asyncio.ensure_future(self.queue.get())
+        closing = asyncio.ensure_future(self._closed.wait())
+        try:
+            await asyncio.wait((getter, closing), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+            if not getter.done():
+                getter.cancel()
+        return getter.result() if getter.done() and not getter.cancelled() else None
+
 
 class EventHub:
     def __init__(self, buffer: int = DEFAULT_BUFFER) -> None:
         self._buffer = buffer
         self._subscriptions: set[Subscription] = set()
+        self._closed = asyncio.Event()
 
     def subscribe(self, target: WatchTarget) -> Subscription:
-        subscription = Subscription(target, self._buffer)
+        subscription = Subscription(target, self._buffer, self._closed)
         self._subscriptions.add(subscription)
         return subscription
 
@@ -68,6 +84,10 @@ class EventHub:
         for event in events:
             for subscription in self._subscriptions:
                 subscription.offer(event)
+
+    def close(self) -> None:
+        """Wakes every subscriber so its stream can end before the server stops."""
+        self._closed.set()
 
     @property
     def subscriber_count(self) -> int:

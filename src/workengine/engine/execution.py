@@ -127,7 +127,8 @@ class ExecutionFlow:
             while (remaining := deadline - loop.time()) > 0:
                 try:
                     async with asyncio.timeout(min(remaining, CLAIM_RECHECK_SECONDS)):
-                        await subscription.queue.get()
+                        if await subscription.next() is None:
+                            return None  # shutting down: answer "no task" now
                 except TimeoutError:
                     pass
                 while not subscription.queue.empty():

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from workengine.domain import transitions, validation
-from workengine.domain.errors import InvalidArgument
+from workengine.domain.errors import InvalidArgument, Unavailable
 from workengine.domain.model import EventKind, TaskEvent
 from workengine.engine.base import Deps, require_orchestrator, require_task
 from workengine.engine.events import Subscription, WatchTarget
@@ -112,7 +112,9 @@ class Watcher:
                     last = event.cursor
                     yield event
                 continue
-            event = await subscription.queue.get()
+            event = await subscription.next()
+            if event is None:
+                raise Unavailable(f"server is shutting down; reconnect with after_cursor={last}")
             if event.cursor in delivered:  # already sent by a replay; each arrives live once
                 delivered.discard(event.cursor)
                 continue

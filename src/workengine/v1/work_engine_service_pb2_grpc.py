@@ -167,7 +167,7 @@ class WorkEngineServiceServicer:
 
     def CompleteTask(self, request, context):
         """Records the outcome of the running attempt and unblocks dependents in the same
-        transaction. Repeating the identical call returns the same answer.
+        transaction. Repeating the identical call is harmless: it returns the task unchanged.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -181,7 +181,9 @@ class WorkEngineServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchTaskProgress(self, request, context):
-        """Streams a snapshot of the watched tasks, then their events as they happen.
+        """Streams a snapshot of the watched tasks, then their events as they happen. A task watch
+        ends by itself after the task reaches DONE, FAILED or CANCELLED. On server shutdown the
+        stream ends with UNAVAILABLE; reconnect with after_cursor to miss nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
