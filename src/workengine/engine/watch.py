@@ -107,19 +107,19 @@ class Watcher:
                 while not subscription.queue.empty():
                     subscription.queue.get_nowait()
                 subscription.overflowed = False
-                async for event in self._backlog(target, last):
-                    delivered.add(event.cursor)
-                    last = event.cursor
-                    yield event
+                async for replayed in self._backlog(target, last):
+                    delivered.add(replayed.cursor)
+                    last = replayed.cursor
+                    yield replayed
                 continue
-            event = await subscription.next()
-            if event is None:
+            live = await subscription.next()
+            if live is None:
                 raise Unavailable(f"server is shutting down; reconnect with after_cursor={last}")
-            if event.cursor in delivered:  # already sent by a replay; each arrives live once
-                delivered.discard(event.cursor)
+            if live.cursor in delivered:  # already sent by a replay; each arrives live once
+                delivered.discard(live.cursor)
                 continue
-            last = max(last, event.cursor)
-            yield event
+            last = max(last, live.cursor)
+            yield live
 
     @staticmethod
     def _ends_stream(target: WatchTarget, event: TaskEvent) -> bool:
