@@ -1,0 +1,64 @@
+# WorkEngine: the gRPC server (`workengine serve`) in a slim Python 3.11 image.
+#
+#   docker build -t workengine .
+#   docker run --init -p 50051:50051 -v workengine-data:/var/lib/workengine workengine
+#
+# Without WORKENGINE_DATABASE_URL the server starts an embedded PostgreSQL in
+# WORKENGINE_DATA_DIR (on the volume above); pass -e WORKENGINE_DATABASE_URL=postgresql://...
+# to use an external server instead. `--init` reaps the embedded PostgreSQL's processes
+# when they exit (they are re-parented to PID 1). Needs BuildKit (the default since Docker 23)
+# for the RUN --mount below.
+
+# ---- builder: wheels for the project and every dependency ------------------------------------
+FROM python:3.11-slim AS builder
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore
+
+WORKDIR /src
+# Only what the build backend needs: the metadata, the README it names, and the package
+# (the generated workengine/v1 modules are committed under src/, so protos/ is not needed).
+COPY pyproject.toml README.md ./
+COPY src/ ./src/
+RUN pip wheel --wheel-dir /wheels .
+
+# ---- runtime ---------------------------------------------------------------------------------
+FROM python:3.11-slim AS runtime
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore \
+    HOME=/var/lib/workengine \
+    XDG_RUNTIME_DIR=/run/workengine \
+    WORKENGINE_HOST=0.0.0.0 \
+    WORKENGINE_PORT=50051 \
+    WORKENGINE_DATA_DIR=/var/lib/workengine/pgdata
+
+# A fixed non-root user: the embedded PostgreSQL refuses to run as root. Its data directory
+# is a subdirectory of the (volume-friendly) home, so initdb always finds it absent or empty;
+# XDG_RUNTIME_DIR holds the embedded server's lock file.
+RUN groupadd --system --gid 10001 workengine \
+    && useradd --system --uid 10001 --gid workengine --home-dir /var/lib/workengine \
+        --no-create-home --shell /usr/sbin/nologin workengine \
+    && install -d -o workengine -g workengine -m 0750 /var/lib/workengine \
+    && install -d -o workengine -g workengine -m 0700 /run/workengine
+
+# Install from the builder's wheels only (no index); the wheels themselves stay out of the image.
+RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
+    pip install --no-index --find-links=/wheels /wheels/workengine-*.whl
+
+USER 10001:10001
+WORKDIR /var/lib/workengine
+
+EXPOSE 50051
+
+# SERVING (1) for the WorkEngine service from the gRPC health service (grpcio-health-checking is
+# a runtime dependency). The first start runs initdb and the migrations, hence the start period.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import grpc, os, sys; from grpc_health.v1 import health_pb2, health_pb2_grpc; channel = grpc.insecure_channel('127.0.0.1:' + os.environ.get('WORKENGINE_PORT', '50051')); response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service='workengine.v1.WorkEngineService'), timeout=3); sys.exit(0 if response.status == health_pb2.HealthCheckResponse.SERVING else 1)"]
+
+ENTRYPOINT ["workengine"]
+CMD ["serve"]
