@@ -78,9 +78,11 @@ def json_object(field: str, value: JsonObject, limit: int) -> JsonObject:
 def timezone(field: str, value: str) -> str:
     if not value:
         return "UTC"
+    text(field, value, MAX_SHORT_TEXT)
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    # A directory of the zone database ("Europe") or an unreadable name raises OSError.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise InvalidArgument(field, f"unknown IANA time zone {value!r}") from None
     return value
 

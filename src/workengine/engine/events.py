@@ -18,16 +18,21 @@ DEFAULT_BUFFER = 1_000
 
 @dataclass(frozen=True)
 class WatchTarget:
-    """Exactly one of the three ids is set; `kinds` empty means every kind."""
+    """Exactly one of the three ids is set; `kinds` empty means every kind.
+
+    The hub delivers every event in scope; `wants` is for the consumer to apply, so a task
+    watch still sees the terminal event that ends it even when it filters that kind out.
+    """
 
     task_id: str = ""
     orchestrator_id: str = ""
     workspace_id: str = ""
     kinds: frozenset[EventKind] = field(default_factory=frozenset)
 
-    def matches(self, event: TaskEvent) -> bool:
-        if self.kinds and event.kind not in self.kinds:
-            return False
+    def wants(self, kind: EventKind) -> bool:
+        return not self.kinds or kind in self.kinds
+
+    def covers(self, event: TaskEvent) -> bool:
         task = event.task
         if self.task_id:
             return task.id == self.task_id
@@ -44,7 +49,7 @@ class Subscription:
         self._closed = closed
 
     def offer(self, event: TaskEvent) -> None:
-        if self.overflowed or not self.target.matches(event):
+        if self.overflowed or not self.target.covers(event):
             return
         try:
             self.queue.put_nowait(event)

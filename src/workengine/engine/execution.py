@@ -127,8 +127,11 @@ class ExecutionFlow:
             while (remaining := deadline - loop.time()) > 0:
                 try:
                     async with asyncio.timeout(min(remaining, CLAIM_RECHECK_SECONDS)):
-                        if await subscription.next() is None:
+                        event = await subscription.next()
+                        if event is None:
                             return None  # shutting down: answer "no task" now
+                        if not wake_on.wants(event.kind):
+                            continue
                 except TimeoutError:
                     pass
                 while not subscription.queue.empty():

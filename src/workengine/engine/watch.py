@@ -66,8 +66,7 @@ class Watcher:
         while page := await self._replay(target, cursor):
             for event in page:
                 cursor = event.cursor
-                if not target.kinds or event.kind in target.kinds:
-                    yield event
+                yield event
             if len(page) < REPLAY_PAGE:
                 return
 
@@ -82,17 +81,20 @@ class Watcher:
                 async for event in self._backlog(target, after_cursor):
                     delivered.add(event.cursor)
                     last = event.cursor
-                    yield event
+                    if target.wants(event.kind):
+                        yield event
                     if self._ends_stream(target, event):
                         return
             else:
                 for event in await self._snapshot(target):
                     last = event.cursor
-                    yield event
+                    if target.wants(event.kind):
+                        yield event
                     if self._ends_stream(target, event):
                         return
             async for event in self._live(subscription, target, delivered, last):
-                yield event
+                if target.wants(event.kind):
+                    yield event
                 if self._ends_stream(target, event):
                     return
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import RowMapping
@@ -82,12 +83,20 @@ def to_task(row: RowMapping) -> Task:
 
 
 def to_event(row: RowMapping) -> TaskEvent:
-    """A row of events_after: the event columns prefixed event_, then the task's."""
+    """A row of events_after: the event columns prefixed event_, then the task's as it is now.
+
+    The task is shown with the status and attempt recorded with the event (and, for progress,
+    its percent and message); other fields are current.
+    """
+    kind = EventKind(row["event_kind"])
+    task = replace(to_task(row), status=TaskStatus(row["event_status"]), attempt=row["event_attempt"])
+    if kind is EventKind.PROGRESS:
+        task = replace(task, progress=row["event_progress"], progress_message=row["event_message"])
     return TaskEvent(
         cursor=row["event_cursor"],
-        kind=EventKind(row["event_kind"]),
+        kind=kind,
         occurred_at=row["event_time"],
-        task=to_task(row),
+        task=task,
         attempt=row["event_attempt"],
         progress=row["event_progress"],
         message=row["event_message"],

@@ -272,6 +272,7 @@ class Transaction:
             orchestrator_id=task.orchestrator_id,
             workspace_id=task.workspace_id,
             kind=kind.value,
+            status=task.status.value,
             attempt=task.attempt,
             progress=progress,
             message=message,

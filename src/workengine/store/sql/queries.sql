@@ -144,8 +144,8 @@ WITH released AS (
 ), unblocked AS (
     SELECT * FROM released WHERE status = 'TODO' AND unmet_dependency_count = 0
 ), events AS (
-    INSERT INTO task_events (task_id, orchestrator_id, workspace_id, kind, attempt)
-    SELECT id, orchestrator_id, workspace_id, 'UNBLOCKED', attempt FROM unblocked
+    INSERT INTO task_events (task_id, orchestrator_id, workspace_id, kind, status, attempt)
+    SELECT id, orchestrator_id, workspace_id, 'UNBLOCKED', status, attempt FROM unblocked
     RETURNING cursor, task_id, occurred_at
 )
 SELECT unblocked.*, events.cursor AS event_cursor, events.occurred_at AS event_time
@@ -153,8 +153,9 @@ FROM unblocked JOIN events ON events.task_id = unblocked.id
 ORDER BY events.cursor;
 
 -- name: insert_event
-INSERT INTO task_events (task_id, orchestrator_id, workspace_id, kind, attempt, progress, message, metadata)
-VALUES (:task_id, :orchestrator_id, :workspace_id, :kind, :attempt, :progress, :message,
+INSERT INTO task_events (task_id, orchestrator_id, workspace_id, kind, status, attempt, progress, message,
+                         metadata)
+VALUES (:task_id, :orchestrator_id, :workspace_id, :kind, :status, :attempt, :progress, :message,
         CAST(:metadata AS jsonb))
 RETURNING cursor, occurred_at;
 
@@ -203,7 +204,7 @@ GROUP BY GROUPING SETS ((status), (priority));
 SELECT COALESCE(max(cursor), 0) AS cursor FROM task_events;
 
 -- name: events_after
-SELECT e.cursor AS event_cursor, e.kind AS event_kind, e.attempt AS event_attempt,
+SELECT e.cursor AS event_cursor, e.kind AS event_kind, e.status AS event_status, e.attempt AS event_attempt,
        e.progress AS event_progress, e.message AS event_message, e.metadata AS event_metadata,
        e.occurred_at AS event_time, t.*
 FROM task_events e JOIN tasks t ON t.id = e.task_id

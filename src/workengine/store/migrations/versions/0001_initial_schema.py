@@ -89,6 +89,8 @@ def upgrade() -> None:
             orchestrator_id text NOT NULL,
             workspace_id    text NOT NULL,
             kind            text NOT NULL,
+            -- The task's status right after the change, so a replay shows it as it was.
+            status          text NOT NULL,
             attempt         integer NOT NULL DEFAULT 0,
             progress        smallint NOT NULL DEFAULT 0,
             message         text NOT NULL DEFAULT '',
