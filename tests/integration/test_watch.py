@@ -7,7 +7,6 @@ import itertools
 from typing import Any
 
 import grpc
-import pytest
 from google.protobuf import struct_pb2
 
 from tests.integration.helpers import Stub, complete, create, expect_error, register
