@@ -54,7 +54,12 @@ def end_of_today(now: datetime, timezone: str) -> datetime:
     zone = ZoneInfo(timezone)
     local = now.astimezone(zone)
     tomorrow = local.date() + timedelta(days=1)
-    return datetime.combine(tomorrow, time.min, tzinfo=zone)
+    midnight = datetime.combine(tomorrow, time.min, tzinfo=zone)
+    if midnight <= now:
+        # Clocks went back across midnight and `now` is in the repeated hour: tomorrow starts
+        # at the second occurrence of that midnight.
+        midnight = midnight.replace(fold=1)
+    return midnight
 
 
 def deadline_boost(due_at: datetime | None, now: datetime, timezone: str) -> int:

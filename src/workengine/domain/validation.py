@@ -66,11 +66,22 @@ def text_list(field: str, values: Sequence[str], max_items: int, max_length: int
     return tuple(values)
 
 
+def _contains_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(item) for item in value)
+    return False
+
+
 def json_object(field: str, value: JsonObject, limit: int) -> JsonObject:
-    encoded = json.dumps(value, separators=(",", ":"))
+    encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     if len(encoded.encode()) > limit:
         raise InvalidArgument(field, f"is larger than {limit} bytes as JSON")
-    if "\\u0000" in encoded:
+    # PostgreSQL's jsonb cannot store U+0000.
+    if _contains_nul(value):
         raise InvalidArgument(field, "must not contain NUL characters")
     return value
 

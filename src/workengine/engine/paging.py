@@ -19,13 +19,18 @@ def encode(created_at: datetime, item_id: str, filters: object) -> str:
     return base64.urlsafe_b64encode(payload.encode()).decode()
 
 
+MAX_TOKEN_LENGTH = 1024
+
+
 def decode(token: str, filters: object) -> tuple[datetime, str] | None:
     if not token:
         return None
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidArgument("page_token", "is not a token this server issued")
     try:
         created_at, item_id, digest = json.loads(base64.urlsafe_b64decode(token.encode()))
         position = (datetime.fromisoformat(created_at), str(item_id))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         raise InvalidArgument("page_token", "is not a token this server issued") from None
     if digest != _filter_digest(filters):
         raise InvalidArgument("page_token", "was issued for different filters")
