@@ -8,6 +8,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from workengine.domain import errors
 
@@ -34,9 +37,28 @@ def status_for(error: errors.WorkEngineError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+def rich_status(error: errors.WorkEngineError) -> grpc.Status:
+    """The status; an invalid field also travels as a google.rpc.BadRequest detail, so clients
+    that read rich error details (grpcurl prints them) need not parse the message."""
+    code = status_for(error)
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=error.message)
+    if isinstance(error, errors.InvalidArgument):
+        detail = any_pb2.Any()
+        detail.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.problem)
+                ]
+            )
+        )
+        status.details.append(detail)
+    return rpc_status.to_status(status)
+
+
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: Exception) -> None:
     if isinstance(error, errors.WorkEngineError):
-        await context.abort(status_for(error), error.message)
+        status = rich_status(error)
+        await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)
     log.exception("unhandled error", exc_info=error)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 

@@ -17,10 +17,15 @@ class InvalidArgument(WorkEngineError):
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field}: {problem}")
         self.field = field
+        self.problem = problem
 
 
 class NotFound(WorkEngineError):
-    """An id names nothing."""
+    """An id names nothing; `field` names the request field that carried it."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
 
 
 class AlreadyExists(WorkEngineError):

@@ -37,14 +37,14 @@ class Deps:
 async def require_orchestrator(tx: Transaction, orchestrator_id: str) -> Orchestrator:
     orchestrator = await tx.get_orchestrator(orchestrator_id)
     if orchestrator is None:
-        raise NotFound(f"orchestrator {orchestrator_id} not found")
+        raise NotFound("orchestrator_id", f"orchestrator {orchestrator_id} not found")
     return orchestrator
 
 
 async def require_task(tx: Transaction, task_id: str) -> Task:
     task = await tx.get_task(task_id)
     if task is None:
-        raise NotFound(f"task {task_id} not found")
+        raise NotFound("task_id", f"task {task_id} not found")
     return task
 
 

@@ -251,7 +251,7 @@ class ExecutionFlow:
     ) -> tuple[Task, list[str]]:
         found = await tx.get_task_with_fingerprint(task_id)
         if found is None:
-            raise NotFound(f"task {task_id} not found")
+            raise NotFound("task_id", f"task {task_id} not found")
         task, accepted = found
         if accepted == fingerprint and task.attempt == attempt:
             return task, []  # the identical call again: harmless

@@ -50,5 +50,5 @@ class Orchestrators:
         async with self._deps.db.transaction() as tx:
             updated = await tx.set_orchestrator_status(orchestrator_id, status)
         if updated is None:
-            raise NotFound(f"orchestrator {orchestrator_id} not found")
+            raise NotFound("orchestrator_id", f"orchestrator {orchestrator_id} not found")
         return updated

@@ -24,7 +24,7 @@ class Tasks:
             statuses = await tx.lock_dependencies(new.depends_on) if new.depends_on else {}
             missing = [d for d in new.depends_on if d not in statuses]
             if missing:
-                raise NotFound(f"depends_on: task {missing[0]} not found")
+                raise NotFound("depends_on", f"task {missing[0]} not found")
             unmet = sum(1 for s in statuses.values() if s not in transitions.DEPENDENCY_MET)
             status = TaskStatus.BLOCKED if unmet else TaskStatus.TODO
             task = await tx.insert_task(new, status, unmet)
