@@ -12,6 +12,7 @@ import grpc
 from google.protobuf import json_format, timestamp_pb2
 
 from workengine.config import ServeSettings, default_target
+from workengine.domain.errors import WorkEngineError
 from workengine.v1 import orchestrator_pb2, task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
@@ -189,6 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except grpc.RpcError as error:
         print(f"error: {error.code().name}: {error.details()}", file=sys.stderr)
         return 1
+    except WorkEngineError as error:  # from serve/migrate, before any server exists
+        print(f"error: {error.message}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -24,15 +24,16 @@ def resolve_database_url(settings: ServeSettings) -> str:
 
 
 async def run(settings: ServeSettings, database_url: str) -> None:
+    # Handlers first: a supervisor may signal as soon as it reads the "listening" line.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     if settings.migrate:
         await asyncio.to_thread(migrate, database_url)
     engine = WorkEngine(Database(database_url, pool_size=settings.pool_size))
     running = await start_server(engine, settings.host, settings.port)
     print(f"workengine listening on {settings.host}:{running.port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     print("shutting down", flush=True)
     await running.stop(settings.grace_seconds)

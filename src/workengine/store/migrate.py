@@ -6,8 +6,9 @@ from importlib import resources
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, exc, text
 
+from workengine.domain.errors import Unavailable
 from workengine.store.database import sqlalchemy_url
 
 # Serialises concurrent migrations from replicas starting at once.
@@ -21,6 +22,7 @@ def alembic_config() -> Config:
 
 
 def migrate(url: str, revision: str = "head") -> None:
+    """Upgrades the schema; `Unavailable` when the database cannot be reached."""
     engine = create_engine(sqlalchemy_url(url))
     try:
         with engine.begin() as connection:
@@ -28,5 +30,7 @@ def migrate(url: str, revision: str = "head") -> None:
             config = alembic_config()
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
+    except exc.OperationalError as error:
+        raise Unavailable(f"cannot reach the database: {error.orig}") from error
     finally:
         engine.dispose()
