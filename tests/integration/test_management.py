@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -26,6 +27,22 @@ async def get_task(stub: Stub, task_id: str) -> task_pb2.Task:
 async def list_tasks(stub: Stub, **fields: Any) -> pb.ListTasksResponse:
     response: pb.ListTasksResponse = await stub.ListTasks(pb.ListTasksRequest(**fields))
     return response
+
+
+async def walk_pages(
+    fetch_page: Callable[[str], Awaitable[tuple[list[str], str]]],
+) -> tuple[list[str], list[int]]:
+    """Follows next_page_token from the first page; returns the ids seen and each page's size."""
+    seen: list[str] = []
+    page_sizes: list[int] = []
+    token = ""
+    for _ in range(10):
+        page_ids, token = await fetch_page(token)
+        page_sizes.append(len(page_ids))
+        seen.extend(page_ids)
+        if not token:
+            break
+    return seen, page_sizes
 
 
 async def cancel(stub: Stub, task_id: str, reason: str = "") -> pb.CancelTaskResponse:
@@ -153,16 +170,11 @@ async def test_list_orchestrators_walks_every_page_oldest_first(stub: Stub) -> N
     for name in names:
         await register(stub, name)
 
-    seen: list[str] = []
-    page_sizes: list[int] = []
-    token = ""
-    for _ in range(10):
+    async def fetch_page(token: str) -> tuple[list[str], str]:
         page = await stub.ListOrchestrators(pb.ListOrchestratorsRequest(page_size=2, page_token=token))
-        page_sizes.append(len(page.orchestrators))
-        seen.extend(o.id for o in page.orchestrators)
-        token = page.next_page_token
-        if not token:
-            break
+        return [o.id for o in page.orchestrators], page.next_page_token
+
+    seen, page_sizes = await walk_pages(fetch_page)
     assert page_sizes == [2, 2, 1]
     assert seen == names
     assert len(set(seen)) == len(seen)
@@ -413,16 +425,11 @@ async def test_list_tasks_pages_oldest_first(stub: Stub) -> None:
     # Ids chosen in reverse alphabetical order, so "oldest first" is not "by id".
     created = [(await create(stub, f"task {i}", task_id=f"t-{9 - i}")).id for i in range(7)]
 
-    seen: list[str] = []
-    page_sizes: list[int] = []
-    token = ""
-    for _ in range(10):
+    async def fetch_page(token: str) -> tuple[list[str], str]:
         page = await list_tasks(stub, orchestrator_id="ada", page_size=3, page_token=token)
-        page_sizes.append(len(page.tasks))
-        seen.extend(t.id for t in page.tasks)
-        token = page.next_page_token
-        if not token:
-            break
+        return [t.id for t in page.tasks], page.next_page_token
+
+    seen, page_sizes = await walk_pages(fetch_page)
     assert page_sizes == [3, 3, 1]
     assert seen == created
 
