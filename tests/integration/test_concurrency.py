@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import UTC, datetime
 
 import grpc
 import pytest
 
 from tests.integration.helpers import Stub, claim, complete, create, register
+from workengine.domain import scoring
+from workengine.domain.errors import TransactionConflict
+from workengine.domain.model import SelectionCriteria, TaskStatus
+from workengine.engine import WorkEngine
 from workengine.v1 import task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
@@ -97,8 +102,9 @@ async def test_dependencies_completing_concurrently_unblock_the_dependent_exactl
 async def test_creating_a_dependent_while_its_dependency_completes_never_strands_it(
     stub: Stub, target: str
 ) -> None:
-    # The dependency rows are locked FOR SHARE during creation, so the completing transaction
-    # either sees the new edge or the new task sees the dependency DONE: never neither.
+    # Creation locks the dependency rows FOR KEY SHARE and completion locks its task FOR UPDATE,
+    # so the completing transaction either sees the new edge or the new task sees the dependency
+    # DONE: never neither.
     await register(stub)
     channels, stubs = await daemon_stubs(target, 2)
     try:
@@ -117,3 +123,94 @@ async def test_creating_a_dependent_while_its_dependency_completes_never_strands
     finally:
         for channel in channels:
             await channel.close()
+
+
+PRIORITIES = ["LOW", "MEDIUM", "HIGH", "CRITICAL"]
+
+
+async def test_an_open_claim_locks_only_its_winner(stub: Stub, engine: WorkEngine) -> None:
+    # One ready task in each of four segments. A claim whose transaction is still open must
+    # leave the other three heads free for a concurrent claimer.
+    await register(stub)
+    for priority in PRIORITIES:
+        await create(stub, priority.lower(), priority=priority)
+    segments = scoring.segments(datetime.now(UTC), "UTC")
+    async with engine.db.transaction() as tx:
+        in_flight = await tx.claim_next_task("ada", segments, SelectionCriteria())
+        assert in_flight is not None and in_flight.task.title == "critical"
+
+        concurrent = await claim(stub)
+
+        assert concurrent.context.task.title == "high"
+
+
+async def test_concurrent_claims_never_come_back_empty_while_work_remains(stub: Stub, target: str) -> None:
+    await register(stub)
+    channels, stubs = await daemon_stubs(target, len(PRIORITIES))
+    empty = 0
+    try:
+        for round_number in range(10):
+            for priority in PRIORITIES:
+                await create(stub, f"{priority} {round_number}", priority=priority)
+            responses = await asyncio.gather(*(claim(s) for s in stubs))
+            empty += sum(1 for r in responses if not r.HasField("context"))
+    finally:
+        for channel in channels:
+            await channel.close()
+    assert empty == 0, f"{empty} of {10 * len(PRIORITIES)} claims found no task while one was ready"
+
+
+async def test_a_claim_takes_a_task_whose_dependent_is_being_created(stub: Stub, engine: WorkEngine) -> None:
+    await register(stub)
+    root = await create(stub, "root")
+    async with engine.db.transaction() as creating_a_dependent:
+        await creating_a_dependent.lock_dependencies([root.id])
+
+        response = await claim(stub)
+
+        assert response.context.task.id == root.id
+
+
+async def test_creating_a_dependent_while_a_dependency_of_its_dependency_completes_does_not_deadlock(
+    stub: Stub, engine: WorkEngine
+) -> None:
+    # deploy depends on [test, build] and test depends on build: creation locks test, then build;
+    # the completion of build holds build and updates test. Neither may wait for the other.
+    await register(stub)
+    build = await create(stub, "build", task_id="b-build")
+    test = await create(stub, "test", task_id="a-test", depends_on=[build.id])
+    started = await stub.ExecuteTask(pb.ExecuteTaskRequest(orchestrator_id="ada", task_id=build.id))
+    async with engine.db.transaction() as completing:
+        await completing.complete_task(build.id, started.attempt, TaskStatus.DONE, "", {}, "fingerprint")
+        creating = asyncio.ensure_future(
+            stub.CreateTask(
+                pb.CreateTaskRequest(
+                    task_id="c-deploy",
+                    orchestrator_id="ada",
+                    workspace_id="ws-1",
+                    title="deploy",
+                    depends_on=[test.id, build.id],
+                )
+            )
+        )
+        await asyncio.sleep(0.3)  # creation now holds its lock on a-test and waits for b-build
+        unblocked = await asyncio.wait_for(completing.release_dependents(build.id), 5)
+    deploy = (await asyncio.wait_for(creating, 5)).task
+
+    assert [event.task.id for event in unblocked] == [test.id]
+    assert deploy.status == task_pb2.TASK_STATUS_BLOCKED
+    assert deploy.unmet_dependency_count == 1  # test is TODO now; build is DONE
+
+
+async def test_a_deadlock_surfaces_as_a_transaction_conflict(stub: Stub, engine: WorkEngine) -> None:
+    await register(stub)
+    first, second = await create(stub, "first"), await create(stub, "second")
+    async with asyncio.timeout(10):
+        with pytest.raises(TransactionConflict):
+            async with engine.db.transaction() as one, engine.db.transaction() as other:
+                await one.cancel_task(first.id, "", (TaskStatus.TODO,))
+                await other.cancel_task(second.id, "", (TaskStatus.TODO,))
+                await asyncio.gather(
+                    one.cancel_task(second.id, "", (TaskStatus.TODO,)),
+                    other.cancel_task(first.id, "", (TaskStatus.TODO,)),
+                )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import grpc
@@ -184,3 +185,45 @@ def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
     message = struct_pb2.Struct()
     message.update(value)
     return message
+
+
+async def test_non_finite_numbers_in_json_fields_are_invalid_arguments_naming_the_field(stub: Stub) -> None:
+    await register(stub)
+    not_a_number = _struct({"x": math.nan})
+    infinite = _struct({"x": math.inf})
+    await expect_error(
+        stub.CreateTask(
+            pb.CreateTaskRequest(orchestrator_id="ada", workspace_id="ws", title="t", metadata=not_a_number)
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "metadata: numbers must be finite",
+    )
+    task = await create(stub)
+    attempt = (await claim(stub)).attempt
+    await expect_error(
+        stub.UpdateTaskProgress(
+            pb.UpdateTaskProgressRequest(task_id=task.id, attempt=attempt, progress=5, metadata=infinite)
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "metadata: numbers must be finite",
+    )
+    for field, result in (
+        ("output", task_pb2.TaskResult(output=not_a_number)),
+        ("metrics", task_pb2.TaskResult(metrics=not_a_number)),
+    ):
+        await expect_error(
+            stub.CompleteTask(
+                pb.CompleteTaskRequest(
+                    task_id=task.id, attempt=attempt, status=pb.COMPLETION_STATUS_COMPLETED, result=result
+                )
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"result.{field}: numbers must be finite",
+        )
+
+
+async def test_a_wait_beyond_any_calendar_is_an_invalid_argument(stub: Stub) -> None:
+    await register(stub)
+    request = pb.ClaimNextTaskRequest(orchestrator_id="ada")
+    request.wait.seconds = 2**62
+    await expect_error(stub.ClaimNextTask(request), grpc.StatusCode.INVALID_ARGUMENT, "wait: is out of range")

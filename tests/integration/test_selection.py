@@ -176,7 +176,8 @@ async def test_claim_long_poll_returns_when_a_task_appears(stub: Stub) -> None:
     assert not empty.HasField("context")
 
 
-def test_selection_uses_the_ready_index(database_url: str) -> None:
+@pytest.mark.parametrize("statement_name", ["select_next_task", "claim_next_task"])
+def test_selection_uses_the_ready_index(database_url: str, statement_name: str) -> None:
     with psycopg.connect(database_url, autocommit=True) as connection:
         connection.execute(
             "INSERT INTO orchestrators (id, display_name, status) VALUES ('ada', 'Ada', 'ONLINE')"
@@ -188,7 +189,7 @@ def test_selection_uses_the_ready_index(database_url: str) -> None:
                FROM generate_series(1, 20000) g"""
         )
         connection.execute("ANALYZE tasks")
-        statement = queries.source("select_next_task")
+        statement = queries.source(statement_name)
         segments = scoring.segments(NOW, "UTC")
         params = {
             "orchestrator_id": "ada",

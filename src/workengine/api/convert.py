@@ -126,11 +126,17 @@ def duration_in(field: str, message: Any) -> timedelta | None:
     duration = getattr(message, field)
     if duration.seconds < 0 or duration.nanos < 0:
         raise InvalidArgument(field, "must not be negative")
-    return timedelta(seconds=duration.seconds, microseconds=duration.nanos // 1000)
+    try:
+        return timedelta(seconds=duration.seconds, microseconds=duration.nanos // 1000)
+    except OverflowError:
+        raise InvalidArgument(field, "is out of range") from None
 
 
-def struct_in(value: struct_pb2.Struct) -> JsonObject:
-    result: JsonObject = json_format.MessageToDict(value)
+def struct_in(field: str, value: struct_pb2.Struct) -> JsonObject:
+    try:
+        result: JsonObject = json_format.MessageToDict(value)
+    except ValueError:  # NaN and infinities have no JSON form
+        raise InvalidArgument(field, "numbers must be finite") from None
     return result
 
 
@@ -193,12 +199,12 @@ def result_out(result: TaskResult) -> task_pb2.TaskResult:
     return message
 
 
-def result_in(message: task_pb2.TaskResult) -> TaskResult:
+def result_in(field: str, message: task_pb2.TaskResult) -> TaskResult:
     return TaskResult(
-        output=struct_in(message.output),
+        output=struct_in(f"{field}.output", message.output),
         error=message.error,
         artifacts=tuple(Artifact(a.type, a.content) for a in message.artifacts),
-        metrics=struct_in(message.metrics),
+        metrics=struct_in(f"{field}.metrics", message.metrics),
     )
 
 
@@ -243,7 +249,7 @@ def new_task_in(request: service_pb2.CreateTaskRequest) -> NewTask:
         due_at=time_in("due_time", request, request.due_time),
         tags=tuple(request.tags),
         depends_on=tuple(request.depends_on),
-        metadata=struct_in(request.metadata),
+        metadata=struct_in("metadata", request.metadata),
     )
 
 

@@ -79,7 +79,7 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
             request.attempt,
             request.progress,
             request.message,
-            convert.struct_in(request.metadata),
+            convert.struct_in("metadata", request.metadata),
         )
         return pb.UpdateTaskProgressResponse(task=convert.task_out(task))
 
@@ -91,7 +91,7 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
             request.task_id,
             request.attempt,
             convert.completion_status_in(request.status),
-            convert.result_in(request.result),
+            convert.result_in("result", request.result),
         )
         return pb.CompleteTaskResponse(task=convert.task_out(task), unblocked_task_ids=unblocked)
 

@@ -44,5 +44,10 @@ class Aborted(WorkEngineError):
     """A concurrent caller won a race (e.g. started the same task first)."""
 
 
+class TransactionConflict(Aborted):
+    """The database aborted the transaction to resolve a conflict with a concurrent one
+    (deadlock, serialization failure). Nothing was written; the whole call can be retried."""
+
+
 class Unavailable(WorkEngineError):
     """The database cannot be reached; retrying later may succeed."""

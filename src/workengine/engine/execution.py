@@ -31,6 +31,7 @@ from workengine.engine.base import (
     require_task,
 )
 from workengine.engine.events import WatchTarget
+from workengine.engine.retry import retry_on_conflict
 from workengine.store.transaction import Transaction
 
 MAX_CLAIM_WAIT = timedelta(seconds=60)
@@ -114,16 +115,20 @@ class ExecutionFlow:
         validate_criteria(criteria)
         if wait is not None and wait < timedelta(0):
             raise InvalidArgument("wait", "must not be negative")
-        claimed = await self._claim_once(orchestrator_id, criteria)
-        if claimed is not None or not wait:
-            return claimed
+        if not wait:
+            return await self._claim_once(orchestrator_id, criteria)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(wait, MAX_CLAIM_WAIT).total_seconds()
         wake_on = WatchTarget(
             orchestrator_id=orchestrator_id, kinds=frozenset({EventKind.CREATED, EventKind.UNBLOCKED})
         )
+        # Subscribed before the first attempt, so work arriving between that attempt and the
+        # wait wakes this claim instead of waiting for the re-check.
         subscription = self._deps.hub.subscribe(wake_on)
         try:
+            claimed = await self._claim_once(orchestrator_id, criteria)
+            if claimed is not None:
+                return claimed
             while (remaining := deadline - loop.time()) > 0:
                 try:
                     async with asyncio.timeout(min(remaining, CLAIM_RECHECK_SECONDS)):
@@ -143,6 +148,7 @@ class ExecutionFlow:
         finally:
             self._deps.hub.unsubscribe(subscription)
 
+    @retry_on_conflict
     async def _claim_once(self, orchestrator_id: str, criteria: SelectionCriteria) -> Claimed | None:
         async with self._deps.db.transaction() as tx:
             orchestrator = await require_orchestrator(tx, orchestrator_id)
@@ -165,6 +171,7 @@ class ExecutionFlow:
             ensure_assigned(task, orchestrator)
             return await build_context(tx, orchestrator, task)
 
+    @retry_on_conflict
     async def execute(self, orchestrator_id: str, task_id: str) -> Execution:
         validation.require_id("orchestrator_id", orchestrator_id)
         validation.require_id("task_id", task_id)
@@ -204,6 +211,7 @@ class ExecutionFlow:
             f"attempt {attempt} of task {task.id} was never started (current attempt is {task.attempt})"
         )
 
+    @retry_on_conflict
     async def update_progress(
         self, task_id: str, attempt: int, progress: int, message: str, metadata: JsonObject
     ) -> Task:
@@ -222,6 +230,7 @@ class ExecutionFlow:
         self._deps.hub.publish([event])
         return task
 
+    @retry_on_conflict
     async def complete(
         self, task_id: str, attempt: int, status: CompletionStatus | None, result: TaskResult
     ) -> tuple[Task, list[str]]:

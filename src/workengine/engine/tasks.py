@@ -9,12 +9,14 @@ from workengine.domain.errors import AlreadyExists, FailedPrecondition, NotFound
 from workengine.domain.model import EventKind, NewTask, Page, Task, TaskEvent, TaskFilter, TaskStatus
 from workengine.engine import paging
 from workengine.engine.base import Deps, require_orchestrator, require_task
+from workengine.engine.retry import retry_on_conflict
 
 
 class Tasks:
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
 
+    @retry_on_conflict
     async def create(self, new: NewTask) -> Task:
         if not new.id:
             new = replace(new, id=validation.new_id())
@@ -54,6 +56,7 @@ class Tasks:
             token = paging.encode(last.created_at, last.id, where)
         return Page(tuple(found[:limit]), token)
 
+    @retry_on_conflict
     async def cancel(self, task_id: str, reason: str) -> tuple[Task, list[str]]:
         validation.require_id("task_id", task_id)
         validation.text("reason", reason, validation.MAX_MESSAGE)

@@ -8,11 +8,15 @@ from contextlib import asynccontextmanager
 from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from workengine.domain.errors import Unavailable
+from workengine.domain.errors import TransactionConflict, Unavailable
 from workengine.store import types
 from workengine.store.transaction import Transaction
 
 types.register()
+
+# serialization_failure and deadlock_detected: the database rolled the transaction back to
+# resolve a conflict with a concurrent one, and running it again is the documented remedy.
+CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -38,17 +42,22 @@ class Database:
     async def transaction(self) -> AsyncIterator[Transaction]:
         """One transaction per state change: committed on exit, rolled back on any error.
 
-        Connection failures surface as `Unavailable`, so clients see UNAVAILABLE and retry.
+        Connection failures surface as `Unavailable`, so clients see UNAVAILABLE and retry;
+        a transaction the database aborted to resolve a conflict (deadlock, serialization
+        failure) surfaces as `TransactionConflict`, which the engine retries.
         """
         try:
             async with self.engine.begin() as connection:
                 yield Transaction(connection)
-        except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as error:
-            raise Unavailable("database unavailable") from error
         except exc.DBAPIError as error:
-            if error.connection_invalidated:
+            # By SQLSTATE: psycopg files DeadlockDetected (40P01) under OperationalError.
+            if getattr(error.orig, "sqlstate", None) in CONFLICT_SQLSTATES:
+                raise TransactionConflict("the transaction conflicted with a concurrent one") from error
+            if isinstance(error, exc.OperationalError | exc.InterfaceError) or error.connection_invalidated:
                 raise Unavailable("database unavailable") from error
             raise
+        except exc.TimeoutError as error:  # no pooled connection became free in time
+            raise Unavailable("database unavailable") from error
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -26,9 +26,13 @@ WHERE id = :id
 RETURNING *;
 
 -- name: lock_dependencies
--- FOR SHARE makes a concurrent completion of a dependency wait for this creation to commit,
--- so its dependents update sees the new edge and the counter can never miss a decrement.
-SELECT id, status FROM tasks WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR SHARE;
+-- FOR KEY SHARE conflicts with the FOR UPDATE that complete_task and cancel_task take before
+-- finishing a task, so a concurrent finish of a dependency waits for this creation to commit
+-- and its release_dependents sees the new edge: the counter never misses a decrement. It does
+-- not conflict with FOR NO KEY UPDATE, so claims and progress on the dependency go on, and a
+-- finish releasing dependents (FOR NO KEY UPDATE on them) never deadlocks with a creation.
+-- Every statement that moves a task to DONE or CANCELLED must lock it FOR UPDATE first.
+SELECT id, status FROM tasks WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR KEY SHARE;
 
 -- name: insert_task
 INSERT INTO tasks (id, orchestrator_id, workspace_id, channel_id, title, description, priority,
@@ -68,16 +72,18 @@ ORDER BY score DESC, picked.due_key, picked.priority DESC, picked.created_at, pi
 LIMIT 1;
 
 -- name: claim_next_task
--- select_next_task with each segment head locked SKIP LOCKED, and the winner started in the
--- same statement: two claimers never get the same row and never wait on each other.
-WITH picked AS MATERIALIZED (
-    SELECT head.id, segment.weight * segment.boost AS score, head.due_key, head.priority,
-           head.created_at
+-- Ranks the segments by their heads as select_next_task does (no locks), then walks them best
+-- first, taking the first row of a segment that no concurrent claimer holds
+-- (FOR NO KEY UPDATE SKIP LOCKED), and starts it in the same statement. The walk is a nested
+-- loop under LIMIT 1, so it stops at the first segment that yields a row: only the winner is
+-- locked, and a claimer never comes back empty because others hold the heads it ranked.
+WITH ranked AS MATERIALIZED (
+    SELECT segment.priority, segment.due_from, segment.due_to, segment.weight * segment.boost AS score
     FROM unnest(CAST(:priorities AS smallint[]), CAST(:weights AS integer[]), CAST(:boosts AS integer[]),
                 CAST(:due_froms AS timestamptz[]), CAST(:due_tos AS timestamptz[]))
          AS segment(priority, weight, boost, due_from, due_to)
     CROSS JOIN LATERAL (
-        SELECT t.id, t.due_key, t.priority, t.created_at FROM tasks t
+        SELECT t.id, t.due_key, t.created_at FROM tasks t
         WHERE t.orchestrator_id = :orchestrator_id
           AND t.status = 'TODO'
           AND t.priority = segment.priority
@@ -86,18 +92,32 @@ WITH picked AS MATERIALIZED (
           AND t.id <> ALL(CAST(:excluded_ids AS text[]))
         ORDER BY t.due_key, t.created_at, t.id
         LIMIT 1
-        FOR UPDATE OF t SKIP LOCKED
     ) AS head
-    ORDER BY score DESC, head.due_key, head.priority DESC, head.created_at, head.id
+    ORDER BY score DESC, head.due_key, segment.priority DESC, head.created_at, head.id
+), winner AS MATERIALIZED (
+    SELECT picked.id, ranked.score
+    FROM ranked
+    CROSS JOIN LATERAL (
+        SELECT t.id FROM tasks t
+        WHERE t.orchestrator_id = :orchestrator_id
+          AND t.status = 'TODO'
+          AND t.priority = ranked.priority
+          AND t.due_key BETWEEN COALESCE(ranked.due_from, '-infinity') AND COALESCE(ranked.due_to, 'infinity')
+          AND t.tags @> CAST(:required_tags AS text[])
+          AND t.id <> ALL(CAST(:excluded_ids AS text[]))
+        ORDER BY t.due_key, t.created_at, t.id
+        LIMIT 1
+        FOR NO KEY UPDATE OF t SKIP LOCKED
+    ) AS picked
     LIMIT 1
 )
 UPDATE tasks t
 SET status = 'IN_PROGRESS', attempt = t.attempt + 1, started_at = now(), updated_at = now(),
     progress = 0, progress_message = '', status_reason = '', result = NULL,
     completion_fingerprint = NULL, completed_at = NULL
-FROM picked
-WHERE t.id = picked.id
-RETURNING t.*, picked.score;
+FROM winner
+WHERE t.id = winner.id
+RETURNING t.*, winner.score;
 
 -- name: start_task
 UPDATE tasks
@@ -114,32 +134,45 @@ WHERE id = :id AND status = 'IN_PROGRESS' AND attempt = :attempt
 RETURNING *;
 
 -- name: complete_task
-UPDATE tasks
+-- FOR UPDATE first: see lock_dependencies.
+WITH locked AS (SELECT id FROM tasks WHERE id = :id FOR UPDATE)
+UPDATE tasks t
 SET status = :status, status_reason = :status_reason, result = CAST(:result AS jsonb),
     completion_fingerprint = :fingerprint, updated_at = now(),
     completed_at = CASE WHEN :status = 'BLOCKED' THEN NULL ELSE now() END,
-    progress = CASE WHEN :status = 'DONE' THEN 100 ELSE progress END
-WHERE id = :id AND status = 'IN_PROGRESS' AND attempt = :attempt
-RETURNING *;
+    progress = CASE WHEN :status = 'DONE' THEN 100 ELSE t.progress END
+FROM locked
+WHERE t.id = locked.id AND t.status = 'IN_PROGRESS' AND t.attempt = :attempt
+RETURNING t.*;
 
 -- name: cancel_task
-UPDATE tasks
+-- FOR UPDATE first: see lock_dependencies.
+WITH locked AS (SELECT id FROM tasks WHERE id = :id FOR UPDATE)
+UPDATE tasks t
 SET status = 'CANCELLED', status_reason = :reason, completed_at = now(), updated_at = now()
-WHERE id = :id AND status = ANY(CAST(:from_statuses AS text[]))
-RETURNING *;
+FROM locked
+WHERE t.id = locked.id AND t.status = ANY(CAST(:from_statuses AS text[]))
+RETURNING t.*;
 
 -- name: release_dependents
 -- One statement for all dependents, however many: decrement each counter and move a
 -- BLOCKED task whose last dependency just finished to TODO, recording an UNBLOCKED event.
 -- Only tasks blocked on dependencies have a non-zero counter, so a task a daemon reported
 -- BLOCKED is never released here.
-WITH released AS (
+-- The dependents are locked in id order first, so two finishes sharing dependents wait for
+-- each other instead of deadlocking.
+WITH targets AS MATERIALIZED (
+    SELECT t.id FROM tasks t JOIN task_dependencies d ON d.task_id = t.id
+    WHERE d.depends_on_id = :id
+    ORDER BY t.id
+    FOR NO KEY UPDATE OF t
+), released AS (
     UPDATE tasks t
     SET unmet_dependency_count = t.unmet_dependency_count - 1,
         status = CASE WHEN t.unmet_dependency_count = 1 AND t.status = 'BLOCKED' THEN 'TODO' ELSE t.status END,
         updated_at = now()
-    FROM task_dependencies d
-    WHERE d.depends_on_id = :id AND d.task_id = t.id
+    FROM targets
+    WHERE t.id = targets.id
     RETURNING t.*
 ), unblocked AS (
     SELECT * FROM released WHERE status = 'TODO' AND unmet_dependency_count = 0
