@@ -9,6 +9,9 @@ from datetime import datetime
 
 from workengine.domain.errors import InvalidArgument
 
+# Tokens this server issues are about 150 characters; anything far longer is not one of them.
+MAX_TOKEN_LENGTH = 1024
+
 
 def _filter_digest(filters: object) -> str:
     return hashlib.sha256(repr(filters).encode()).hexdigest()[:16]
@@ -17,9 +20,6 @@ def _filter_digest(filters: object) -> str:
 def encode(created_at: datetime, item_id: str, filters: object) -> str:
     payload = json.dumps([created_at.isoformat(), item_id, _filter_digest(filters)])
     return base64.urlsafe_b64encode(payload.encode()).decode()
-
-
-MAX_TOKEN_LENGTH = 1024
 
 
 def decode(token: str, filters: object) -> tuple[datetime, str] | None:

@@ -1,4 +1,8 @@
-"""Loads the named statements of sql/queries.sql once (`-- name: x` starts statement x)."""
+"""Loads the named statements of sql/queries.sql once.
+
+`-- name: x` starts statement x; `-- part: y` starts a piece of SQL that statements (and other
+parts) share by writing `/*part: y*/` where it belongs.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,24 @@ from importlib import resources
 
 from sqlalchemy import TextClause, text
 
-_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+_SECTION = re.compile(r"^-- (name|part): (\w+)\s*$", re.MULTILINE)
+_INCLUDE = re.compile(r"/\*part: (\w+)\*/")
 
 
 def parse(source: str) -> dict[str, str]:
-    parts = _NAME.split(source)
-    # parts = [preamble, name1, body1, name2, body2, ...]
-    return {name: body.strip().rstrip(";") for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+    """The statements by name, with the parts they include written out."""
+    pieces = _SECTION.split(source)
+    # pieces = [preamble, kind1, name1, body1, kind2, name2, body2, ...]
+    sections = zip(pieces[1::3], pieces[2::3], pieces[3::3], strict=True)
+    statements: dict[str, str] = {}
+    parts: dict[str, str] = {}
+    for kind, name, body in sections:
+        (statements if kind == "name" else parts)[name] = body.strip().rstrip(";")
+
+    def expand(sql: str) -> str:
+        return _INCLUDE.sub(lambda include: expand(parts[include[1]]), sql)
+
+    return {name: expand(sql) for name, sql in statements.items()}
 
 
 @cache

@@ -50,62 +50,54 @@ SELECT :task_id, unnest(CAST(:ids AS text[]));
 -- name: get_task
 SELECT * FROM tasks WHERE id = :id;
 
--- name: select_next_task
--- One index probe per (priority, deadline bucket) segment; the heads are ranked by score,
--- then due time, priority, age and id. Cost does not grow with the backlog.
-SELECT picked.*, segment.weight * segment.boost AS score
+-- part: ready_in_segment
+-- The ready tasks of one (priority, deadline bucket) range, `segment`, in tie-break order: the
+-- order of tasks_ready_idx, so taking the first rows is an index probe.
+t.orchestrator_id = :orchestrator_id
+  AND t.status = 'TODO'
+  AND t.priority = segment.priority
+  AND t.due_key BETWEEN COALESCE(segment.due_from, '-infinity') AND COALESCE(segment.due_to, 'infinity')
+  AND t.tags @> CAST(:required_tags AS text[])
+  AND t.id <> ALL(CAST(:excluded_ids AS text[]))
+ORDER BY t.due_key, t.created_at, t.id
+
+-- part: ranked_segments
+-- Every segment that holds a ready task, with its head, best first: by score, then the head's
+-- due time, priority, age and id. One index probe per segment (at most 16), so the cost does
+-- not grow with the backlog.
+SELECT segment.priority, segment.due_from, segment.due_to, segment.weight * segment.boost AS score,
+       head.id AS head_id
 FROM unnest(CAST(:priorities AS smallint[]), CAST(:weights AS integer[]), CAST(:boosts AS integer[]),
             CAST(:due_froms AS timestamptz[]), CAST(:due_tos AS timestamptz[]))
      AS segment(priority, weight, boost, due_from, due_to)
 CROSS JOIN LATERAL (
-    SELECT t.* FROM tasks t
-    WHERE t.orchestrator_id = :orchestrator_id
-      AND t.status = 'TODO'
-      AND t.priority = segment.priority
-      AND t.due_key BETWEEN COALESCE(segment.due_from, '-infinity') AND COALESCE(segment.due_to, 'infinity')
-      AND t.tags @> CAST(:required_tags AS text[])
-      AND t.id <> ALL(CAST(:excluded_ids AS text[]))
-    ORDER BY t.due_key, t.created_at, t.id
+    SELECT t.id, t.due_key, t.created_at FROM tasks t
+    WHERE /*part: ready_in_segment*/
     LIMIT 1
-) AS picked
-ORDER BY score DESC, picked.due_key, picked.priority DESC, picked.created_at, picked.id
-LIMIT 1;
+) AS head
+ORDER BY score DESC, head.due_key, segment.priority DESC, head.created_at, head.id
+
+-- name: select_next_task
+WITH best AS (
+    /*part: ranked_segments*/
+    LIMIT 1
+)
+SELECT t.*, best.score FROM best JOIN tasks t ON t.id = best.head_id;
 
 -- name: claim_next_task
--- Ranks the segments by their heads as select_next_task does (no locks), then walks them best
--- first, taking the first row of a segment that no concurrent claimer holds
--- (FOR NO KEY UPDATE SKIP LOCKED), and starts it in the same statement. The walk is a nested
--- loop under LIMIT 1, so it stops at the first segment that yields a row: only the winner is
--- locked, and a claimer never comes back empty because others hold the heads it ranked.
+-- Walks the ranked segments best first (their heads were read without locks), taking the first
+-- row of a segment that no concurrent claimer holds (FOR NO KEY UPDATE SKIP LOCKED), and starts
+-- it in the same statement. The walk is a nested loop under LIMIT 1, so it stops at the first
+-- segment that yields a row: only the winner is locked, and a claimer never comes back empty
+-- because others hold the heads it ranked.
 WITH ranked AS MATERIALIZED (
-    SELECT segment.priority, segment.due_from, segment.due_to, segment.weight * segment.boost AS score
-    FROM unnest(CAST(:priorities AS smallint[]), CAST(:weights AS integer[]), CAST(:boosts AS integer[]),
-                CAST(:due_froms AS timestamptz[]), CAST(:due_tos AS timestamptz[]))
-         AS segment(priority, weight, boost, due_from, due_to)
-    CROSS JOIN LATERAL (
-        SELECT t.id, t.due_key, t.created_at FROM tasks t
-        WHERE t.orchestrator_id = :orchestrator_id
-          AND t.status = 'TODO'
-          AND t.priority = segment.priority
-          AND t.due_key BETWEEN COALESCE(segment.due_from, '-infinity') AND COALESCE(segment.due_to, 'infinity')
-          AND t.tags @> CAST(:required_tags AS text[])
-          AND t.id <> ALL(CAST(:excluded_ids AS text[]))
-        ORDER BY t.due_key, t.created_at, t.id
-        LIMIT 1
-    ) AS head
-    ORDER BY score DESC, head.due_key, segment.priority DESC, head.created_at, head.id
+    /*part: ranked_segments*/
 ), winner AS MATERIALIZED (
-    SELECT picked.id, ranked.score
-    FROM ranked
+    SELECT picked.id, segment.score
+    FROM ranked AS segment
     CROSS JOIN LATERAL (
         SELECT t.id FROM tasks t
-        WHERE t.orchestrator_id = :orchestrator_id
-          AND t.status = 'TODO'
-          AND t.priority = ranked.priority
-          AND t.due_key BETWEEN COALESCE(ranked.due_from, '-infinity') AND COALESCE(ranked.due_to, 'infinity')
-          AND t.tags @> CAST(:required_tags AS text[])
-          AND t.id <> ALL(CAST(:excluded_ids AS text[]))
-        ORDER BY t.due_key, t.created_at, t.id
+        WHERE /*part: ready_in_segment*/
         LIMIT 1
         FOR NO KEY UPDATE OF t SKIP LOCKED
     ) AS picked
