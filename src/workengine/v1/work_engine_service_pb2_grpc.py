@@ -181,9 +181,10 @@ class WorkEngineServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchTaskProgress(self, request, context):
-        """Streams a snapshot of the watched tasks, then their events as they happen. A task watch
-        ends by itself after the task reaches DONE, FAILED or CANCELLED. On server shutdown the
-        stream ends with UNAVAILABLE; reconnect with after_cursor to miss nothing.
+        """Streams a snapshot of the watched tasks, then their events as they happen, including
+        changes made through any other server process sharing the database. A task watch ends
+        by itself after the task reaches DONE, FAILED or CANCELLED (unless keep_open). On server
+        shutdown the stream ends with UNAVAILABLE; reconnect with after_cursor to miss nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
