@@ -121,7 +121,7 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
             workspace_id=request.workspace_id,
             kinds=kinds,
         )
-        async for event in self._engine.watcher.watch(target, request.after_cursor):
+        async for event in self._engine.watcher.watch(target, request.after_cursor, request.keep_open):
             yield pb.WatchTaskProgressResponse(event=convert.event_out(event))
 
     @unary

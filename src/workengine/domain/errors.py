@@ -49,5 +49,14 @@ class TransactionConflict(Aborted):
     (deadlock, serialization failure). Nothing was written; the whole call can be retried."""
 
 
+class OutOfRange(WorkEngineError):
+    """A position outside what exists: a resume cursor whose following events were pruned,
+    or one ahead of the event log. `field` names the request field that carried it."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
 class Unavailable(WorkEngineError):
     """The database cannot be reached; retrying later may succeed."""

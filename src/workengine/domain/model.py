@@ -173,6 +173,34 @@ class TaskEvent:
     metadata: JsonObject = field(default_factory=dict)
 
 
+class EventScope(enum.Enum):
+    """What a watch covers; the value names the store's statements for that scope."""
+
+    TASK = "task"
+    ORCHESTRATOR = "orchestrator"
+    WORKSPACE = "workspace"
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """Committed events in position order, with the log's head and pruning horizon read in
+    the same snapshot: a cursor below `pruned_through` has lost events to retention."""
+
+    events: tuple[TaskEvent, ...]
+    head: int
+    pruned_through: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Tasks as they are, the log position they reflect, and the positions beyond it whose
+    effect they already show."""
+
+    position: int
+    seen_positions: frozenset[int]
+    tasks: tuple[Task, ...]
+
+
 @dataclass(frozen=True)
 class ExecutionStats:
     total: int

@@ -1,4 +1,4 @@
-"""What every use case stands on: the database, the event hub and the clock."""
+"""What every use case stands on: the database, the event feed and the clock."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from workengine.domain.model import (
     TaskContext,
     TaskStatus,
 )
-from workengine.engine.events import EventHub
+from workengine.engine.feed import EventFeed
 from workengine.store.database import Database
 from workengine.store.transaction import Transaction
 
@@ -30,7 +30,7 @@ def utc_now() -> datetime:
 @dataclass
 class Deps:
     db: Database
-    hub: EventHub
+    feed: EventFeed
     clock: Callable[[], datetime] = utc_now
 
 

@@ -1,17 +1,19 @@
-"""In-process fan-out of committed task events to WatchTaskProgress subscribers.
+"""In-process fan-out of committed task events to this process's subscribers.
 
-The engine publishes after each commit; each subscriber has a bounded queue, so a slow
-subscriber never holds up the publisher or the others: when its queue is full it is marked
-overflowed and its stream ends with a clear error instead of growing without bound.
+The event feed publishes what it reads from the event log; each subscriber has a bounded
+queue, so a slow subscriber never holds up the feed or the others: when its queue is full it
+is marked overflowed and catches up from the event table instead of growing without bound.
+Subscriptions are indexed by what they watch, so publishing costs O(matching subscribers).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from workengine.domain.model import EventKind, TaskEvent
+from workengine.domain.model import EventKind, EventScope, TaskEvent
 
 DEFAULT_BUFFER = 1_000
 
@@ -32,13 +34,22 @@ class WatchTarget:
     def wants(self, kind: EventKind) -> bool:
         return not self.kinds or kind in self.kinds
 
-    def covers(self, event: TaskEvent) -> bool:
-        task = event.task
+    @property
+    def scope(self) -> tuple[EventScope, str]:
         if self.task_id:
-            return task.id == self.task_id
+            return EventScope.TASK, self.task_id
         if self.orchestrator_id:
-            return task.orchestrator_id == self.orchestrator_id
-        return task.workspace_id == self.workspace_id
+            return EventScope.ORCHESTRATOR, self.orchestrator_id
+        return EventScope.WORKSPACE, self.workspace_id
+
+
+def scope_keys(event: TaskEvent) -> tuple[tuple[EventScope, str], ...]:
+    task = event.task
+    return (
+        (EventScope.TASK, task.id),
+        (EventScope.ORCHESTRATOR, task.orchestrator_id),
+        (EventScope.WORKSPACE, task.workspace_id),
+    )
 
 
 class Subscription:
@@ -49,17 +60,25 @@ class Subscription:
         self._closed = closed
 
     def offer(self, event: TaskEvent) -> None:
-        if self.overflowed or not self.target.covers(event):
+        if self.overflowed:
             return
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
             self.overflowed = True
 
+    def drain(self) -> None:
+        """Drops what is queued and clears the overflow mark (the caller catches up elsewhere)."""
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.overflowed = False
+
     async def next(self) -> TaskEvent | None:
         """The next event, or None once the hub is closed (server shutting down)."""
         if self._closed.is_set():
             return None
+        if not self.queue.empty():
+            return self.queue.get_nowait()
         getter = asyncio.ensure_future(self.queue.get())
         closing = asyncio.ensure_future(self._closed.wait())
         try:
@@ -74,26 +93,40 @@ class Subscription:
 class EventHub:
     def __init__(self, buffer: int = DEFAULT_BUFFER) -> None:
         self._buffer = buffer
-        self._subscriptions: set[Subscription] = set()
+        self._by_scope: defaultdict[tuple[EventScope, str], set[Subscription]] = defaultdict(set)
+        self._count = 0
         self._closed = asyncio.Event()
 
     def subscribe(self, target: WatchTarget) -> Subscription:
         subscription = Subscription(target, self._buffer, self._closed)
-        self._subscriptions.add(subscription)
+        self._by_scope[target.scope].add(subscription)
+        self._count += 1
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
-        self._subscriptions.discard(subscription)
+        key = subscription.target.scope
+        subscribers = self._by_scope.get(key)
+        if subscribers is None or subscription not in subscribers:
+            return
+        subscribers.discard(subscription)
+        self._count -= 1
+        if not subscribers:
+            del self._by_scope[key]
 
     def publish(self, events: Iterable[TaskEvent]) -> None:
         for event in events:
-            for subscription in self._subscriptions:
-                subscription.offer(event)
+            for key in scope_keys(event):
+                for subscription in self._by_scope.get(key, ()):
+                    subscription.offer(event)
 
     def close(self) -> None:
         """Wakes every subscriber so its stream can end before the server stops."""
         self._closed.set()
 
     @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    @property
     def subscriber_count(self) -> int:
-        return len(self._subscriptions)
+        return self._count

@@ -124,7 +124,7 @@ class ExecutionFlow:
         )
         # Subscribed before the first attempt, so work arriving between that attempt and the
         # wait wakes this claim instead of waiting for the re-check.
-        subscription = self._deps.hub.subscribe(wake_on)
+        subscription = await self._deps.feed.subscribe(wake_on)
         try:
             claimed = await self._claim_once(orchestrator_id, criteria)
             if claimed is not None:
@@ -139,14 +139,13 @@ class ExecutionFlow:
                             continue
                 except TimeoutError:
                     pass
-                while not subscription.queue.empty():
-                    subscription.queue.get_nowait()
+                subscription.drain()
                 claimed = await self._claim_once(orchestrator_id, criteria)
                 if claimed is not None:
                     return claimed
             return None
         finally:
-            self._deps.hub.unsubscribe(subscription)
+            self._deps.feed.unsubscribe(subscription)
 
     @retry_on_conflict
     async def _claim_once(self, orchestrator_id: str, criteria: SelectionCriteria) -> Claimed | None:
@@ -159,7 +158,7 @@ class ExecutionFlow:
                 return None
             event = await tx.record_event(EventKind.STARTED, scored.task)
             context = await build_context(tx, orchestrator, scored.task)
-        self._deps.hub.publish([event])
+        self._deps.feed.committed([event])
         return Claimed(context, scored.score)
 
     async def prepare_context(self, orchestrator_id: str, task_id: str) -> TaskContext:
@@ -194,7 +193,7 @@ class ExecutionFlow:
                 raise Aborted(f"task {task_id} was started or changed by a concurrent request")
             events.append(await tx.record_event(EventKind.STARTED, started))
             context = await build_context(tx, orchestrator, started)
-        self._deps.hub.publish(events)
+        self._deps.feed.committed(events)
         return Execution(True, context, attempt=started.attempt)
 
     @staticmethod
@@ -227,7 +226,7 @@ class ExecutionFlow:
             event = await tx.record_event(
                 EventKind.PROGRESS, task, progress=progress, message=message, metadata=metadata
             )
-        self._deps.hub.publish([event])
+        self._deps.feed.committed([event])
         return task
 
     @retry_on_conflict
@@ -252,7 +251,7 @@ class ExecutionFlow:
                 events.extend(unblocked := await tx.release_dependents(task_id))
             else:
                 unblocked = []
-        self._deps.hub.publish(events)
+        self._deps.feed.committed(events)
         return task, [e.task.id for e in unblocked]
 
     async def _repeat_or_refuse(

@@ -33,7 +33,7 @@ class Tasks:
             if task is None:
                 raise AlreadyExists(f"task {new.id} already exists")
             event = await tx.record_event(EventKind.CREATED, task)
-        self._deps.hub.publish([event])
+        self._deps.feed.committed([event])
         return task
 
     async def get(self, task_id: str) -> Task:
@@ -67,5 +67,5 @@ class Tasks:
                 raise FailedPrecondition(f"task {task_id} is {current.status.value}; it cannot be cancelled")
             events: list[TaskEvent] = [await tx.record_event(EventKind.CANCELLED, task, message=reason)]
             unblocked = await tx.release_dependents(task_id)
-        self._deps.hub.publish(events + unblocked)
+        self._deps.feed.committed(events + unblocked)
         return task, [e.task.id for e in unblocked]

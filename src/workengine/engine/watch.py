@@ -1,7 +1,10 @@
-"""WatchTaskProgress: a snapshot (or a replay from a cursor), then live events.
+"""WatchTaskProgress: a snapshot (or an exact replay from a cursor), then live events.
 
-This process's events arrive through the in-process EventHub; the event table is the
-source for replays and for catching up a subscriber whose buffer overflowed.
+Live events come from the process's event feed; the event table is the source for replays
+and for catching up a subscriber whose buffer overflowed. Everything a stream sends is in
+position order: an event at or below the last position sent (or already reflected in the
+snapshot) is skipped, which is what makes the overlap between a read of the table and the
+feed harmless.
 """
 
 from __future__ import annotations
@@ -9,8 +12,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from workengine.domain import transitions, validation
-from workengine.domain.errors import InvalidArgument, Unavailable
-from workengine.domain.model import EventKind, TaskEvent
+from workengine.domain.errors import InvalidArgument, OutOfRange, Unavailable
+from workengine.domain.model import EventKind, EventScope, Snapshot, TaskEvent
 from workengine.engine.base import Deps, require_orchestrator, require_task
 from workengine.engine.events import Subscription, WatchTarget
 
@@ -35,22 +38,14 @@ class Watcher:
             elif target.orchestrator_id:
                 await require_orchestrator(tx, target.orchestrator_id)
 
-    async def _replay(self, target: WatchTarget, after_cursor: int) -> list[TaskEvent]:
+    async def _snapshot(self, target: WatchTarget) -> tuple[Snapshot, list[TaskEvent]]:
+        scope, scope_id = target.scope
         async with self._deps.db.transaction() as tx:
-            return await tx.events_after(
-                after_cursor, target.task_id, target.orchestrator_id, target.workspace_id, REPLAY_PAGE
-            )
-
-    async def _snapshot(self, target: WatchTarget) -> list[TaskEvent]:
-        async with self._deps.db.transaction() as tx:
-            head = await tx.latest_event_cursor()
-            tasks = await tx.snapshot_tasks(
-                target.task_id, target.orchestrator_id, target.workspace_id, SNAPSHOT_LIMIT
-            )
+            snapshot = await tx.snapshot(scope, scope_id, SNAPSHOT_LIMIT)
         now = self._deps.clock()
-        return [
+        return snapshot, [
             TaskEvent(
-                cursor=head,
+                cursor=snapshot.position,
                 kind=EventKind.SNAPSHOT,
                 occurred_at=now,
                 task=t,
@@ -58,71 +53,90 @@ class Watcher:
                 progress=t.progress,
                 message=t.progress_message,
             )
-            for t in tasks
+            for t in snapshot.tasks
         ]
 
-    async def _backlog(self, target: WatchTarget, after_cursor: int) -> AsyncIterator[TaskEvent]:
-        cursor = after_cursor
-        while page := await self._replay(target, cursor):
-            for event in page:
-                cursor = event.cursor
+    async def _backlog(self, target: WatchTarget, after: int, *, resuming: bool) -> AsyncIterator[TaskEvent]:
+        """Every committed event in scope after `after`, from the event table.
+
+        Refuses with OUT_OF_RANGE when retention already deleted events after `after` (the
+        horizon is read with each page, so a concurrent prune cannot open a silent gap), or,
+        for a client's resume cursor, when `after` is beyond anything the log has held.
+        """
+        scope, scope_id = target.scope
+        while True:
+            async with self._deps.db.transaction() as tx:
+                page = await tx.events_after(scope, scope_id, after, REPLAY_PAGE)
+            if after < page.pruned_through:
+                raise OutOfRange(
+                    "after_cursor",
+                    f"events after {after} were pruned by the event retention (kept: after "
+                    f"{page.pruned_through}); watch again without a cursor for a fresh snapshot",
+                )
+            if resuming and after > max(page.head, page.pruned_through):
+                raise OutOfRange("after_cursor", f"{after} is ahead of the event log (head {page.head})")
+            resuming = False
+            for event in page.events:
+                after = event.cursor
                 yield event
-            if len(page) < REPLAY_PAGE:
+            if len(page.events) < REPLAY_PAGE:
                 return
 
-    async def watch(self, target: WatchTarget, after_cursor: int = 0) -> AsyncIterator[TaskEvent]:
+    async def watch(
+        self, target: WatchTarget, after_cursor: int = 0, keep_open: bool = False
+    ) -> AsyncIterator[TaskEvent]:
         await self._validate(target, after_cursor)
-        # Subscribe before reading, so nothing committed in between is missed.
-        subscription = self._deps.hub.subscribe(target)
+        ends_stream = self._ends_stream if not keep_open else lambda _target, _event: False
+        # Subscribed before reading the log, so the feed covers whatever commits after the read.
+        subscription = await self._deps.feed.subscribe(target)
         try:
-            delivered: set[int] = set()
             last = after_cursor
+            seen: frozenset[int] = frozenset()
             if after_cursor:
-                async for event in self._backlog(target, after_cursor):
-                    delivered.add(event.cursor)
-                    last = event.cursor
-                    if target.wants(event.kind):
-                        yield event
-                    if self._ends_stream(target, event):
-                        return
+                opening: AsyncIterator[TaskEvent] = self._backlog(target, after_cursor, resuming=True)
             else:
-                for event in await self._snapshot(target):
-                    last = event.cursor
-                    if target.wants(event.kind):
-                        yield event
-                    if self._ends_stream(target, event):
-                        return
-            async for event in self._live(subscription, target, delivered, last):
+                snapshot, snapshot_events = await self._snapshot(target)
+                last, seen = snapshot.position, snapshot.seen_positions
+                opening = _iterate(snapshot_events)
+            async for event in opening:
+                last = event.cursor
                 if target.wants(event.kind):
                     yield event
-                if self._ends_stream(target, event):
+                if ends_stream(target, event):
+                    return
+            async for event in self._live(subscription, target, last, seen):
+                if target.wants(event.kind):
+                    yield event
+                if ends_stream(target, event):
                     return
         finally:
-            self._deps.hub.unsubscribe(subscription)
+            self._deps.feed.unsubscribe(subscription)
 
     async def _live(
-        self, subscription: Subscription, target: WatchTarget, delivered: set[int], last: int
+        self, subscription: Subscription, target: WatchTarget, last: int, seen: frozenset[int]
     ) -> AsyncIterator[TaskEvent]:
         while True:
             if subscription.overflowed:
                 # Too slow for the buffer: drop it and catch up from the event table instead.
-                while not subscription.queue.empty():
-                    subscription.queue.get_nowait()
-                subscription.overflowed = False
-                async for replayed in self._backlog(target, last):
-                    delivered.add(replayed.cursor)
-                    last = replayed.cursor
-                    yield replayed
+                subscription.drain()
+                async for replayed in self._backlog(target, last, resuming=False):
+                    if replayed.cursor not in seen:
+                        last = replayed.cursor
+                        yield replayed
                 continue
             live = await subscription.next()
             if live is None:
                 raise Unavailable(f"server is shutting down; reconnect with after_cursor={last}")
-            if live.cursor in delivered:  # already sent by a replay; each arrives live once
-                delivered.discard(live.cursor)
+            if live.cursor <= last or live.cursor in seen:
                 continue
-            last = max(last, live.cursor)
+            last = live.cursor
             yield live
 
     @staticmethod
     def _ends_stream(target: WatchTarget, event: TaskEvent) -> bool:
-        return bool(target.task_id) and event.task.status in transitions.FINISHED
+        return target.scope[0] is EventScope.TASK and event.task.status in transitions.FINISHED
+
+
+async def _iterate(events: list[TaskEvent]) -> AsyncIterator[TaskEvent]:
+    for event in events:
+        yield event

@@ -8,6 +8,7 @@ from datetime import datetime
 from workengine.engine.base import Deps, utc_now
 from workengine.engine.events import EventHub
 from workengine.engine.execution import ExecutionFlow
+from workengine.engine.feed import EventFeed, FeedSettings
 from workengine.engine.orchestrators import Orchestrators
 from workengine.engine.stats import Statistics
 from workengine.engine.tasks import Tasks
@@ -16,10 +17,17 @@ from workengine.store.database import Database
 
 
 class WorkEngine:
-    def __init__(self, db: Database, *, hub: EventHub | None = None, clock: Callable[[], datetime] = utc_now):
-        deps = Deps(db=db, hub=hub or EventHub(), clock=clock)
+    def __init__(
+        self,
+        db: Database,
+        *,
+        feed_settings: FeedSettings | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self.db = db
-        self.hub = deps.hub
+        self.hub = EventHub()
+        self.feed = EventFeed(db, self.hub, feed_settings)
+        deps = Deps(db=db, feed=self.feed, clock=clock)
         self.orchestrators = Orchestrators(deps)
         self.tasks = Tasks(deps)
         self.execution = ExecutionFlow(deps)
@@ -27,4 +35,5 @@ class WorkEngine:
         self.watcher = Watcher(deps)
 
     async def close(self) -> None:
+        await self.feed.close()
         await self.db.close()

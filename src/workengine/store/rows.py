@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -11,6 +12,7 @@ from workengine.domain.model import (
     Artifact,
     Charter,
     EventKind,
+    EventPage,
     Orchestrator,
     OrchestratorStatus,
     Priority,
@@ -82,8 +84,18 @@ def to_task(row: RowMapping) -> Task:
     )
 
 
+def to_event_page(found: Sequence[RowMapping]) -> EventPage:
+    """Rows of an events page statement; a lone row without an event means an empty page."""
+    first = found[0]
+    return EventPage(
+        events=tuple(to_event(r) for r in found if r["event_position"] is not None),
+        head=int(first["head"] or 0),
+        pruned_through=int(first["pruned_through"]),
+    )
+
+
 def to_event(row: RowMapping) -> TaskEvent:
-    """A row of events_after: the event columns prefixed event_, then the task's as it is now.
+    """An events page row: the event columns prefixed event_, then the task's as it is now.
 
     The task is shown with the status and attempt recorded with the event (and, for progress,
     its percent and message); other fields are current.
@@ -93,7 +105,7 @@ def to_event(row: RowMapping) -> TaskEvent:
     if kind is EventKind.PROGRESS:
         task = replace(task, progress=row["event_progress"], progress_message=row["event_message"])
     return TaskEvent(
-        cursor=row["event_cursor"],
+        cursor=row["event_position"],
         kind=kind,
         occurred_at=row["event_time"],
         task=task,

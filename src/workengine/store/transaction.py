@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workengine.domain.model import (
     EventKind,
+    EventPage,
+    EventScope,
     JsonObject,
     NewOrchestrator,
     NewTask,
@@ -19,6 +21,7 @@ from workengine.domain.model import (
     OrchestratorStatus,
     ScoredTask,
     SelectionCriteria,
+    Snapshot,
     Task,
     TaskEvent,
     TaskFilter,
@@ -27,6 +30,9 @@ from workengine.domain.model import (
 from workengine.domain.scoring import PRIORITY_WEIGHT, Segment
 from workengine.store import rows
 from workengine.store.queries import query
+
+# An event's position keeps its transaction's id above these low bits (see queries.sql).
+EVENTS_PER_TRANSACTION = 1 << 20
 
 # Keyset pagination starts before every row.
 BEGINNING = (datetime(1, 1, 1, tzinfo=UTC), "")
@@ -51,6 +57,7 @@ class Transaction:
 
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
+        self._event_seq = 0
 
     async def _rows(self, name: str, **params: Any) -> Sequence[RowMapping]:
         result = await self._connection.execute(query(name), params)
@@ -236,10 +243,11 @@ class Transaction:
 
     async def release_dependents(self, task_id: str) -> list[TaskEvent]:
         """Counts one more met dependency for each dependent; returns UNBLOCKED events."""
-        found = await self._rows("release_dependents", id=task_id)
+        found = await self._rows("release_dependents", id=task_id, seq=self._event_seq + 1)
+        self._take_event_numbers(len(found))
         return [
             TaskEvent(
-                cursor=r["event_cursor"],
+                cursor=r["event_position"],
                 kind=EventKind.UNBLOCKED,
                 occurred_at=r["event_time"],
                 task=rows.to_task(r),
@@ -257,6 +265,14 @@ class Transaction:
 
     # Events
 
+    def _take_event_numbers(self, count: int) -> int:
+        """Numbers this transaction's next `count` events: the low bits of their positions."""
+        first = self._event_seq + 1
+        self._event_seq += count
+        if self._event_seq >= EVENTS_PER_TRANSACTION:
+            raise ValueError(f"a transaction may record at most {EVENTS_PER_TRANSACTION - 1} events")
+        return first
+
     async def record_event(
         self,
         kind: EventKind,
@@ -268,6 +284,7 @@ class Transaction:
     ) -> TaskEvent:
         row = await self._row(
             "insert_event",
+            seq=self._take_event_numbers(1),
             task_id=task.id,
             orchestrator_id=task.orchestrator_id,
             workspace_id=task.workspace_id,
@@ -280,7 +297,7 @@ class Transaction:
         )
         assert row is not None
         return TaskEvent(
-            cursor=row["cursor"],
+            cursor=row["position"],
             kind=kind,
             occurred_at=row["occurred_at"],
             task=task,
@@ -290,35 +307,40 @@ class Transaction:
             metadata=metadata or {},
         )
 
-    async def latest_event_cursor(self) -> int:
-        row = await self._row("latest_event_cursor")
+    async def events_after(self, scope: EventScope, scope_id: str, after: int, limit: int) -> EventPage:
+        """Committed events after position `after`, oldest first, with the log's head and horizon."""
+        found = await self._rows(f"{scope.value}_events_after", scope_id=scope_id, after=after, limit=limit)
+        return rows.to_event_page(found)
+
+    async def tail_events(self, after: int, limit: int) -> EventPage:
+        return rows.to_event_page(await self._rows("tail_events", after=after, limit=limit))
+
+    async def head_position(self) -> int:
+        row = await self._row("head_position")
         assert row is not None
-        return int(row["cursor"])
+        return int(row["position"])
 
-    async def events_after(
-        self, after_cursor: int, task_id: str, orchestrator_id: str, workspace_id: str, limit: int
-    ) -> list[TaskEvent]:
-        found = await self._rows(
-            "events_after",
-            after_cursor=after_cursor,
-            task_id=task_id or None,
-            orchestrator_id=orchestrator_id or None,
-            workspace_id=workspace_id or None,
-            limit=limit,
+    async def snapshot(self, scope: EventScope, scope_id: str, limit: int) -> Snapshot:
+        """The scope's open tasks (or the one task) and the log position they reflect."""
+        found = await self._rows(f"{scope.value}_snapshot", scope_id=scope_id, limit=limit)
+        first = found[0]
+        return Snapshot(
+            position=int(first["snapshot_position"]),
+            seen_positions=frozenset(first["seen_positions"]),
+            tasks=tuple(rows.to_task(r) for r in found if r["id"] is not None),
         )
-        return [rows.to_event(r) for r in found]
 
-    async def snapshot_tasks(
-        self, task_id: str, orchestrator_id: str, workspace_id: str, limit: int
-    ) -> list[Task]:
-        found = await self._rows(
-            "snapshot_tasks",
-            task_id=task_id or None,
-            orchestrator_id=orchestrator_id or None,
-            workspace_id=workspace_id or None,
-            limit=limit,
-        )
-        return [rows.to_task(r) for r in found]
+    async def prune_events(self, retention_seconds: float, batch: int) -> int | None:
+        """Deletes up to `batch` of the oldest expired events; None when another process is pruning."""
+        locked = await self._row("try_lock_pruning")
+        if locked is None or not locked["locked"]:
+            return None
+        row = await self._row("prune_events", retention_seconds=retention_seconds, batch=batch)
+        assert row is not None
+        return int(row["deleted"])
+
+    async def notify(self, channel: str, payload: str) -> None:
+        await self._connection.execute(query("notify_events"), {"channel": channel, "payload": payload})
 
     # Statistics
 

@@ -169,20 +169,22 @@ WITH targets AS MATERIALIZED (
 ), unblocked AS (
     SELECT * FROM released WHERE status = 'TODO' AND unmet_dependency_count = 0
 ), events AS (
-    INSERT INTO task_events (task_id, orchestrator_id, workspace_id, kind, status, attempt)
-    SELECT id, orchestrator_id, workspace_id, 'UNBLOCKED', status, attempt FROM unblocked
-    RETURNING cursor, task_id, occurred_at
+    INSERT INTO task_events (position, task_id, orchestrator_id, workspace_id, kind, status, attempt)
+    SELECT /*part: event_position*/ + :seq + row_number() OVER (ORDER BY id) - 1,
+           id, orchestrator_id, workspace_id, 'UNBLOCKED', status, attempt
+    FROM unblocked
+    RETURNING position, task_id, occurred_at
 )
-SELECT unblocked.*, events.cursor AS event_cursor, events.occurred_at AS event_time
+SELECT unblocked.*, events.position AS event_position, events.occurred_at AS event_time
 FROM unblocked JOIN events ON events.task_id = unblocked.id
-ORDER BY events.cursor;
+ORDER BY events.position;
 
 -- name: insert_event
-INSERT INTO task_events (task_id, orchestrator_id, workspace_id, kind, status, attempt, progress, message,
-                         metadata)
-VALUES (:task_id, :orchestrator_id, :workspace_id, :kind, :status, :attempt, :progress, :message,
-        CAST(:metadata AS jsonb))
-RETURNING cursor, occurred_at;
+INSERT INTO task_events (position, task_id, orchestrator_id, workspace_id, kind, status, attempt, progress,
+                         message, metadata)
+VALUES (/*part: event_position*/ + :seq, :task_id, :orchestrator_id, :workspace_id, :kind, :status, :attempt,
+        :progress, :message, CAST(:metadata AS jsonb))
+RETURNING position, occurred_at;
 
 -- name: dependency_states
 SELECT id, title, status FROM tasks WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id;
@@ -225,26 +227,134 @@ WHERE orchestrator_id = :orchestrator_id
   AND created_at < COALESCE(CAST(:end_time AS timestamptz), 'infinity')
 GROUP BY GROUPING SETS ((status), (priority));
 
--- name: latest_event_cursor
-SELECT COALESCE(max(cursor), 0) AS cursor FROM task_events;
 
--- name: events_after
-SELECT e.cursor AS event_cursor, e.kind AS event_kind, e.status AS event_status, e.attempt AS event_attempt,
-       e.progress AS event_progress, e.message AS event_message, e.metadata AS event_metadata,
-       e.occurred_at AS event_time, t.*
-FROM task_events e JOIN tasks t ON t.id = e.task_id
-WHERE e.cursor > :after_cursor
-  AND (CAST(:task_id AS text) IS NULL OR e.task_id = :task_id)
-  AND (CAST(:orchestrator_id AS text) IS NULL OR e.orchestrator_id = :orchestrator_id)
-  AND (CAST(:workspace_id AS text) IS NULL OR e.workspace_id = :workspace_id)
-ORDER BY e.cursor
-LIMIT :limit;
+-- The event log. A position is (xid << 20) + n: the writing transaction's id, then its n-th
+-- event (n < 2^20). Readers take only positions below the watermark, xmin(snapshot) << 20:
+-- every transaction that may still commit an event has an xid >= that xmin, so the events a
+-- reader has taken form a prefix that later commits never punch holes into. A long-running
+-- write transaction anywhere in the cluster delays delivery; it never causes a skip.
 
--- name: snapshot_tasks
-SELECT * FROM tasks
-WHERE (CAST(:task_id AS text) IS NULL OR id = :task_id)
-  AND (CAST(:orchestrator_id AS text) IS NULL OR orchestrator_id = :orchestrator_id)
-  AND (CAST(:workspace_id AS text) IS NULL OR workspace_id = :workspace_id)
-  AND (CAST(:task_id AS text) IS NOT NULL OR status IN ('TODO', 'IN_PROGRESS', 'BLOCKED'))
-ORDER BY created_at, id
-LIMIT :limit;
+-- part: event_position
+(pg_current_xact_id()::text::bigint << 20)
+
+-- part: watermark
+(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20)
+
+-- part: event_log_state
+log AS (
+    SELECT /*part: watermark*/ AS watermark,
+           (SELECT max(position) FROM task_events) AS head,
+           (SELECT pruned_through FROM event_log) AS pruned_through
+)
+
+-- part: event_columns
+e.position AS event_position, e.kind AS event_kind, e.status AS event_status, e.attempt AS event_attempt,
+e.progress AS event_progress, e.message AS event_message, e.metadata AS event_metadata,
+e.occurred_at AS event_time, t.*
+
+-- part: snapshot_state
+log AS (
+    SELECT GREATEST(COALESCE((SELECT max(position) FROM task_events WHERE position < w.watermark), 0),
+                    (SELECT pruned_through FROM event_log)) AS snapshot_position,
+           -- Committed above the watermark yet already visible here: the snapshot shows
+           -- their effect, so the live stream must not repeat them.
+           ARRAY(SELECT position FROM task_events WHERE position >= w.watermark) AS seen_positions
+    FROM (SELECT /*part: watermark*/ AS watermark) w
+)
+
+-- part: events_page_where
+-- A page of events after :after in one scope (the condition follows), below the watermark,
+-- with the log's head and pruning horizon on every row: the horizon is read in the same
+-- snapshot as the page, so a concurrent prune cannot slip between the check and the read.
+WITH /*part: event_log_state*/
+SELECT log.head, log.pruned_through, page.*
+FROM log LEFT JOIN LATERAL (
+    SELECT /*part: event_columns*/
+    FROM task_events e JOIN tasks t ON t.id = e.task_id
+    WHERE
+
+-- part: events_page_end
+    AND e.position > :after AND e.position < log.watermark
+    ORDER BY e.position
+    LIMIT :limit
+) page ON true
+ORDER BY page.event_position
+
+-- name: tail_events
+-- Every scope: what the process-wide tailer fans out. One row with NULL event columns when
+-- nothing is ready, so head and pruned_through always come back.
+/*part: events_page_where*/ true
+/*part: events_page_end*/;
+
+-- name: task_events_after
+/*part: events_page_where*/ e.task_id = :scope_id
+/*part: events_page_end*/;
+
+-- name: orchestrator_events_after
+/*part: events_page_where*/ e.orchestrator_id = :scope_id
+/*part: events_page_end*/;
+
+-- name: workspace_events_after
+/*part: events_page_where*/ e.workspace_id = :scope_id
+/*part: events_page_end*/;
+
+-- name: head_position
+-- Where a tailer starting now begins: everything at or below it is final.
+SELECT COALESCE(max(position), 0) AS position FROM task_events WHERE position < /*part: watermark*/;
+
+-- name: task_snapshot
+WITH /*part: snapshot_state*/
+SELECT log.snapshot_position, log.seen_positions, t.*
+FROM log LEFT JOIN LATERAL (SELECT * FROM tasks WHERE id = :scope_id) t ON true;
+
+-- name: orchestrator_snapshot
+WITH /*part: snapshot_state*/
+SELECT log.snapshot_position, log.seen_positions, t.*
+FROM log LEFT JOIN LATERAL (
+    SELECT * FROM tasks
+    WHERE orchestrator_id = :scope_id AND status IN ('TODO', 'IN_PROGRESS', 'BLOCKED')
+    ORDER BY created_at, id
+    LIMIT :limit
+) t ON true
+ORDER BY t.created_at, t.id;
+
+-- name: workspace_snapshot
+WITH /*part: snapshot_state*/
+SELECT log.snapshot_position, log.seen_positions, t.*
+FROM log LEFT JOIN LATERAL (
+    SELECT * FROM tasks
+    WHERE workspace_id = :scope_id AND status IN ('TODO', 'IN_PROGRESS', 'BLOCKED')
+    ORDER BY created_at, id
+    LIMIT :limit
+) t ON true
+ORDER BY t.created_at, t.id;
+
+-- name: try_lock_pruning
+-- One pruner at a time across every process; the others skip their turn.
+SELECT pg_try_advisory_xact_lock(hashtext('workengine.prune_events')) AS locked;
+
+-- name: prune_events
+-- Deletes the oldest events older than the cutoff, a batch at a time, strictly as a prefix of
+-- the log (stopping at the first younger event), and records the highest position deleted.
+WITH oldest AS MATERIALIZED (
+    SELECT position, occurred_at FROM task_events
+    WHERE position < /*part: watermark*/
+    ORDER BY position
+    LIMIT :batch
+), cut AS (
+    SELECT max(position) AS through FROM oldest
+    WHERE position < COALESCE(
+        (SELECT min(position) FROM oldest WHERE occurred_at >= now() - make_interval(secs => :retention_seconds)),
+        9223372036854775807)
+), deleted AS (
+    DELETE FROM task_events e USING cut WHERE e.position <= cut.through
+    RETURNING e.position
+), horizon AS (
+    UPDATE event_log SET pruned_through = GREATEST(pruned_through, cut.through)
+    FROM cut WHERE cut.through IS NOT NULL
+    RETURNING pruned_through
+)
+SELECT (SELECT count(*) FROM deleted) AS deleted, (SELECT max(pruned_through) FROM horizon) AS pruned_through;
+
+-- name: notify_events
+SELECT pg_notify(:channel, :payload);
