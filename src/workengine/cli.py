@@ -1,21 +1,28 @@
-"""The `workengine` command: serve, migrate, and task/orchestrator commands for humans."""
+"""The `workengine` command: serve, migrate, watch, and task/orchestrator commands for humans."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import grpc
 from google.protobuf import json_format, timestamp_pb2
 
-from workengine.config import ServeSettings, default_target
+from workengine.config import (
+    DEFAULT_EVENT_RETENTION,
+    DEFAULT_POLL_INTERVAL,
+    ServeSettings,
+    default_target,
+    parse_duration,
+)
 from workengine.domain.errors import WorkEngineError
 from workengine.v1 import orchestrator_pb2, task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
+from workengine.watch_view import ProgressBoard, kind_name, plain_line
 
 
 def _print(message: Any) -> None:
@@ -39,6 +46,20 @@ def _timestamp(text: str) -> timestamp_pb2.Timestamp:
     return stamp
 
 
+def _duration(text: str) -> timedelta:
+    try:
+        value = parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if value <= timedelta(0):
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    return _duration(text).total_seconds()
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     from workengine.serve import serve
 
@@ -49,6 +70,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
             database_url=args.database_url,
             data_dir=args.data_dir,
             migrate=False if args.no_migrate else None,
+            listen=False if args.no_listen else None,
+            poll_interval=args.poll_interval,
+            event_retention=args.event_retention,
         )
     )
 
@@ -111,6 +135,31 @@ def cmd_orchestrator_list(args: argparse.Namespace) -> None:
     _print(_stub(args).ListOrchestrators(pb.ListOrchestratorsRequest(page_size=args.page_size)))
 
 
+def cmd_watch(args: argparse.Namespace) -> None:
+    request = pb.WatchTaskProgressRequest(after_cursor=args.after_cursor, keep_open=args.keep_open)
+    if args.task:
+        request.task_id = args.task
+    elif args.orchestrator:
+        request.orchestrator_id = args.orchestrator
+    else:
+        request.workspace_id = args.workspace
+    for kind in args.kind or []:
+        request.kinds.append(task_pb2.TaskEventKind.Value(f"TASK_EVENT_KIND_{kind.upper()}"))  # type: ignore[arg-type]
+    interactive = sys.stdout.isatty() if args.bars is None else args.bars
+    board = ProgressBoard()
+    stream = _stub(args).WatchTaskProgress(request)
+    try:
+        for response in stream:
+            if interactive:
+                board.apply(response.event)
+                sys.stdout.write(board.redraw())
+            else:
+                sys.stdout.write(plain_line(response.event) + "\n")
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        stream.cancel()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workengine", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +172,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--data-dir", help="embedded PostgreSQL data directory (env WORKENGINE_DATA_DIR)")
     serve.add_argument("--no-migrate", action="store_true", help="do not apply migrations on start")
+    serve.add_argument(
+        "--no-listen",
+        action="store_true",
+        help="poll the event table instead of LISTEN/NOTIFY, e.g. behind PgBouncer transaction pooling "
+        "(env WORKENGINE_LISTEN=0)",
+    )
+    serve.add_argument(
+        "--poll-interval",
+        type=_positive_seconds,
+        help=f"seconds between event-table polls with --no-listen (default {DEFAULT_POLL_INTERVAL})",
+    )
+    serve.add_argument(
+        "--event-retention",
+        type=_duration,
+        help=f"how long events stay resumable, e.g. 12h or 7d (default {DEFAULT_EVENT_RETENTION}, "
+        "env WORKENGINE_EVENT_RETENTION)",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     migrate = commands.add_parser("migrate", help="apply database migrations")
@@ -164,6 +230,26 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--page-size", type=int, default=50)
     listing.add_argument("--page-token")
     listing.set_defaults(handler=cmd_task_list)
+
+    watch = client(commands, "watch", "follow task progress live: bars on a terminal, lines otherwise")
+    scope = watch.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--task", help="one task; the watch ends when it finishes")
+    scope.add_argument("--orchestrator", help="every task of one orchestrator")
+    scope.add_argument("--workspace", help="every task of one workspace")
+    watch.add_argument("--after-cursor", type=int, default=0, help="resume after this event cursor")
+    watch.add_argument(
+        "--kind",
+        action="append",
+        choices=[kind_name(v).lower() for v in task_pb2.TaskEventKind.values() if v],
+        help="only these event kinds (repeatable)",
+    )
+    watch.add_argument("--keep-open", action="store_true", help="keep a --task watch open after it finishes")
+    bars = watch.add_mutually_exclusive_group()
+    bars.add_argument(
+        "--bars", action="store_true", default=None, help="progress bars even when not a terminal"
+    )
+    bars.add_argument("--lines", dest="bars", action="store_false", help="plain lines even on a terminal")
+    watch.set_defaults(handler=cmd_watch)
 
     orchestrator = commands.add_parser("orchestrator", help="register and list orchestrators").add_subparsers(
         dest="action", required=True

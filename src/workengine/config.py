@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import platformdirs
 
 DEFAULT_PORT = 50051
+DEFAULT_EVENT_RETENTION = "7d"
+DEFAULT_POLL_INTERVAL = 0.1
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90' or '90s', '15m', '12h', '7d'."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration like 90s, 15m, 12h or 7d")
+    return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
 
 
 def default_data_dir() -> Path:
@@ -24,6 +39,10 @@ class ServeSettings:
     migrate: bool
     pool_size: int
     grace_seconds: float
+    # LISTEN for other processes' events; off for PgBouncer transaction pooling (then poll).
+    listen: bool
+    poll_interval: float
+    event_retention: timedelta
 
     @classmethod
     def from_sources(
@@ -34,6 +53,9 @@ class ServeSettings:
         database_url: str | None = None,
         data_dir: str | None = None,
         migrate: bool | None = None,
+        listen: bool | None = None,
+        poll_interval: float | None = None,
+        event_retention: timedelta | None = None,
     ) -> ServeSettings:
         env = os.environ
         return cls(
@@ -44,6 +66,12 @@ class ServeSettings:
             migrate=migrate if migrate is not None else env.get("WORKENGINE_MIGRATE", "1") != "0",
             pool_size=int(env.get("WORKENGINE_POOL_SIZE", "10")),
             grace_seconds=float(env.get("WORKENGINE_SHUTDOWN_GRACE", "5")),
+            listen=listen if listen is not None else env.get("WORKENGINE_LISTEN", "1") != "0",
+            poll_interval=poll_interval
+            if poll_interval is not None
+            else float(env.get("WORKENGINE_POLL_INTERVAL", DEFAULT_POLL_INTERVAL)),
+            event_retention=event_retention
+            or parse_duration(env.get("WORKENGINE_EVENT_RETENTION", DEFAULT_EVENT_RETENTION)),
         )
 
 

@@ -9,6 +9,7 @@ import signal
 from workengine.api.server import start_server
 from workengine.config import ServeSettings
 from workengine.engine import WorkEngine
+from workengine.engine.feed import FeedSettings
 from workengine.store.database import Database
 from workengine.store.embedded import EmbeddedPostgres
 from workengine.store.migrate import migrate
@@ -31,7 +32,10 @@ async def run(settings: ServeSettings, database_url: str) -> None:
         loop.add_signal_handler(signum, stop.set)
     if settings.migrate:
         await asyncio.to_thread(migrate, database_url)
-    engine = WorkEngine(Database(database_url, pool_size=settings.pool_size))
+    feed = FeedSettings(
+        listen=settings.listen, poll_interval=settings.poll_interval, retention=settings.event_retention
+    )
+    engine = WorkEngine(Database(database_url, pool_size=settings.pool_size), feed_settings=feed)
     running = await start_server(engine, settings.host, settings.port)
     print(f"workengine listening on {settings.host}:{running.port}", flush=True)
     await stop.wait()

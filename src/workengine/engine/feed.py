@@ -44,6 +44,8 @@ class FeedSettings:
     held_back_max_delay: float = 0.25
     notify_interval: float = 0.01
     page_size: int = 500
+    # Events queued per subscriber before it is switched to catching up from the table.
+    subscriber_buffer: int = 1_000
     retention: timedelta = timedelta(days=7)
     prune_interval: float = 60.0
     prune_batch: int = 5_000

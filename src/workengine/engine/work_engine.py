@@ -25,8 +25,9 @@ class WorkEngine:
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.db = db
-        self.hub = EventHub()
-        self.feed = EventFeed(db, self.hub, feed_settings)
+        settings = feed_settings or FeedSettings()
+        self.hub = EventHub(settings.subscriber_buffer)
+        self.feed = EventFeed(db, self.hub, settings)
         deps = Deps(db=db, feed=self.feed, clock=clock)
         self.orchestrators = Orchestrators(deps)
         self.tasks = Tasks(deps)
