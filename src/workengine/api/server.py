@@ -58,6 +58,7 @@ async def start_server(engine: WorkEngine, host: str = "127.0.0.1", port: int = 
     if bound == 0:
         raise BindError(f"cannot listen on {address}: address in use or not available")
     await server.start()
+    engine.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(server=server, port=bound, engine=engine, health=health_servicer)

@@ -59,13 +59,16 @@ class Subscription:
         self.overflowed = False
         self._closed = closed
 
-    def offer(self, event: TaskEvent) -> None:
+    def offer(self, event: TaskEvent) -> bool:
+        """Queues the event; False when this offer found the queue full and overflowed it."""
         if self.overflowed:
-            return
+            return True
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
             self.overflowed = True
+            return False
+        return True
 
     def drain(self) -> None:
         """Drops what is queued and clears the overflow mark (the caller catches up elsewhere)."""
@@ -96,6 +99,8 @@ class EventHub:
         self._by_scope: defaultdict[tuple[EventScope, str], set[Subscription]] = defaultdict(set)
         self._count = 0
         self._closed = asyncio.Event()
+        # Subscribers switched to catching up from the table because their queue filled.
+        self.overflows = 0
 
     def subscribe(self, target: WatchTarget) -> Subscription:
         subscription = Subscription(target, self._buffer, self._closed)
@@ -117,7 +122,8 @@ class EventHub:
         for event in events:
             for key in scope_keys(event):
                 for subscription in self._by_scope.get(key, ()):
-                    subscription.offer(event)
+                    if not subscription.offer(event):
+                        self.overflows += 1
 
     def close(self) -> None:
         """Wakes every subscriber so its stream can end before the server stops."""

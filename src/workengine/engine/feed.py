@@ -100,6 +100,7 @@ class EventFeed:
                 if self._position is None:
                     async with self._db.transaction() as tx:
                         self._position = await tx.head_position()
+                    self._wake.set()  # the tailer was idle without a timeout: start polling
         except BaseException:
             self.unsubscribe(subscription)
             raise

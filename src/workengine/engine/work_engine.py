@@ -35,6 +35,10 @@ class WorkEngine:
         self.stats = Statistics(deps)
         self.watcher = Watcher(deps)
 
+    def start(self) -> None:
+        """Starts background work (event feed, listener, pruning) on the running loop."""
+        self.feed.start()
+
     async def close(self) -> None:
         await self.feed.close()
         await self.db.close()
