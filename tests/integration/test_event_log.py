@@ -283,6 +283,19 @@ async def test_cancelled_streams_release_their_tasks_subscriptions_and_connectio
     assert engine.db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
+async def test_a_stream_past_its_deadline_ends_and_releases_its_subscription(
+    stub: Stub, engine: WorkEngine
+) -> None:
+    await register(stub)
+    task = await create(stub, "task")
+    call = stub.WatchTaskProgress(pb.WatchTaskProgressRequest(task_id=task.id), timeout=0.5)
+    assert (await next_event(call)).kind == SNAPSHOT
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        await asyncio.wait_for(call.read(), timeout=5)
+    assert ended.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    await wait_for_subscribers(engine, 0)
+
+
 # Across processes
 
 
