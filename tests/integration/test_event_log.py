@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, NamedTuple
 
 import grpc
-import psycopg
 import pytest
 
 from tests.integration.helpers import Stub, complete, create, expect_error, register
+from tests.integration.replicas import (
+    NO_SAFETY_POLL,
+    ReplicaFactory,
+    admin,
+    listener_pids,
+    terminate,
+    wait_for_listeners,
+)
 from tests.integration.watching import (
     COMPLETED,
     CREATED,
@@ -33,75 +39,15 @@ from tests.integration.watching import (
     wait_for_subscribers,
     watch,
 )
-from workengine.api.server import RunningServer, start_server
-from workengine.domain.model import EventKind
+from workengine.domain.model import EventKind, EventPage
 from workengine.engine import WorkEngine, execution
 from workengine.engine.feed import FeedSettings
-from workengine.store.database import Database
-from workengine.store.listener import APPLICATION_NAME
+from workengine.store.transaction import Transaction
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
 
-# Long enough that a delivery within a test's read timeout cannot come from the safety poll.
-NO_SAFETY_POLL = 600.0
-
 # A client that reads slowly: no window growth, a small per-stream window.
 SMALL_WINDOW = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 8192)]
-
-
-class Replica(NamedTuple):
-    engine: WorkEngine
-    stub: Stub
-    target: str
-
-
-ReplicaFactory = Callable[[FeedSettings], Awaitable[Replica]]
-
-
-@pytest.fixture
-async def replica(database_url: str) -> AsyncIterator[ReplicaFactory]:
-    """Starts extra server 'processes' on the test database: engine, pool, feed, server."""
-    started: list[tuple[WorkEngine, RunningServer, grpc.aio.Channel]] = []
-
-    async def start(settings: FeedSettings) -> Replica:
-        engine = WorkEngine(Database(database_url, pool_size=5), feed_settings=settings)
-        running = await start_server(engine, "127.0.0.1", 0)
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
-        started.append((engine, running, channel))
-        return Replica(engine, pb_grpc.WorkEngineServiceStub(channel), f"127.0.0.1:{running.port}")
-
-    yield start
-    for engine, running, channel in started:
-        await channel.close()
-        await running.stop(0)
-        await engine.close()
-
-
-async def admin(database_url: str) -> psycopg.AsyncConnection[tuple[Any, ...]]:
-    return await psycopg.AsyncConnection.connect(database_url, autocommit=True)
-
-
-async def listener_pids(database_url: str) -> list[int]:
-    async with await admin(database_url) as connection:
-        cursor = await connection.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s",
-            (APPLICATION_NAME,),
-        )
-        return [int(row[0]) for row in await cursor.fetchall()]
-
-
-async def wait_for_listeners(database_url: str, count: int, *, besides: frozenset[int] = frozenset()) -> None:
-    for _ in range(250):
-        if len(set(await listener_pids(database_url)) - besides) >= count:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"fewer than {count} listening connections")
-
-
-async def terminate(database_url: str, pids: list[int]) -> None:
-    async with await admin(database_url) as connection:
-        for pid in pids:
-            await connection.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
 
 # Commit order
@@ -294,6 +240,33 @@ async def test_a_stream_past_its_deadline_ends_and_releases_its_subscription(
         await asyncio.wait_for(call.read(), timeout=5)
     assert ended.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     await wait_for_subscribers(engine, 0)
+
+
+async def test_the_tailer_survives_an_unexpected_read_failure(
+    stub: Stub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failures = iter([RuntimeError("injected")])
+    real_tail = Transaction.tail_events
+
+    async def failing_once(self: Transaction, after: int, limit: int) -> EventPage:
+        for failure in failures:
+            raise failure
+        return await real_tail(self, after, limit)
+
+    monkeypatch.setattr(Transaction, "tail_events", failing_once)
+    await register(stub)
+    task = await create(stub, "task")
+    call = watch(stub, task_id=task.id)
+    try:
+        assert (await next_event(call)).kind == SNAPSHOT
+        attempt = await execute(stub, task.id)
+        await progress(stub, task.id, attempt, 70)
+        assert [(e.kind, e.task.progress) for e in await next_events(call, 2)] == [
+            (STARTED, 0),
+            (PROGRESS, 70),
+        ]
+    finally:
+        call.cancel()
 
 
 # Across processes

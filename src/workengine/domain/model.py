@@ -187,6 +187,9 @@ class EventPage:
     the same snapshot: a cursor below `pruned_through` has lost events to retention."""
 
     events: tuple[TaskEvent, ...]
+    # Rows the page covered and the last one's position, counting events it left out.
+    size: int
+    last_position: int | None
     head: int
     pruned_through: int
 

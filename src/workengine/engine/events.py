@@ -57,9 +57,12 @@ class Subscription:
         self.target = target
         self.queue: asyncio.Queue[TaskEvent] = asyncio.Queue(maxsize=buffer)
         self.overflowed = False
+        # Once overflowed: the feed position right before the first event that did not fit.
+        # Everything in scope up to it is in the queue, so catching up starts there.
+        self.resume_after = 0
         self._closed = closed
 
-    def offer(self, event: TaskEvent) -> bool:
+    def offer(self, event: TaskEvent, previous_position: int) -> bool:
         """Queues the event; False when this offer found the queue full and overflowed it."""
         if self.overflowed:
             return True
@@ -67,14 +70,18 @@ class Subscription:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
             self.overflowed = True
+            self.resume_after = previous_position
             return False
         return True
 
-    def drain(self) -> None:
-        """Drops what is queued and clears the overflow mark (the caller catches up elsewhere)."""
+    def take_queued(self) -> list[TaskEvent]:
+        """Empties the queue and clears the overflow mark: the caller sends these, then
+        catches up from the event table after `resume_after`."""
+        queued = []
         while not self.queue.empty():
-            self.queue.get_nowait()
+            queued.append(self.queue.get_nowait())
         self.overflowed = False
+        return queued
 
     async def next(self) -> TaskEvent | None:
         """The next event, or None once the hub is closed (server shutting down)."""
@@ -101,6 +108,8 @@ class EventHub:
         self._closed = asyncio.Event()
         # Subscribers switched to catching up from the table because their queue filled.
         self.overflows = 0
+        # The last position published (the feed's position).
+        self.position = 0
 
     def subscribe(self, target: WatchTarget) -> Subscription:
         subscription = Subscription(target, self._buffer, self._closed)
@@ -119,11 +128,13 @@ class EventHub:
             del self._by_scope[key]
 
     def publish(self, events: Iterable[TaskEvent]) -> None:
+        """Events in position order, each after everything the feed published before it."""
         for event in events:
             for key in scope_keys(event):
                 for subscription in self._by_scope.get(key, ()):
-                    if not subscription.offer(event):
+                    if not subscription.offer(event, self.position):
                         self.overflows += 1
+            self.position = event.cursor
 
     def close(self) -> None:
         """Wakes every subscriber so its stream can end before the server stops."""

@@ -139,7 +139,7 @@ class ExecutionFlow:
                             continue
                 except TimeoutError:
                     pass
-                subscription.drain()
+                subscription.take_queued()
                 claimed = await self._claim_once(orchestrator_id, criteria)
                 if claimed is not None:
                     return claimed

@@ -62,11 +62,13 @@ class EventFeed:
         self._notify_wanted = asyncio.Event()
         self._notify_position = 0
         self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
         self.listener: Listener | None = None
 
     def start(self) -> None:
-        """Starts the background tasks on the running loop; later calls do nothing."""
-        if self._tasks:
+        """Starts the background tasks on the running loop; later calls, and calls after
+        close(), do nothing."""
+        if self._tasks or self._closed:
             return
         self._spawn(self._tail_loop(), self._notify_loop(), self._prune_loop())
         if self.settings.listen:
@@ -77,11 +79,16 @@ class EventFeed:
         self._tasks.extend(asyncio.get_running_loop().create_task(c) for c in coroutines)
 
     async def close(self) -> None:
+        self._closed = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # logged, never raised: closing must go on to the pool
+                log.exception("event feed task failed")
         self._tasks.clear()
 
     # Subscribers
@@ -99,7 +106,7 @@ class EventFeed:
             async with self._lock:
                 if self._position is None:
                     async with self._db.transaction() as tx:
-                        self._position = await tx.head_position()
+                        self._position = self._hub.position = await tx.head_position()
                     self._wake.set()  # the tailer was idle without a timeout: start polling
         except BaseException:
             self.unsubscribe(subscription)
@@ -147,10 +154,13 @@ class EventFeed:
             try:
                 held_back = await self._read()
                 failures = 0
-            except Unavailable:
+            except Exception as error:  # the loop must outlive any one failure
                 failures += 1
-                if failures == 1:
-                    log.warning("event feed cannot read the event log; retrying")
+                if isinstance(error, Unavailable):
+                    if failures == 1:
+                        log.warning("event feed cannot read the event log; retrying")
+                else:
+                    log.exception("event feed read failed; retrying")
                 await asyncio.sleep(min(0.1 * 2**failures, 5.0))
                 self._wake.set()
 
@@ -168,10 +178,10 @@ class EventFeed:
                     page = await tx.tail_events(position, self.settings.page_size)
                 if self._position is None:  # everyone left while we read
                     return False
-                if page.events:
-                    position = self._position = page.events[-1].cursor
+                if page.last_position is not None:
                     self._hub.publish(page.events)
-                if len(page.events) < self.settings.page_size:
+                    position = self._position = self._hub.position = page.last_position
+                if page.size < self.settings.page_size:
                     return page.head > position
         return False
 
@@ -184,6 +194,8 @@ class EventFeed:
                     await tx.notify(CHANNEL, str(self._notify_position))
             except Unavailable:
                 pass  # other processes' polls pick the events up
+            except Exception:
+                log.exception("event notification failed")
             await asyncio.sleep(self.settings.notify_interval)
 
     async def _prune_loop(self) -> None:
@@ -193,6 +205,8 @@ class EventFeed:
                 await self.prune()
             except Unavailable:
                 log.warning("event pruning skipped: database unavailable")
+            except Exception:
+                log.exception("event pruning failed")
 
     async def prune(self) -> int:
         """Deletes events older than the retention, oldest first; returns how many."""

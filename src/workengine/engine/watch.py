@@ -9,15 +9,17 @@ feed harmless.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from workengine.domain import transitions, validation
 from workengine.domain.errors import InvalidArgument, OutOfRange, Unavailable
-from workengine.domain.model import EventKind, EventScope, Snapshot, TaskEvent
+from workengine.domain.model import EventKind, EventScope, Snapshot, Task, TaskEvent
 from workengine.engine.base import Deps, require_orchestrator, require_task
 from workengine.engine.events import Subscription, WatchTarget
 
 SNAPSHOT_LIMIT = 1_000
+SNAPSHOT_SETTLE_SECONDS = 0.5
 REPLAY_PAGE = 500
 
 
@@ -25,7 +27,8 @@ class Watcher:
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
 
-    async def _validate(self, target: WatchTarget, after_cursor: int) -> None:
+    async def _validate(self, target: WatchTarget, after_cursor: int) -> Task | None:
+        """Checks the request; returns the watched task (as it is now) for a task watch."""
         chosen = [f for f in ("task_id", "orchestrator_id", "workspace_id") if getattr(target, f)]
         if len(chosen) != 1:
             raise InvalidArgument("target", "set exactly one of task_id, orchestrator_id, workspace_id")
@@ -34,14 +37,30 @@ class Watcher:
         validation.require_id(chosen[0], getattr(target, chosen[0]))
         async with self._deps.db.transaction() as tx:
             if target.task_id:
-                await require_task(tx, target.task_id)
-            elif target.orchestrator_id:
+                return await require_task(tx, target.task_id)
+            if target.orchestrator_id:
                 await require_orchestrator(tx, target.orchestrator_id)
+        return None
 
     async def _snapshot(self, target: WatchTarget) -> tuple[Snapshot, list[TaskEvent]]:
+        """The scope's tasks and the position they reflect.
+
+        When the snapshot already shows events above the watermark (a write transaction that
+        started earlier is still open), it is taken again a moment later, so that its cursor
+        covers everything it shows and a resume from that cursor repeats nothing. After
+        SNAPSHOT_SETTLE_SECONDS it is used as it is: the stream skips the events it already
+        shows; only a resume from its cursor would repeat them.
+        """
         scope, scope_id = target.scope
-        async with self._deps.db.transaction() as tx:
-            snapshot = await tx.snapshot(scope, scope_id, SNAPSHOT_LIMIT)
+        pause, waited = 0.002, 0.0
+        while True:
+            async with self._deps.db.transaction() as tx:
+                snapshot = await tx.snapshot(scope, scope_id, SNAPSHOT_LIMIT)
+            if not snapshot.seen_positions or waited >= SNAPSHOT_SETTLE_SECONDS:
+                break
+            await asyncio.sleep(pause)
+            waited += pause
+            pause = min(pause * 2, 0.05)
         now = self._deps.clock()
         return snapshot, [
             TaskEvent(
@@ -77,15 +96,16 @@ class Watcher:
                 raise OutOfRange("after_cursor", f"{after} is ahead of the event log (head {page.head})")
             resuming = False
             for event in page.events:
-                after = event.cursor
                 yield event
-            if len(page.events) < REPLAY_PAGE:
+            if page.last_position is not None:
+                after = page.last_position
+            if page.size < REPLAY_PAGE:
                 return
 
     async def watch(
         self, target: WatchTarget, after_cursor: int = 0, keep_open: bool = False
     ) -> AsyncIterator[TaskEvent]:
-        await self._validate(target, after_cursor)
+        watched_task = await self._validate(target, after_cursor)
         ends_stream = self._ends_stream if not keep_open else lambda _target, _event: False
         # Subscribed before reading the log, so the feed covers whatever commits after the read.
         subscription = await self._deps.feed.subscribe(target)
@@ -104,6 +124,8 @@ class Watcher:
                     yield event
                 if ends_stream(target, event):
                     return
+            if watched_task and watched_task.status in transitions.FINISHED and not keep_open:
+                return  # resumed after its terminal event: nothing more will come
             async for event in self._live(subscription, target, last, seen):
                 if target.wants(event.kind):
                     yield event
@@ -117,10 +139,16 @@ class Watcher:
     ) -> AsyncIterator[TaskEvent]:
         while True:
             if subscription.overflowed:
-                # Too slow for the buffer: drop it and catch up from the event table instead.
-                subscription.drain()
-                async for replayed in self._backlog(target, last, resuming=False):
-                    if replayed.cursor not in seen:
+                # Too slow for the buffer: send what it holds, then catch up from the event
+                # table from where the feed had to start dropping, while new events queue again.
+                for queued in subscription.take_queued():
+                    if queued.cursor > last and queued.cursor not in seen:
+                        last = queued.cursor
+                        yield queued
+                async for replayed in self._backlog(
+                    target, max(last, subscription.resume_after), resuming=False
+                ):
+                    if replayed.cursor > last and replayed.cursor not in seen:
                         last = replayed.cursor
                         yield replayed
                 continue

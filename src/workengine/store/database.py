@@ -17,6 +17,7 @@ types.register()
 # serialization_failure and deadlock_detected: the database rolled the transaction back to
 # resolve a conflict with a concurrent one, and running it again is the documented remedy.
 CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})
+APPLICATION_NAME = "workengine"
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -36,6 +37,9 @@ class Database:
             max_overflow=max_overflow,
             pool_pre_ping=True,
             pool_timeout=10,
+            # Forced, not taken from the URL: the event log's watermark tells WorkEngine's own
+            # transactions (which may write events) from everyone else's by this name.
+            connect_args={"application_name": APPLICATION_NAME},
         )
 
     @asynccontextmanager

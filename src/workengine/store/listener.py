@@ -35,15 +35,16 @@ class Listener:
         self.reconnects = 0
 
     async def run(self) -> None:
-        backoff = 0.1
+        failures = 0
         while True:
             try:
                 await self._listen()
-            except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+            except psycopg.Error as error:
                 log.warning("event listener connection lost (%s); reconnecting", str(error).strip())
+            # Consecutive failures back off; a connection that got to LISTEN starts over.
+            failures = 1 if self.connected.is_set() else failures + 1
             self.connected.clear()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            await asyncio.sleep(min(0.1 * 2 ** (failures - 1), MAX_BACKOFF_SECONDS))
 
     async def _listen(self) -> None:
         connection = await psycopg.AsyncConnection.connect(

@@ -84,11 +84,21 @@ def to_task(row: RowMapping) -> Task:
     )
 
 
+KNOWN_EVENT_KINDS = frozenset(kind.value for kind in EventKind)
+
+
 def to_event_page(found: Sequence[RowMapping]) -> EventPage:
-    """Rows of an events page statement; a lone row without an event means an empty page."""
+    """Rows of an events page statement; a lone row without an event means an empty page.
+
+    An event of a kind this version does not know (written by a newer one during a rolling
+    upgrade) is left out rather than stopping the page.
+    """
     first = found[0]
+    covered = [r for r in found if r["event_position"] is not None]
     return EventPage(
-        events=tuple(to_event(r) for r in found if r["event_position"] is not None),
+        events=tuple(to_event(r) for r in covered if r["event_kind"] in KNOWN_EVENT_KINDS),
+        size=len(covered),
+        last_position=int(covered[-1]["event_position"]) if covered else None,
         head=int(first["head"] or 0),
         pruned_through=int(first["pruned_through"]),
     )
@@ -97,20 +107,25 @@ def to_event_page(found: Sequence[RowMapping]) -> EventPage:
 def to_event(row: RowMapping) -> TaskEvent:
     """An events page row: the event columns prefixed event_, then the task's as it is now.
 
-    The task is shown with the status and attempt recorded with the event (and, for progress,
-    its percent and message); other fields are current.
+    The task is shown with the status, attempt and percent recorded with the event (and, for
+    progress, its message); other fields are current.
     """
     kind = EventKind(row["event_kind"])
-    task = replace(to_task(row), status=TaskStatus(row["event_status"]), attempt=row["event_attempt"])
+    task = replace(
+        to_task(row),
+        status=TaskStatus(row["event_status"]),
+        attempt=row["event_attempt"],
+        progress=row["event_progress"],
+    )
     if kind is EventKind.PROGRESS:
-        task = replace(task, progress=row["event_progress"], progress_message=row["event_message"])
+        task = replace(task, progress_message=row["event_message"])
     return TaskEvent(
         cursor=row["event_position"],
         kind=kind,
         occurred_at=row["event_time"],
         task=task,
         attempt=row["event_attempt"],
-        progress=row["event_progress"],
+        progress=row["event_progress"] if kind is EventKind.PROGRESS else 0,
         message=row["event_message"],
         metadata=row["event_metadata"],
     )

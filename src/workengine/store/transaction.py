@@ -291,7 +291,8 @@ class Transaction:
             kind=kind.value,
             status=task.status.value,
             attempt=task.attempt,
-            progress=progress,
+            # The task's percent right after the change; for PROGRESS, the reported one.
+            progress=progress if kind is EventKind.PROGRESS else task.progress,
             message=message,
             metadata=_json(metadata or {}),
         )

@@ -169,9 +169,9 @@ WITH targets AS MATERIALIZED (
 ), unblocked AS (
     SELECT * FROM released WHERE status = 'TODO' AND unmet_dependency_count = 0
 ), events AS (
-    INSERT INTO task_events (position, task_id, orchestrator_id, workspace_id, kind, status, attempt)
+    INSERT INTO task_events (position, task_id, orchestrator_id, workspace_id, kind, status, attempt, progress)
     SELECT /*part: event_position*/ + :seq + row_number() OVER (ORDER BY id) - 1,
-           id, orchestrator_id, workspace_id, 'UNBLOCKED', status, attempt
+           id, orchestrator_id, workspace_id, 'UNBLOCKED', status, attempt, progress
     FROM unblocked
     RETURNING position, task_id, occurred_at
 )
@@ -229,16 +229,27 @@ GROUP BY GROUPING SETS ((status), (priority));
 
 
 -- The event log. A position is (xid << 20) + n: the writing transaction's id, then its n-th
--- event (n < 2^20). Readers take only positions below the watermark, xmin(snapshot) << 20:
--- every transaction that may still commit an event has an xid >= that xmin, so the events a
--- reader has taken form a prefix that later commits never punch holes into. A long-running
--- write transaction anywhere in the cluster delays delivery; it never causes a skip.
+-- event (n < 2^20). Readers take only positions below the watermark: (the oldest transaction
+-- still running that could be writing events) << 20, or xmax << 20 when there is none. Any
+-- transaction that may still commit an event has an xid at or above it, so the events a reader
+-- has taken form a prefix that later commits never punch holes into. Transactions that cannot
+-- write events are left out so they cannot stall delivery: those of other databases, and those
+-- of sessions not named 'workengine' (every WorkEngine pool connection is; nothing else may
+-- write task_events). A WorkEngine write transaction delays delivery until it ends; none is
+-- ever skipped.
 
 -- part: event_position
 (pg_current_xact_id()::text::bigint << 20)
 
 -- part: watermark
-(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20)
+(COALESCE(
+    (SELECT min(running.xid::text::bigint)
+     FROM pg_snapshot_xip(pg_current_snapshot()) AS running(xid)
+     WHERE xid(running.xid) NOT IN (
+         SELECT backend_xid FROM pg_stat_activity
+         WHERE backend_xid IS NOT NULL
+           AND (datname IS DISTINCT FROM current_database() OR application_name <> 'workengine'))),
+    pg_snapshot_xmax(pg_current_snapshot())::text::bigint) << 20)
 
 -- part: event_log_state
 log AS (
@@ -252,13 +263,16 @@ e.position AS event_position, e.kind AS event_kind, e.status AS event_status, e.
 e.progress AS event_progress, e.message AS event_message, e.metadata AS event_metadata,
 e.occurred_at AS event_time, t.*
 
--- part: snapshot_state
-log AS (
+-- part: snapshot_where
+-- The scope's position and its events committed above the watermark yet already visible
+-- here (the snapshot shows their effect), then the tasks; the scope condition follows.
+WITH log AS (
     SELECT GREATEST(COALESCE((SELECT max(position) FROM task_events WHERE position < w.watermark), 0),
                     (SELECT pruned_through FROM event_log)) AS snapshot_position,
-           -- Committed above the watermark yet already visible here: the snapshot shows
-           -- their effect, so the live stream must not repeat them.
-           ARRAY(SELECT position FROM task_events WHERE position >= w.watermark) AS seen_positions
+           ARRAY(SELECT e.position FROM task_events e WHERE e.position >= w.watermark AND
+
+-- part: snapshot_end
+           ORDER BY e.position) AS seen_positions
     FROM (SELECT /*part: watermark*/ AS watermark) w
 )
 
@@ -303,12 +317,12 @@ ORDER BY page.event_position
 SELECT COALESCE(max(position), 0) AS position FROM task_events WHERE position < /*part: watermark*/;
 
 -- name: task_snapshot
-WITH /*part: snapshot_state*/
+/*part: snapshot_where*/ e.task_id = :scope_id /*part: snapshot_end*/
 SELECT log.snapshot_position, log.seen_positions, t.*
 FROM log LEFT JOIN LATERAL (SELECT * FROM tasks WHERE id = :scope_id) t ON true;
 
 -- name: orchestrator_snapshot
-WITH /*part: snapshot_state*/
+/*part: snapshot_where*/ e.orchestrator_id = :scope_id /*part: snapshot_end*/
 SELECT log.snapshot_position, log.seen_positions, t.*
 FROM log LEFT JOIN LATERAL (
     SELECT * FROM tasks
@@ -319,7 +333,7 @@ FROM log LEFT JOIN LATERAL (
 ORDER BY t.created_at, t.id;
 
 -- name: workspace_snapshot
-WITH /*part: snapshot_state*/
+/*part: snapshot_where*/ e.workspace_id = :scope_id /*part: snapshot_end*/
 SELECT log.snapshot_position, log.seen_positions, t.*
 FROM log LEFT JOIN LATERAL (
     SELECT * FROM tasks
