@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +24,9 @@ from workengine.v1 import orchestrator_pb2, task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
 from workengine.watch_view import ProgressBoard, kind_name, plain_line
+
+# How long `watch` keeps reconnecting to an unavailable server before it gives up.
+WATCH_RECONNECT_SECONDS = 30.0
 
 
 def _print(message: Any) -> None:
@@ -147,17 +151,39 @@ def cmd_watch(args: argparse.Namespace) -> None:
         request.kinds.append(task_pb2.TaskEventKind.Value(f"TASK_EVENT_KIND_{kind.upper()}"))  # type: ignore[arg-type]
     interactive = sys.stdout.isatty() if args.bars is None else args.bars
     board = ProgressBoard()
-    stream = _stub(args).WatchTaskProgress(request)
-    try:
-        for response in stream:
-            if interactive:
-                board.apply(response.event)
-                sys.stdout.write(board.redraw())
-            else:
-                sys.stdout.write(plain_line(response.event) + "\n")
-            sys.stdout.flush()
-    except KeyboardInterrupt:
-        stream.cancel()
+
+    def show(event: task_pb2.TaskEvent) -> None:
+        if interactive:
+            board.apply(event)
+            sys.stdout.write(board.redraw())
+        else:
+            sys.stdout.write(plain_line(event) + "\n")
+        sys.stdout.flush()
+
+    stub = _stub(args)
+    failing_since: float | None = None
+    while True:
+        stream = stub.WatchTaskProgress(request)
+        try:
+            for response in stream:
+                failing_since = None
+                request.after_cursor = response.event.cursor
+                show(response.event)
+            return
+        except grpc.RpcError as error:
+            # A server restarting (or shutting down) ends streams with UNAVAILABLE: resume from
+            # the last cursor, so nothing is missed or shown twice, for a while before giving up.
+            if error.code() != grpc.StatusCode.UNAVAILABLE:
+                raise
+            now = time.monotonic()
+            failing_since = failing_since or now
+            if now - failing_since > WATCH_RECONNECT_SECONDS:
+                raise
+            print(f"reconnecting after cursor {request.after_cursor}", file=sys.stderr, flush=True)
+            time.sleep(1.0)
+        except KeyboardInterrupt:
+            stream.cancel()
+            return
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import pty
 import select
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -136,6 +137,55 @@ def test_watch_on_a_terminal_draws_a_progress_bar_per_task_in_place(served: Serv
     assert "[" + "#" * 12 + "-" * 12 + "]  50%" in screen
     assert "[" + "#" * 24 + "] 100% DONE" in screen
     assert "\x1b[2F" in screen  # moved back up over both bars to redraw them
+
+
+def test_watch_resumes_from_its_last_cursor_across_a_server_restart(empty_database_url: str) -> None:
+    port = _free_port()  # both servers listen here, as a restarted service would
+    first = ServeProcess("--database-url", empty_database_url, "--port", str(port), env=clean_env())
+    target = first.wait_listening()
+    cli(target, "orchestrator", "register", "--name", "Ada", "--id", "ada")
+    task = cli(target, "task", "create", "--orchestrator", "ada", "--workspace", "ws", "--title", "Long")
+    watcher = subprocess.Popen(
+        [WORKENGINE, "watch", "--task", task["id"], "--target", target],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    second: ServeProcess | None = None
+    try:
+        assert watcher.stdout is not None
+        assert " SNAPSHOT " in watcher.stdout.readline()
+        with grpc.insecure_channel(target) as channel:
+            stub = pb_grpc.WorkEngineServiceStub(channel)
+            started = stub.ExecuteTask(pb.ExecuteTaskRequest(orchestrator_id="ada", task_id=task["id"]))
+            assert " STARTED " in watcher.stdout.readline()
+        assert first.terminate() == 0
+        second = ServeProcess("--database-url", empty_database_url, "--port", str(port), env=clean_env())
+        second.wait_listening()
+        with grpc.insecure_channel(target) as channel:
+            stub = pb_grpc.WorkEngineServiceStub(channel)
+            stub.UpdateTaskProgress(
+                pb.UpdateTaskProgressRequest(task_id=task["id"], attempt=started.attempt, progress=80)
+            )
+            done = pb.COMPLETION_STATUS_COMPLETED
+            stub.CompleteTask(
+                pb.CompleteTaskRequest(task_id=task["id"], attempt=started.attempt, status=done)
+            )
+        out, err = watcher.communicate(timeout=60)
+    finally:
+        watcher.kill()
+        first.kill()
+        if second is not None:
+            second.kill()
+    assert watcher.returncode == 0, err
+    assert [line.split()[2] for line in out.splitlines()] == ["PROGRESS", "COMPLETED"]
+    assert "reconnecting after cursor" in err
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _read_until(fd: int, text: str, *, after_count: int = 1, timeout: float = READ_TIMEOUT) -> str:
