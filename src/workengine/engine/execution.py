@@ -135,7 +135,7 @@ class ExecutionFlow:
                         event = await subscription.next()
                         if event is None:
                             return None  # shutting down: answer "no task" now
-                        if not wake_on.wants(event.kind):
+                        if not wake_on.wants(event.kind) and not subscription.overflowed:
                             continue
                 except TimeoutError:
                     pass
