@@ -1,13 +1,20 @@
-"""Regenerate the Python stubs in src/workengine/v1 from protos/ (run after editing a .proto).
+"""Regenerate every client's stubs from protos/ (run after editing a .proto).
 
 Usage: python scripts/generate_protos.py [--check]
-With --check, generates into a temporary directory and fails if the committed stubs differ.
+
+- Python: src/workengine/v1 (grpcio-tools' protoc), plus the descriptor set with source info
+  that server reflection serves.
+- TypeScript: clients/typescript/src/gen (buf generate with buf.gen.yaml and
+  @bufbuild/protoc-gen-es); needs `npm ci` in clients/typescript first.
+
+With --check, generates both into a temporary directory and fails if the committed stubs differ.
 """
 
 from __future__ import annotations
 
 import filecmp
 import shutil
+import subprocess
 import sys
 import tempfile
 from importlib import resources
@@ -20,6 +27,8 @@ PROTO_ROOT = ROOT / "protos"
 OUTPUT_ROOT = ROOT / "src"
 GENERATED_PACKAGE = Path("workengine") / "v1"
 DESCRIPTOR_SET = GENERATED_PACKAGE / "workengine_descriptor_set.binpb"
+TYPESCRIPT_GENERATED = Path("clients") / "typescript" / "src" / "gen"
+PROTOC_GEN_ES = ROOT / "clients" / "typescript" / "node_modules" / ".bin" / "protoc-gen-es"
 
 
 def generate(out_root: Path) -> None:
@@ -49,22 +58,45 @@ def generate(out_root: Path) -> None:
     )
 
 
+def generate_typescript(out_root: Path | None = None) -> None:
+    """Runs buf.gen.yaml; with out_root, writes under it instead of the work tree."""
+    buf = shutil.which("buf")
+    if buf is None:
+        raise SystemExit("buf not found: pip install -e '.[dev]' (it brings buf-bin)")
+    if not PROTOC_GEN_ES.exists():
+        raise SystemExit("protoc-gen-es not found: run `npm ci` in clients/typescript first")
+    command = [buf, "generate", "--template", "buf.gen.yaml"]
+    if out_root is not None:
+        command += ["-o", str(out_root)]
+    subprocess.run(command, cwd=ROOT, check=True)
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def _stale(fresh: Path, committed: Path) -> list[str]:
+    """Files that differ, are missing or are extra in `committed` compared with `fresh`."""
+    names = _tree(fresh)
+    _, mismatch, missing = filecmp.cmpfiles(fresh, committed, names, shallow=False)
+    extra = sorted(set(_tree(committed)) - set(names))
+    return [*mismatch, *missing, *extra]
+
+
 def check() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         generate(Path(tmp))
-        fresh = Path(tmp) / GENERATED_PACKAGE
-        committed = OUTPUT_ROOT / GENERATED_PACKAGE
-        names = sorted(p.name for p in fresh.iterdir() if p.is_file())
-        committed_names = (
-            sorted(p.name for p in committed.iterdir() if p.is_file()) if committed.exists() else []
-        )
-        _, mismatch, errors = filecmp.cmpfiles(fresh, committed, names, shallow=False)
-        extra = sorted(set(committed_names) - set(names))
-        if mismatch or errors or extra:
-            print(f"generated code is stale: differs={mismatch} missing={errors} extra={extra}")
-            print("run: python scripts/generate_protos.py")
-            return 1
-    print("generated code matches protos/")
+        generate_typescript(Path(tmp))
+        stale = {
+            str(generated): _stale(Path(tmp) / generated, root / generated)
+            for root, generated in ((OUTPUT_ROOT, GENERATED_PACKAGE), (ROOT, TYPESCRIPT_GENERATED))
+        }
+    stale = {directory: files for directory, files in stale.items() if files}
+    if stale:
+        print(f"generated code is stale: {stale}")
+        print("run: python scripts/generate_protos.py")
+        return 1
+    print("generated code (Python and TypeScript) matches protos/")
     return 0
 
 
@@ -76,6 +108,8 @@ def main() -> int:
         shutil.rmtree(target)
     generate(OUTPUT_ROOT)
     print(f"generated {target.relative_to(ROOT)}")
+    generate_typescript()
+    print(f"generated {TYPESCRIPT_GENERATED}")
     return 0
 
 
