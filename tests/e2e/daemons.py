@@ -1,0 +1,61 @@
+"""Launches the example daemons (Python and TypeScript) as subprocesses without blocking the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON_DAEMON = ROOT / "examples" / "python_daemon.py"
+TYPESCRIPT = ROOT / "clients" / "typescript"
+TSX = TYPESCRIPT / "node_modules" / ".bin" / "tsx"
+
+
+def require_typescript_toolchain() -> None:
+    """Skips without Node.js; in CI (CI=true), a missing `npm ci` fails instead of skipping."""
+    if shutil.which("node") is None:
+        pytest.skip("Node.js is not installed: the TypeScript daemon cannot run")
+    if not TSX.exists():
+        message = "clients/typescript/node_modules is missing: run `npm ci` in clients/typescript"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@dataclass
+class DaemonRun:
+    returncode: int
+    lines: list[dict[str, Any]]
+    stderr: str
+
+
+def python_daemon_command(*args: str) -> list[str]:
+    return [sys.executable, str(PYTHON_DAEMON), *args]
+
+
+def typescript_daemon_command(*args: str) -> list[str]:
+    return [str(TSX), str(TYPESCRIPT / "src" / "daemon.ts"), *args]
+
+
+async def run_daemon(command: list[str], limit: float = 120) -> DaemonRun:
+    process = await asyncio.create_subprocess_exec(
+        *command, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        async with asyncio.timeout(limit):
+            stdout, stderr = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    lines = [json.loads(line) for line in stdout.decode().splitlines() if line.strip()]
+    return DaemonRun(process.returncode, lines, stderr.decode())

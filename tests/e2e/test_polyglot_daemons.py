@@ -1,0 +1,94 @@
+"""Done means: a TypeScript daemon and a Python daemon process the same queue concurrently, and
+no task ever runs twice. Both run as real processes against a live server; everything is
+checked afterwards through the Python client and the event log (WatchTaskProgress)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from tests.e2e.daemons import (
+    python_daemon_command,
+    require_typescript_toolchain,
+    run_daemon,
+    typescript_daemon_command,
+)
+from workengine.client import AsyncWorkEngineClient
+from workengine.v1 import task_pb2
+
+TASKS = 60
+ORCHESTRATOR = "fleet"
+
+
+async def _collect_events(
+    client: AsyncWorkEngineClient, events: list[task_pb2.TaskEvent], ready: asyncio.Event
+) -> None:
+    async for event in client.watch_task_progress(orchestrator_id=ORCHESTRATOR):
+        events.append(event)
+        if (
+            event.kind == task_pb2.TASK_EVENT_KIND_SNAPSHOT
+            and sum(e.kind == task_pb2.TASK_EVENT_KIND_SNAPSHOT for e in events) == TASKS
+        ):
+            ready.set()
+        if sum(e.kind == task_pb2.TASK_EVENT_KIND_COMPLETED for e in events) == TASKS:
+            return
+
+
+async def test_a_typescript_and_a_python_daemon_share_one_queue_without_running_a_task_twice(
+    target: str,
+) -> None:
+    require_typescript_toolchain()
+    async with AsyncWorkEngineClient(target) as client:
+        await client.register_orchestrator("Fleet", orchestrator_id=ORCHESTRATOR)
+        created = [
+            (await client.create_task(ORCHESTRATOR, "ws-polyglot", f"task {n}")).id for n in range(TASKS)
+        ]
+        events: list[task_pb2.TaskEvent] = []
+        snapshot_seen = asyncio.Event()
+        watcher = asyncio.create_task(_collect_events(client, events, snapshot_seen))
+        await asyncio.wait_for(snapshot_seen.wait(), 30)
+
+        common = ["--target", target, "--orchestrator", ORCHESTRATOR, "--exit-when-idle"]
+        common += ["--wait", "2", "--work-seconds", "0.05"]
+        python_run, typescript_run = await asyncio.gather(
+            run_daemon(python_daemon_command(*common, "--name", "py-1")),
+            run_daemon(typescript_daemon_command(*common, "--name", "ts-1")),
+        )
+        assert python_run.returncode == 0, python_run.stderr
+        assert typescript_run.returncode == 0, typescript_run.stderr
+        await asyncio.wait_for(watcher, 30)
+
+        tasks = {task.id: task async for task in client.list_tasks(orchestrator_id=ORCHESTRATOR)}
+
+    by_python = [line["task"] for line in python_run.lines]
+    by_typescript = [line["task"] for line in typescript_run.lines]
+    # Each daemon did some of the work, and together they did all of it exactly once.
+    assert by_python and by_typescript, (len(by_python), len(by_typescript))
+    assert sorted(by_python + by_typescript) == sorted(created)
+
+    for task_id in created:
+        task = tasks[task_id]
+        assert task.status == task_pb2.TASK_STATUS_DONE
+        assert task.attempt == 1
+        expected = ("python", "py-1") if task_id in by_python else ("typescript", "ts-1")
+        output = task.result.output
+        assert (output["by"], output["daemon"]) == expected
+        assert output["title"] if expected[0] == "typescript" else output["summary"]
+
+    # The event log agrees: every task was started exactly once and completed exactly once.
+    started = Counter(e.task.id for e in events if e.kind == task_pb2.TASK_EVENT_KIND_STARTED)
+    completed = Counter(e.task.id for e in events if e.kind == task_pb2.TASK_EVENT_KIND_COMPLETED)
+    assert started == Counter(created)
+    assert completed == Counter(created)
+    assert all(e.attempt == 1 for e in events if e.kind == task_pb2.TASK_EVENT_KIND_STARTED)
+    progress = {e.task.id: e for e in events if e.kind == task_pb2.TASK_EVENT_KIND_PROGRESS}
+    assert len(progress) == TASKS
+    for task_id, event in progress.items():
+        daemon = "py-1" if task_id in by_python else "ts-1"
+        assert (event.progress, event.message) == (50, f"{daemon} is halfway")
+
+    # The TypeScript daemon's own WatchTaskProgress subscription saw each of its tasks through.
+    for line in typescript_run.lines:
+        assert line["attempt"] == 1
+        assert line["events"][0] == "SNAPSHOT", line
+        assert line["events"][-2:] == ["PROGRESS", "COMPLETED"], line
