@@ -131,13 +131,13 @@ async def test_every_readme_grpcurl_command_works_against_a_live_server(target: 
         if argv[-1].endswith("/WatchTaskProgress"):
             # Like a second terminal: go on once the snapshot arrived, collect the rest at the end.
             assert process.stdout is not None
-            snapshot = await asyncio.wait_for(process.stdout.readuntil(b"\n}\n"), 30)
-            watches.append((_what(argv), process, snapshot.decode()))
+            first = await asyncio.wait_for(process.stdout.readuntil(b"\n}\n"), 30)
+            watches.append((_what(argv), process, first.decode()))
             continue
         results[_what(argv)] = await _finish(process)
-    for name, process, snapshot in watches:
-        finished = await _finish(process)
-        results[name] = GrpcurlResult(finished.returncode, snapshot + finished.stdout, finished.stderr)
+    for name, watcher, head in watches:
+        finished = await _finish(watcher)
+        results[name] = GrpcurlResult(finished.returncode, head + finished.stdout, finished.stderr)
 
     for name, result in results.items():
         assert result.returncode == 0, f"{name}: {result.stderr}"
