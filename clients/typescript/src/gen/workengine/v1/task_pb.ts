@@ -72,7 +72,7 @@ export type TaskResult = Message<"workengine.v1.TaskResult"> & {
   artifacts: Artifact[];
 
   /**
-   * Daemon-defined measurements (tokens used, lines changed, ...).
+   * Daemon-defined measurements (tokens used, lines changed, ...). Free-form JSON object.
    *
    * @generated from field: google.protobuf.Struct metrics = 4;
    */
@@ -191,8 +191,8 @@ export type Task = Message<"workengine.v1.Task"> & {
   progressMessage: string;
 
   /**
-   * Number of times the task was started. The current run's fence token: progress and
-   * completion reports must carry it.
+   * Number of times the task was started: 0 before the first start, then 1, 2, ... The
+   * current run's fence token: progress and completion reports must carry it.
    *
    * @generated from field: int32 attempt = 15;
    */

@@ -32,7 +32,7 @@ export type SelectNextTaskRequest = Message<"workengine.v1.SelectNextTaskRequest
   orchestratorId: string;
 
   /**
-   * Optional narrowing of the candidates.
+   * Optional narrowing of the candidates. Unset: every ready task of the orchestrator.
    *
    * @generated from field: workengine.v1.SelectionCriteria criteria = 2;
    */
@@ -60,7 +60,8 @@ export type SelectNextTaskResponse = Message<"workengine.v1.SelectNextTaskRespon
   task?: Task | undefined;
 
   /**
-   * Its score: priority weight x deadline boost. 0 when no task.
+   * Its score: priority weight (1, 10, 100, 1000) x deadline boost (1, 2, 5, 10), so
+   * 1-10000. 0 when no task.
    *
    * @generated from field: int64 score = 2;
    */
@@ -88,7 +89,7 @@ export type ClaimNextTaskRequest = Message<"workengine.v1.ClaimNextTaskRequest">
   orchestratorId: string;
 
   /**
-   * Optional narrowing of the candidates.
+   * Optional narrowing of the candidates. Unset: every ready task of the orchestrator.
    *
    * @generated from field: workengine.v1.SelectionCriteria criteria = 2;
    */
@@ -124,14 +125,15 @@ export type ClaimNextTaskResponse = Message<"workengine.v1.ClaimNextTaskResponse
   context?: TaskContext | undefined;
 
   /**
-   * The attempt number to carry in progress and completion reports.
+   * The attempt number (1 on the first start, +1 on each restart) to carry in progress and
+   * completion reports. 0 when no task was claimed.
    *
    * @generated from field: int32 attempt = 2;
    */
   attempt: number;
 
   /**
-   * The score the task was chosen with.
+   * The score the task was chosen with (see SelectNextTaskResponse.score); 0 when no task.
    *
    * @generated from field: int64 score = 3;
    */
@@ -180,7 +182,7 @@ export const PrepareTaskContextRequestSchema: GenMessage<PrepareTaskContextReque
  */
 export type PrepareTaskContextResponse = Message<"workengine.v1.PrepareTaskContextResponse"> & {
   /**
-   * The context.
+   * The task's context, as ExecuteTask and ClaimNextTask return it.
    *
    * @generated from field: workengine.v1.TaskContext context = 1;
    */
@@ -300,14 +302,15 @@ export type UpdateTaskProgressRequest = Message<"workengine.v1.UpdateTaskProgres
   progress: number;
 
   /**
-   * What is happening. At most 2,000 characters.
+   * What is happening, for humans and watchers. At most 2,000 characters; may be empty.
    *
    * @generated from field: string message = 4;
    */
   message: string;
 
   /**
-   * Extra detail. At most 64 KiB as JSON.
+   * Extra detail, passed on to watchers in the PROGRESS event (not stored on the task).
+   * At most 64 KiB as JSON.
    *
    * @generated from field: google.protobuf.Struct metadata = 5;
    */
@@ -363,14 +366,15 @@ export type CompleteTaskRequest = Message<"workengine.v1.CompleteTaskRequest"> &
   attempt: number;
 
   /**
-   * The outcome. Required.
+   * The outcome. Required (UNSPECIFIED is INVALID_ARGUMENT).
    *
    * @generated from field: workengine.v1.CompletionStatus status = 3;
    */
   status: CompletionStatus;
 
   /**
-   * Output, error, artifacts and metrics.
+   * Output, error, artifacts and metrics; stored on the task and returned by GetTask.
+   * Optional; limits are on TaskResult's fields.
    *
    * @generated from field: workengine.v1.TaskResult result = 4;
    */
@@ -490,14 +494,14 @@ export type GetExecutionStatsResponse = Message<"workengine.v1.GetExecutionStats
   averageCompletionSeconds: number;
 
   /**
-   * Median completion time in seconds.
+   * Median completion time in seconds; 0 when nothing completed.
    *
    * @generated from field: double p50_completion_seconds = 6;
    */
   p50CompletionSeconds: number;
 
   /**
-   * 95th percentile completion time in seconds.
+   * 95th percentile completion time in seconds; 0 when nothing completed.
    *
    * @generated from field: double p95_completion_seconds = 7;
    */
@@ -653,14 +657,14 @@ export type RegisterOrchestratorRequest = Message<"workengine.v1.RegisterOrchest
   discipline: string;
 
   /**
-   * Capabilities. At most 64.
+   * Capabilities. At most 64 entries of at most 200 characters each.
    *
    * @generated from field: repeated string capabilities = 5;
    */
   capabilities: string[];
 
   /**
-   * Optional daemon URI.
+   * Optional URI where the daemon can be reached. At most 2,000 characters.
    *
    * @generated from field: string daemon_endpoint = 6;
    */
@@ -674,7 +678,7 @@ export type RegisterOrchestratorRequest = Message<"workengine.v1.RegisterOrchest
   timezone: string;
 
   /**
-   * The charter.
+   * The charter, returned in every task context. Optional.
    *
    * @generated from field: workengine.v1.Charter charter = 8;
    */
@@ -927,7 +931,8 @@ export type CreateTaskRequest = Message<"workengine.v1.CreateTaskRequest"> & {
   priority: TaskPriority;
 
   /**
-   * Optional deadline.
+   * Optional deadline. Raises the score: overdue x10, later today in the orchestrator's
+   * time zone x5, within 72 hours x2.
    *
    * @generated from field: google.protobuf.Timestamp due_time = 8;
    */
@@ -1242,15 +1247,27 @@ export const CompletionStatusSchema: GenEnum<CompletionStatus> = /*@__PURE__*/
 
 /**
  * Decides what an orchestrator works on next, hands it the context, tracks progress and
- * records outcomes. Errors are gRPC status codes: NOT_FOUND (unknown id), PERMISSION_DENIED
- * (task of another orchestrator), INVALID_ARGUMENT (names the field), FAILED_PRECONDITION
- * (wrong state, stale attempt), ABORTED (lost a race), UNAVAILABLE (database down; retry).
+ * records outcomes.
+ *
+ * A daemon's loop: ClaimNextTask (or SelectNextTask + ExecuteTask) returns a task and an
+ * `attempt` number; UpdateTaskProgress while working; CompleteTask once. Progress and
+ * completion must carry the attempt: a report from a superseded attempt is refused.
+ *
+ * Errors are gRPC status codes, never a success response with an error inside. Every RPC
+ * may return: INVALID_ARGUMENT (a malformed field; the message starts with the field's name
+ * and a google.rpc.BadRequest detail names it too: fix the request, do not retry),
+ * UNAVAILABLE (the database or the server is down or restarting: retry with backoff; safe
+ * for reads, UpdateTaskProgress, CompleteTask and SetOrchestratorStatus), DEADLINE_EXCEEDED
+ * (the client's deadline passed). The RPCs below list the others they return. Messages are
+ * short and safe to show; no SQL, stack traces or secrets.
  *
  * @generated from service workengine.v1.WorkEngineService
  */
 export const WorkEngineService: GenService<{
   /**
-   * Returns the best ready task for the orchestrator, or no task. Changes nothing.
+   * Returns the best ready task for the orchestrator (highest priority weight x deadline
+   * boost), or no task. Changes nothing. NOT_FOUND: unknown orchestrator.
+   * FAILED_PRECONDITION: the orchestrator is AWAY or OFFLINE.
    *
    * @generated from rpc workengine.v1.WorkEngineService.SelectNextTask
    */
@@ -1261,7 +1278,10 @@ export const WorkEngineService: GenService<{
   },
   /**
    * Atomically selects the best ready task and starts it (TODO -> IN_PROGRESS). Two
-   * concurrent callers never receive the same task.
+   * concurrent callers never receive the same task. With `wait`, long-polls until a task is
+   * ready; an empty response (no context) means none was. NOT_FOUND: unknown orchestrator.
+   * FAILED_PRECONDITION: the orchestrator is AWAY or OFFLINE. Do not retry blindly on
+   * UNAVAILABLE: the claim may have started a task whose answer was lost.
    *
    * @generated from rpc workengine.v1.WorkEngineService.ClaimNextTask
    */
@@ -1271,7 +1291,9 @@ export const WorkEngineService: GenService<{
     output: typeof ClaimNextTaskResponseSchema;
   },
   /**
-   * Returns the task with its orchestrator, charter, dependencies and related tasks.
+   * Returns the task with its orchestrator, charter, dependencies and related tasks. Changes
+   * nothing. NOT_FOUND: unknown orchestrator or task. PERMISSION_DENIED: the task is assigned
+   * to another orchestrator.
    *
    * @generated from rpc workengine.v1.WorkEngineService.PrepareTaskContext
    */
@@ -1282,8 +1304,10 @@ export const WorkEngineService: GenService<{
   },
   /**
    * Starts a specific task (TODO -> IN_PROGRESS) and returns its context. A task with unmet
-   * dependencies yields outcome BLOCKED (not an error); one already started by someone
-   * else fails with ABORTED.
+   * dependencies yields outcome BLOCKED (not an error). ABORTED: someone else started it
+   * first (it is IN_PROGRESS). FAILED_PRECONDITION: the task is DONE, FAILED or CANCELLED, or
+   * the orchestrator is AWAY or OFFLINE. NOT_FOUND: unknown orchestrator or task.
+   * PERMISSION_DENIED: the task is assigned to another orchestrator.
    *
    * @generated from rpc workengine.v1.WorkEngineService.ExecuteTask
    */
@@ -1293,7 +1317,9 @@ export const WorkEngineService: GenService<{
     output: typeof ExecuteTaskResponseSchema;
   },
   /**
-   * Records progress of the running attempt and publishes a PROGRESS event.
+   * Records progress of the running attempt and publishes a PROGRESS event to watchers.
+   * NOT_FOUND: unknown task. FAILED_PRECONDITION: the task is not IN_PROGRESS, or `attempt`
+   * is not its current attempt (superseded or never started): stop working on it.
    *
    * @generated from rpc workengine.v1.WorkEngineService.UpdateTaskProgress
    */
@@ -1304,7 +1330,10 @@ export const WorkEngineService: GenService<{
   },
   /**
    * Records the outcome of the running attempt and unblocks dependents in the same
-   * transaction. Repeating the identical call is harmless: it returns the task unchanged.
+   * transaction. Repeating the identical call is harmless: it returns the task unchanged, so
+   * it is safe to retry. NOT_FOUND: unknown task. FAILED_PRECONDITION: the task is not
+   * IN_PROGRESS, `attempt` is not its current attempt, or a different completion was already
+   * recorded for this attempt.
    *
    * @generated from rpc workengine.v1.WorkEngineService.CompleteTask
    */
@@ -1314,7 +1343,9 @@ export const WorkEngineService: GenService<{
     output: typeof CompleteTaskResponseSchema;
   },
   /**
-   * Counts, success rate and completion-time percentiles, computed in the database.
+   * Counts, success rate and completion-time percentiles of one orchestrator's tasks,
+   * computed in the database. NOT_FOUND: unknown orchestrator. INVALID_ARGUMENT: end_time
+   * is not after start_time.
    *
    * @generated from rpc workengine.v1.WorkEngineService.GetExecutionStats
    */
@@ -1328,6 +1359,8 @@ export const WorkEngineService: GenService<{
    * changes made through any other server process sharing the database. A task watch ends
    * by itself after the task reaches DONE, FAILED or CANCELLED (unless keep_open). On server
    * shutdown the stream ends with UNAVAILABLE; reconnect with after_cursor to miss nothing.
+   * OUT_OF_RANGE: after_cursor was pruned or is ahead of the log (start again from 0).
+   * INVALID_ARGUMENT: not exactly one target set.
    *
    * @generated from rpc workengine.v1.WorkEngineService.WatchTaskProgress
    */
@@ -1337,7 +1370,9 @@ export const WorkEngineService: GenService<{
     output: typeof WatchTaskProgressResponseSchema;
   },
   /**
-   * Registers a new orchestrator.
+   * Registers a new orchestrator, ONLINE unless another status is given. ALREADY_EXISTS: the
+   * requested id is taken (look it up with GetOrchestrator instead). Not safe to retry
+   * without an explicit id: a retry may register a second one.
    *
    * @generated from rpc workengine.v1.WorkEngineService.RegisterOrchestrator
    */
@@ -1347,7 +1382,7 @@ export const WorkEngineService: GenService<{
     output: typeof RegisterOrchestratorResponseSchema;
   },
   /**
-   * Returns one orchestrator.
+   * Returns one orchestrator. NOT_FOUND: unknown id.
    *
    * @generated from rpc workengine.v1.WorkEngineService.GetOrchestrator
    */
@@ -1357,7 +1392,8 @@ export const WorkEngineService: GenService<{
     output: typeof GetOrchestratorResponseSchema;
   },
   /**
-   * Lists orchestrators, oldest first, a page at a time.
+   * Lists orchestrators, oldest first, a page at a time. INVALID_ARGUMENT: a page_token this
+   * server did not issue.
    *
    * @generated from rpc workengine.v1.WorkEngineService.ListOrchestrators
    */
@@ -1367,7 +1403,8 @@ export const WorkEngineService: GenService<{
     output: typeof ListOrchestratorsResponseSchema;
   },
   /**
-   * Changes an orchestrator's availability; also counts as a heartbeat.
+   * Changes an orchestrator's availability; also counts as a heartbeat. Setting the same
+   * status again is harmless. NOT_FOUND: unknown id.
    *
    * @generated from rpc workengine.v1.WorkEngineService.SetOrchestratorStatus
    */
@@ -1378,6 +1415,9 @@ export const WorkEngineService: GenService<{
   },
   /**
    * Creates a task: TODO when its dependencies are all met, BLOCKED otherwise.
+   * NOT_FOUND: unknown orchestrator, or a depends_on id that does not exist (the message
+   * names the field). ALREADY_EXISTS: the requested task_id is taken. INVALID_ARGUMENT also
+   * for a task that depends on itself (the only cycle possible: dependencies exist first).
    *
    * @generated from rpc workengine.v1.WorkEngineService.CreateTask
    */
@@ -1387,7 +1427,7 @@ export const WorkEngineService: GenService<{
     output: typeof CreateTaskResponseSchema;
   },
   /**
-   * Returns one task.
+   * Returns one task. NOT_FOUND: unknown id.
    *
    * @generated from rpc workengine.v1.WorkEngineService.GetTask
    */
@@ -1397,7 +1437,8 @@ export const WorkEngineService: GenService<{
     output: typeof GetTaskResponseSchema;
   },
   /**
-   * Lists tasks matching filters, oldest first, a page at a time.
+   * Lists tasks matching filters, oldest first, a page at a time. INVALID_ARGUMENT: a
+   * page_token this server did not issue, or one issued for other filters.
    *
    * @generated from rpc workengine.v1.WorkEngineService.ListTasks
    */
@@ -1407,7 +1448,9 @@ export const WorkEngineService: GenService<{
     output: typeof ListTasksResponseSchema;
   },
   /**
-   * Cancels a task that has not finished. Cancelling counts as "met" for its dependents.
+   * Cancels a task that is not DONE or CANCELLED (a running attempt's later reports are
+   * refused). Cancelling counts as "met" for its dependents, which may move to TODO.
+   * NOT_FOUND: unknown id. FAILED_PRECONDITION: already DONE or CANCELLED.
    *
    * @generated from rpc workengine.v1.WorkEngineService.CancelTask
    */
