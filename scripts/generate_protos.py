@@ -6,6 +6,8 @@ Usage: python scripts/generate_protos.py [--check]
   that server reflection serves.
 - TypeScript: clients/typescript/src/gen (buf generate with buf.gen.yaml and
   @bufbuild/protoc-gen-es); needs `npm ci` in clients/typescript first.
+- The blocking Python client, src/workengine/client/sync.py, from the asyncio one (aio.py),
+  the way unasync does it: the two have the same methods, so only one is written by hand.
 
 With --check, generates both into a temporary directory and fails if the committed stubs differ.
 """
@@ -29,6 +31,34 @@ GENERATED_PACKAGE = Path("workengine") / "v1"
 DESCRIPTOR_SET = GENERATED_PACKAGE / "workengine_descriptor_set.binpb"
 TYPESCRIPT_GENERATED = Path("clients") / "typescript" / "src" / "gen"
 PROTOC_GEN_ES = ROOT / "clients" / "typescript" / "node_modules" / ".bin" / "protoc-gen-es"
+ASYNC_CLIENT = ROOT / "src" / "workengine" / "client" / "aio.py"
+SYNC_CLIENT = ROOT / "src" / "workengine" / "client" / "sync.py"
+
+# aio.py -> sync.py, in order; each must match at least once, so a drift in aio.py that the
+# rules no longer cover fails generation instead of producing a half-async sync client.
+UNASYNC_RULES = (
+    (
+        '"""The asyncio client: the same methods as `WorkEngineClient`, awaited, over grpc.aio."""',
+        '"""The blocking client. Generated from aio.py by scripts/generate_protos.py: edit aio.py."""',
+    ),
+    (
+        "An asyncio WorkEngine client over grpc.aio; create it inside the running event loop.",
+        "A blocking WorkEngine client over grpc.",
+    ),
+    ("import asyncio\n", "import time\n"),
+    ("from collections.abc import AsyncIterator, Iterable", "from collections.abc import Iterable, Iterator"),
+    ("AsyncIterator[", "Iterator["),
+    ("for task in page.tasks:\n                yield task\n", "yield from page.tasks\n"),
+    ("AsyncWorkEngineClient", "WorkEngineClient"),
+    ("grpc.aio.", "grpc."),
+    ("__aenter__", "__enter__"),
+    ("__aexit__", "__exit__"),
+    ("async with ", "with "),
+    ("async for ", "for "),
+    ("async def ", "def "),
+    ("await ", ""),
+    ("asyncio.sleep(", "time.sleep("),
+)
 
 
 def generate(out_root: Path) -> None:
@@ -71,6 +101,23 @@ def generate_typescript(out_root: Path | None = None) -> None:
     subprocess.run(command, cwd=ROOT, check=True)
 
 
+def render_sync_client() -> str:
+    """sync.py's text: aio.py with the UNASYNC_RULES applied, then formatted by ruff."""
+    text = ASYNC_CLIENT.read_text()
+    for old, new in UNASYNC_RULES:
+        if old not in text:
+            raise SystemExit(f"unasync rule no longer matches aio.py: {old!r}")
+        text = text.replace(old, new)
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        raise SystemExit("ruff not found: pip install -e '.[dev]'")
+    formatted = subprocess.run(
+        [ruff, "format", "--stdin-filename", str(SYNC_CLIENT), "-"],
+        input=text, capture_output=True, text=True, check=True, cwd=ROOT,
+    )  # fmt: skip
+    return formatted.stdout
+
+
 def _tree(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
@@ -91,12 +138,14 @@ def check() -> int:
             str(generated): _stale(Path(tmp) / generated, root / generated)
             for root, generated in ((OUTPUT_ROOT, GENERATED_PACKAGE), (ROOT, TYPESCRIPT_GENERATED))
         }
+    if SYNC_CLIENT.read_text() != render_sync_client():
+        stale[str(SYNC_CLIENT.relative_to(ROOT))] = ["differs from aio.py after unasync"]
     stale = {directory: files for directory, files in stale.items() if files}
     if stale:
         print(f"generated code is stale: {stale}")
         print("run: python scripts/generate_protos.py")
         return 1
-    print("generated code (Python and TypeScript) matches protos/")
+    print("generated code (Python and TypeScript stubs, sync client) is up to date")
     return 0
 
 
@@ -110,6 +159,8 @@ def main() -> int:
     print(f"generated {target.relative_to(ROOT)}")
     generate_typescript()
     print(f"generated {TYPESCRIPT_GENERATED}")
+    SYNC_CLIENT.write_text(render_sync_client())
+    print(f"generated {SYNC_CLIENT.relative_to(ROOT)}")
     return 0
 
 

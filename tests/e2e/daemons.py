@@ -1,4 +1,4 @@
-"""Launches the example daemons (Python and TypeScript) as subprocesses without blocking the loop."""
+"""Runs subprocesses (the example daemons, grpcurl) without blocking the test's event loop."""
 
 from __future__ import annotations
 
@@ -45,10 +45,9 @@ def typescript_daemon_command(*args: str) -> list[str]:
     return [str(TSX), str(TYPESCRIPT / "src" / "daemon.ts"), *args]
 
 
-async def run_daemon(command: list[str], limit: float = 120) -> DaemonRun:
-    process = await asyncio.create_subprocess_exec(
-        *command, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
+async def finish(process: asyncio.subprocess.Process, limit: float) -> tuple[int, str, str]:
+    """Waits up to `limit` seconds for the process to end (killing it if it does not);
+    returns its status, stdout and stderr."""
     try:
         async with asyncio.timeout(limit):
             stdout, stderr = await process.communicate()
@@ -57,5 +56,13 @@ async def run_daemon(command: list[str], limit: float = 120) -> DaemonRun:
             process.kill()
             await process.wait()
     assert process.returncode is not None
-    lines = [json.loads(line) for line in stdout.decode().splitlines() if line.strip()]
-    return DaemonRun(process.returncode, lines, stderr.decode())
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def run_daemon(command: list[str], limit: float = 120) -> DaemonRun:
+    process = await asyncio.create_subprocess_exec(
+        *command, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    returncode, stdout, stderr = await finish(process, limit)
+    lines = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    return DaemonRun(returncode, lines, stderr)

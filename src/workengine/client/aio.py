@@ -6,54 +6,42 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 from workengine.client import requests
-from workengine.client.base import CHANNEL_OPTIONS, DEFAULT_TARGET, DEFAULT_TIMEOUT, ClientSettings
+from workengine.client.base import CHANNEL_OPTIONS, ClientBase
 from workengine.client.requests import JsonObject
-from workengine.client.retry import MetadataProvider, RetryPolicy
 from workengine.v1 import orchestrator_pb2, task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
-from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
 
 
-class AsyncWorkEngineClient:
+class AsyncWorkEngineClient(ClientBase):
     """An asyncio WorkEngine client over grpc.aio; create it inside the running event loop.
 
     >>> async with AsyncWorkEngineClient("localhost:50051") as client:
     ...     claimed = await client.claim_next_task("ada", wait=timedelta(seconds=20))
 
-    Every call gets a deadline (`timeout` seconds per attempt, default 10; a call's own
-    `timeout=` overrides it; ClaimNextTask adds its `wait`). Calls that are safe to repeat are
-    retried on UNAVAILABLE with jittered exponential backoff (`workengine.client.retry` lists
-    them and says why); every other error is raised as `grpc.RpcError` with its status code
-    (`error.code()`, `error.details()`). `metadata` is called before each call with the RPC's
-    name and returns metadata to send, e.g. an auth token; `credentials` switches to TLS.
+    `target` is "host:port". Every call gets a deadline (`timeout` seconds per attempt,
+    default 10; a call's own `timeout=` overrides it; ClaimNextTask adds its `wait`). Calls
+    that are safe to repeat are retried on UNAVAILABLE with jittered exponential backoff
+    (`workengine.client.retry` lists them and says why); every other error is raised as
+    `grpc.RpcError` with its status code (`error.code()`, `error.details()`). `metadata` is
+    called before each attempt with the RPC's name and returns metadata to send, e.g. an
+    auth token; `credentials` switches to TLS; `channel` replaces the one the client opens.
     `stub` is the generated stub, for anything these methods do not cover.
     """
 
-    def __init__(
-        self,
-        target: str = DEFAULT_TARGET,
-        *,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        retry: RetryPolicy | None = None,
-        metadata: MetadataProvider | None = None,
-        credentials: grpc.ChannelCredentials | None = None,
-        channel: grpc.aio.Channel | None = None,
-    ) -> None:
-        self.settings = ClientSettings(
-            target, timeout=timeout, retry=retry, metadata=metadata, credentials=credentials
-        )
-        if channel is None:
-            if credentials is None:
-                channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
-            else:
-                channel = grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
-        self.channel = channel
-        self.stub = pb_grpc.WorkEngineServiceStub(channel)  # type: ignore[no-untyped-call]
+    channel: grpc.aio.Channel
+
+    def _open_channel(self, target: str, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
+        if credentials is None:
+            return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        return grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
 
     async def close(self) -> None:
         await self.channel.close()
@@ -74,11 +62,11 @@ class AsyncWorkEngineClient:
             try:
                 return await call(
                     request,
-                    timeout=self.settings.deadline(timeout, wait),
-                    metadata=self.settings.call_metadata(method),
+                    timeout=self.deadline(timeout, wait),
+                    metadata=self.call_metadata(method),
                 )
             except grpc.RpcError as error:
-                delay = self.settings.retry.delay_before_retry(method, error.code(), attempts)
+                delay = self.retry.delay_before_retry(method, error.code(), attempts)
                 if delay is None:
                     raise
                 await asyncio.sleep(delay)
@@ -134,22 +122,13 @@ class AsyncWorkEngineClient:
         workspace_id: str,
         title: str,
         *,
-        task_id: str = "",
-        description: str = "",
-        priority: task_pb2.TaskPriority = task_pb2.TASK_PRIORITY_UNSPECIFIED,
-        due_time: datetime | None = None,
-        tags: Iterable[str] = (),
-        depends_on: Iterable[str] = (),
-        metadata: JsonObject | None = None,
-        channel_id: str = "",
         timeout: float | None = None,
+        **fields: Unpack[requests.TaskFields],
     ) -> task_pb2.Task:
-        """Creates a task, TODO or BLOCKED (on unmet dependencies). Not retried."""
-        request = requests.create_task(
-            orchestrator_id, workspace_id, title, task_id=task_id, description=description,
-            priority=priority, due_time=due_time, tags=tags, depends_on=depends_on,
-            metadata=metadata, channel_id=channel_id,
-        )  # fmt: skip
+        """Creates a task, TODO or BLOCKED (on unmet dependencies). Not retried. Optional fields:
+        task_id, description, priority, due_time (datetime), tags, depends_on, metadata (a JSON
+        object), channel_id."""
+        request = requests.create_task(orchestrator_id, workspace_id, title, fields)
         return cast(pb.CreateTaskResponse, await self._unary("CreateTask", request, timeout)).task
 
     async def get_task(self, task_id: str, *, timeout: float | None = None) -> task_pb2.Task:
@@ -291,7 +270,7 @@ class AsyncWorkEngineClient:
             task_id, orchestrator_id, workspace_id, after_cursor, kinds, keep_open
         )
         stream = self.stub.WatchTaskProgress(
-            request, timeout=timeout, metadata=self.settings.call_metadata("WatchTaskProgress")
+            request, timeout=timeout, metadata=self.call_metadata("WatchTaskProgress")
         )
         async for response in stream:
             yield cast(pb.WatchTaskProgressResponse, response).event

@@ -1,12 +1,14 @@
-"""What the sync and asyncio clients share: settings, per-call options, the channel's options."""
+"""What the sync and asyncio clients share: settings, per-call deadline and metadata, the stub."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import grpc
 
 from workengine.client.retry import Metadata, MetadataProvider, RetryPolicy
+from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
 
 DEFAULT_TARGET = "localhost:50051"
 DEFAULT_TIMEOUT = 10.0
@@ -19,8 +21,12 @@ CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
 )
 
 
-class ClientSettings:
-    """Connection target, deadline, retry policy and metadata hook (see the `client` package)."""
+class ClientBase:
+    """Connection target, deadline, retry policy and metadata hook; see the client classes.
+
+    `channel`, when given, is used as is (and closed by `close()`); otherwise the subclass
+    opens one to `target`, plaintext or with TLS `credentials`.
+    """
 
     def __init__(
         self,
@@ -30,14 +36,20 @@ class ClientSettings:
         retry: RetryPolicy | None = None,
         metadata: MetadataProvider | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        channel: grpc.Channel | grpc.aio.Channel | None = None,
     ) -> None:
         self.target = target
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self._metadata = metadata
-        self._credentials = credentials
+        self.channel = channel if channel is not None else self._open_channel(target, credentials)
+        self.stub = pb_grpc.WorkEngineServiceStub(self.channel)  # type: ignore[no-untyped-call]
+
+    def _open_channel(self, target: str, credentials: grpc.ChannelCredentials | None) -> Any:
+        raise NotImplementedError
 
     def call_metadata(self, method: str) -> Metadata | None:
+        """What the metadata hook returns for `method`, asked again before every attempt."""
         return None if self._metadata is None else tuple(self._metadata(method))
 
     def deadline(self, timeout: float | None, wait: timedelta | None = None) -> float | None:

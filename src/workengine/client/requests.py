@@ -8,12 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from workengine.v1 import orchestrator_pb2, task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
 
 JsonObject = Mapping[str, Any]
+
+
+def _struct(value: JsonObject | None) -> dict[str, Any] | None:
+    """A JSON object for a google.protobuf.Struct field; None leaves the field unset."""
+    return None if value is None else dict(value)
 
 
 def register_orchestrator(
@@ -36,32 +41,27 @@ def register_orchestrator(
     )
 
 
+class TaskFields(TypedDict, total=False):
+    """CreateTask's optional fields, as keyword arguments of the clients' `create_task`."""
+
+    task_id: str
+    description: str
+    priority: task_pb2.TaskPriority
+    due_time: datetime
+    tags: Iterable[str]
+    depends_on: Iterable[str]
+    metadata: JsonObject
+    channel_id: str
+
+
 def create_task(
-    orchestrator_id: str,
-    workspace_id: str,
-    title: str,
-    *,
-    task_id: str = "",
-    description: str = "",
-    priority: task_pb2.TaskPriority = task_pb2.TASK_PRIORITY_UNSPECIFIED,
-    due_time: datetime | None = None,
-    tags: Iterable[str] = (),
-    depends_on: Iterable[str] = (),
-    metadata: JsonObject | None = None,
-    channel_id: str = "",
+    orchestrator_id: str, workspace_id: str, title: str, fields: TaskFields
 ) -> pb.CreateTaskRequest:
+    given: dict[str, Any] = dict(fields)
+    if "metadata" in given:
+        given["metadata"] = _struct(given["metadata"])
     return pb.CreateTaskRequest(
-        task_id=task_id,
-        orchestrator_id=orchestrator_id,
-        workspace_id=workspace_id,
-        channel_id=channel_id,
-        title=title,
-        description=description,
-        priority=priority,
-        due_time=due_time,
-        tags=list(tags),
-        depends_on=list(depends_on),
-        metadata=dict(metadata) if metadata is not None else None,
+        orchestrator_id=orchestrator_id, workspace_id=workspace_id, title=title, **given
     )
 
 
@@ -79,7 +79,7 @@ def update_task_progress(
         attempt=attempt,
         progress=progress,
         message=message,
-        metadata=dict(metadata) if metadata is not None else None,
+        metadata=_struct(metadata),
     )
 
 
@@ -93,9 +93,9 @@ def complete_task(
     artifacts: Iterable[task_pb2.Artifact],
 ) -> pb.CompleteTaskRequest:
     result = task_pb2.TaskResult(
-        output=dict(output) if output is not None else None,
+        output=_struct(output),
         error=error,
-        metrics=dict(metrics) if metrics is not None else None,
+        metrics=_struct(metrics),
         artifacts=list(artifacts),
     )
     return pb.CompleteTaskRequest(task_id=task_id, attempt=attempt, status=status, result=result)
