@@ -29,6 +29,27 @@ PROTO_ROOT = ROOT / "protos"
 OUTPUT_ROOT = ROOT / "src"
 GENERATED_PACKAGE = Path("workengine") / "v1"
 DESCRIPTOR_SET = GENERATED_PACKAGE / "workengine_descriptor_set.binpb"
+# The generated package is a public API: other Python projects use the raw stubs from here.
+PACKAGE_INIT = '''"""WorkEngine's v1 protocol for Python: the generated messages and gRPC stubs (public API).
+
+    import grpc
+    from workengine.v1 import work_engine_service_pb2 as pb, work_engine_service_pb2_grpc as pb_grpc
+
+    stub = pb_grpc.WorkEngineServiceStub(grpc.insecure_channel("localhost:50051"))
+    task = stub.GetTask(pb.GetTaskRequest(task_id="t-1"), timeout=10).task
+
+Modules: work_engine_service_pb2 (every request and response, CompletionStatus,
+ExecuteOutcome), work_engine_service_pb2_grpc (WorkEngineServiceStub for clients,
+WorkEngineServiceServicer and add_WorkEngineServiceServicer_to_server for fakes in tests;
+grpc.aio channels work too), task_pb2 and orchestrator_pb2 (the resources and their enums),
+each with a .pyi for type checkers, and workengine_descriptor_set.binpb (every file with
+its comments, for tools). For deadlines, retries and typed helpers use `workengine.client`.
+
+Generated from protos/workengine/v1 by scripts/generate_protos.py. Do not edit.
+"""
+
+__all__ = ["orchestrator_pb2", "task_pb2", "work_engine_service_pb2", "work_engine_service_pb2_grpc"]
+'''
 TYPESCRIPT_GENERATED = Path("clients") / "typescript" / "src" / "gen"
 PROTOC_GEN_ES = ROOT / "clients" / "typescript" / "node_modules" / ".bin" / "protoc-gen-es"
 ASYNC_CLIENT = ROOT / "src" / "workengine" / "client" / "aio.py"
@@ -83,9 +104,7 @@ def generate(out_root: Path) -> None:
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
-    (out_root / GENERATED_PACKAGE / "__init__.py").write_text(
-        '"""Generated from protos/workengine/v1 by scripts/generate_protos.py. Do not edit."""\n'
-    )
+    (out_root / GENERATED_PACKAGE / "__init__.py").write_text(PACKAGE_INIT)
 
 
 def generate_typescript(out_root: Path | None = None) -> None:
