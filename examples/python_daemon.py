@@ -59,10 +59,17 @@ def run(client: WorkEngineClient, args: argparse.Namespace) -> int:
                 break
             continue
         task, attempt = claimed.context.task, claimed.attempt
-        client.update_task_progress(task.id, attempt, 50, f"{args.name} is halfway")
-        time.sleep(args.work_seconds)
-        output = {"by": "python", "daemon": args.name, **do_the_work(task)}
-        client.complete_task(task.id, attempt, output=output)
+        try:
+            client.update_task_progress(task.id, attempt, 50, f"{args.name} is halfway")
+            time.sleep(args.work_seconds)
+            output = {"by": "python", "daemon": args.name, **do_the_work(task)}
+            client.complete_task(task.id, attempt, output=output)
+        except grpc.RpcError as error:
+            # Cancelled, or handed to a newer attempt, while we worked: drop it and go on.
+            if error.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                raise
+            print(f"{args.name}: gave up {task.id}: {error.details()}", file=sys.stderr, flush=True)
+            continue
         processed += 1
         print(json.dumps({"task": task.id, "attempt": attempt}), flush=True)
     return processed

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+import pytest
+
 from tests.e2e.daemons import (
     python_daemon_command,
     require_typescript_toolchain,
@@ -92,3 +94,30 @@ async def test_a_typescript_and_a_python_daemon_share_one_queue_without_running_
         assert line["attempt"] == 1
         assert line["events"][0] == "SNAPSHOT", line
         assert line["events"][-2:] == ["PROGRESS", "COMPLETED"], line
+
+
+@pytest.mark.parametrize("language", ["python", "typescript"])
+async def test_a_daemon_drops_a_task_cancelled_while_it_works_and_goes_on(target: str, language: str) -> None:
+    if language == "typescript":
+        require_typescript_toolchain()
+    command = python_daemon_command if language == "python" else typescript_daemon_command
+    async with AsyncWorkEngineClient(target) as client:
+        await client.register_orchestrator("Fleet", orchestrator_id=ORCHESTRATOR)
+        doomed = await client.create_task(ORCHESTRATOR, "ws", "doomed")
+        events = client.watch_task_progress(task_id=doomed.id, keep_open=True)
+        assert (await anext(events)).kind == task_pb2.TASK_EVENT_KIND_SNAPSHOT
+
+        args = ["--target", target, "--orchestrator", ORCHESTRATOR, "--exit-when-idle", "--wait", "1"]
+        daemon = asyncio.create_task(run_daemon(command(*args, "--work-seconds", "3", "--name", "d-1")))
+        started = await asyncio.wait_for(anext(events), 60)
+        assert started.kind == task_pb2.TASK_EVENT_KIND_STARTED
+        await client.cancel_task(doomed.id, "no longer needed")
+        later = await client.create_task(ORCHESTRATOR, "ws", "still wanted")
+        run = await daemon
+        final = {task.id: task async for task in client.list_tasks(orchestrator_id=ORCHESTRATOR)}
+
+    assert run.returncode == 0, run.stderr
+    assert f"d-1: gave up {doomed.id}" in run.stderr
+    assert [line["task"] for line in run.lines] == [later.id]
+    assert final[doomed.id].status == task_pb2.TASK_STATUS_CANCELLED
+    assert final[later.id].status == task_pb2.TASK_STATUS_DONE

@@ -92,21 +92,31 @@ async function work(client: WorkEngine): Promise<number> {
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), 30_000);
     const watched = await watch(client, task.id, abort.signal);
-
-    await client.updateTaskProgress(
-      { taskId: task.id, attempt, progress: 50, message: `${options.name} is halfway` },
-      { timeoutMs: deadlineMs },
-    );
-    await new Promise((resolve) => setTimeout(resolve, workMs)); // stands in for the real work
-    await client.completeTask(
-      {
-        taskId: task.id,
-        attempt,
-        status: CompletionStatus.COMPLETED,
-        result: { output: { by: "typescript", daemon: options.name, title: task.title } },
-      },
-      { timeoutMs: deadlineMs },
-    );
+    try {
+      await client.updateTaskProgress(
+        { taskId: task.id, attempt, progress: 50, message: `${options.name} is halfway` },
+        { timeoutMs: deadlineMs },
+      );
+      await new Promise((resolve) => setTimeout(resolve, workMs)); // stands in for the real work
+      await client.completeTask(
+        {
+          taskId: task.id,
+          attempt,
+          status: CompletionStatus.COMPLETED,
+          result: { output: { by: "typescript", daemon: options.name, title: task.title } },
+        },
+        { timeoutMs: deadlineMs },
+      );
+    } catch (error) {
+      // Cancelled, or handed to a newer attempt, while we worked: drop it and go on.
+      const failure = ConnectError.from(error);
+      if (failure.code !== Code.FailedPrecondition) throw error;
+      console.error(`${options.name}: gave up ${task.id}: ${failure.rawMessage}`);
+      abort.abort();
+      await watched.rest.catch(() => undefined);
+      clearTimeout(timer);
+      continue;
+    }
     const events = await watched.rest;
     clearTimeout(timer);
     processed += 1;
