@@ -69,7 +69,7 @@ UNASYNC_RULES = (
     ("import asyncio\n", "import time\n"),
     ("from collections.abc import AsyncIterator, Iterable", "from collections.abc import Iterable, Iterator"),
     ("AsyncIterator[", "Iterator["),
-    ("for task in page.tasks:\n                yield task\n", "yield from page.tasks\n"),
+    ("for item in getattr(page, items):\n                yield item\n", "yield from getattr(page, items)\n"),
     ("AsyncWorkEngineClient", "WorkEngineClient"),
     ("grpc.aio.", "grpc."),
     ("__aenter__", "__enter__"),

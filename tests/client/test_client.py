@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -13,7 +14,7 @@ import grpc
 import pytest
 
 from workengine.client import IDEMPOTENT_METHODS, AsyncWorkEngineClient, RetryPolicy, WorkEngineClient
-from workengine.v1 import task_pb2
+from workengine.v1 import orchestrator_pb2, task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
 
@@ -212,3 +213,32 @@ async def test_sync_client_surfaces_server_errors_with_their_status(target: str)
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert details.startswith("progress:")
     assert error == "no luck"
+
+
+def test_both_clients_have_a_method_for_every_rpc() -> None:
+    rpcs = [method.name for method in pb.DESCRIPTOR.services_by_name["WorkEngineService"].methods]
+    snake = [re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() for name in rpcs]
+
+    assert len(snake) == 16
+    for client_class in (WorkEngineClient, AsyncWorkEngineClient):
+        assert [name for name in snake if not callable(getattr(client_class, name, None))] == []
+
+
+async def test_list_methods_walk_every_page(target: str) -> None:
+    def sync_walk() -> tuple[list[str], list[str]]:
+        with WorkEngineClient(target) as client:
+            for name in ("a", "b", "c"):
+                client.register_orchestrator(name.upper(), orchestrator_id=name)
+            client.set_orchestrator_status("b", orchestrator_pb2.ORCHESTRATOR_STATUS_AWAY)
+            everyone = [o.id for o in client.list_orchestrators(page_size=2)]
+            online = [
+                o.id for o in client.list_orchestrators(status=orchestrator_pb2.ORCHESTRATOR_STATUS_ONLINE)
+            ]
+            return everyone, online
+
+    everyone, online = await asyncio.to_thread(sync_walk)
+    async with AsyncWorkEngineClient(target) as client:
+        again = [o.id async for o in client.list_orchestrators(page_size=1)]
+
+    assert everyone == again == ["a", "b", "c"]
+    assert online == ["a", "c"]

@@ -71,6 +71,18 @@ class AsyncWorkEngineClient(ClientBase):
                     raise
                 await asyncio.sleep(delay)
 
+    async def _pages(
+        self, method: str, request: Any, items: str, timeout: float | None
+    ) -> AsyncIterator[Any]:
+        """Every item of a List call, page after page (each page retried on its own)."""
+        while True:
+            page = await self._unary(method, request, timeout)
+            for item in getattr(page, items):
+                yield item
+            if not page.next_page_token:
+                return
+            request.page_token = page.next_page_token
+
     # -- orchestrators ------------------------------------------------------------------------
 
     async def register_orchestrator(
@@ -114,6 +126,17 @@ class AsyncWorkEngineClient(ClientBase):
         response = await self._unary("SetOrchestratorStatus", request, timeout)
         return cast(pb.SetOrchestratorStatusResponse, response).orchestrator
 
+    def list_orchestrators(
+        self,
+        *,
+        status: orchestrator_pb2.OrchestratorStatus = orchestrator_pb2.ORCHESTRATOR_STATUS_UNSPECIFIED,
+        page_size: int = 100,
+        timeout: float | None = None,
+    ) -> AsyncIterator[orchestrator_pb2.Orchestrator]:
+        """Every orchestrator (in `status`, if given), oldest first, a page at a time. Retried per page."""
+        request = pb.ListOrchestratorsRequest(status=status, page_size=page_size)
+        return self._pages("ListOrchestrators", request, "orchestrators", timeout)
+
     # -- tasks --------------------------------------------------------------------------------
 
     async def create_task(
@@ -137,7 +160,7 @@ class AsyncWorkEngineClient(ClientBase):
             pb.GetTaskResponse, await self._unary("GetTask", pb.GetTaskRequest(task_id=task_id), timeout)
         ).task
 
-    async def list_tasks(
+    def list_tasks(
         self,
         *,
         orchestrator_id: str = "",
@@ -149,13 +172,7 @@ class AsyncWorkEngineClient(ClientBase):
     ) -> AsyncIterator[task_pb2.Task]:
         """Every task matching the filters, oldest first, fetched a page at a time. Retried per page."""
         request = requests.list_tasks(orchestrator_id, workspace_id, statuses, tag, page_size)
-        while True:
-            page = cast(pb.ListTasksResponse, await self._unary("ListTasks", request, timeout))
-            for task in page.tasks:
-                yield task
-            if not page.next_page_token:
-                return
-            request.page_token = page.next_page_token
+        return self._pages("ListTasks", request, "tasks", timeout)
 
     async def cancel_task(
         self, task_id: str, reason: str = "", *, timeout: float | None = None

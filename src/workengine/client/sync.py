@@ -71,6 +71,15 @@ class WorkEngineClient(ClientBase):
                     raise
                 time.sleep(delay)
 
+    def _pages(self, method: str, request: Any, items: str, timeout: float | None) -> Iterator[Any]:
+        """Every item of a List call, page after page (each page retried on its own)."""
+        while True:
+            page = self._unary(method, request, timeout)
+            yield from getattr(page, items)
+            if not page.next_page_token:
+                return
+            request.page_token = page.next_page_token
+
     # -- orchestrators ------------------------------------------------------------------------
 
     def register_orchestrator(
@@ -112,6 +121,17 @@ class WorkEngineClient(ClientBase):
         response = self._unary("SetOrchestratorStatus", request, timeout)
         return cast(pb.SetOrchestratorStatusResponse, response).orchestrator
 
+    def list_orchestrators(
+        self,
+        *,
+        status: orchestrator_pb2.OrchestratorStatus = orchestrator_pb2.ORCHESTRATOR_STATUS_UNSPECIFIED,
+        page_size: int = 100,
+        timeout: float | None = None,
+    ) -> Iterator[orchestrator_pb2.Orchestrator]:
+        """Every orchestrator (in `status`, if given), oldest first, a page at a time. Retried per page."""
+        request = pb.ListOrchestratorsRequest(status=status, page_size=page_size)
+        return self._pages("ListOrchestrators", request, "orchestrators", timeout)
+
     # -- tasks --------------------------------------------------------------------------------
 
     def create_task(
@@ -147,12 +167,7 @@ class WorkEngineClient(ClientBase):
     ) -> Iterator[task_pb2.Task]:
         """Every task matching the filters, oldest first, fetched a page at a time. Retried per page."""
         request = requests.list_tasks(orchestrator_id, workspace_id, statuses, tag, page_size)
-        while True:
-            page = cast(pb.ListTasksResponse, self._unary("ListTasks", request, timeout))
-            yield from page.tasks
-            if not page.next_page_token:
-                return
-            request.page_token = page.next_page_token
+        return self._pages("ListTasks", request, "tasks", timeout)
 
     def cancel_task(self, task_id: str, reason: str = "", *, timeout: float | None = None) -> task_pb2.Task:
         """Cancels an unfinished task (FAILED_PRECONDITION once finished). Not retried."""
