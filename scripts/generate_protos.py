@@ -59,7 +59,7 @@ SYNC_CLIENT = ROOT / "src" / "workengine" / "client" / "sync.py"
 # rules no longer cover fails generation instead of producing a half-async sync client.
 UNASYNC_RULES = (
     (
-        '"""The asyncio client: the same methods as `WorkEngineClient`, awaited, over grpc.aio."""',
+        '"""The asyncio client. Hand-written; sync.py is generated from it by scripts/generate_protos.py."""',
         '"""The blocking client. Generated from aio.py by scripts/generate_protos.py: edit aio.py."""',
     ),
     (

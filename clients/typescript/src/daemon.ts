@@ -38,6 +38,12 @@ let stopping = false;
 process.on("SIGINT", () => (stopping = true));
 process.on("SIGTERM", () => (stopping = true));
 
+/** A google.protobuf.Duration from seconds (int64 seconds are a bigint in protobuf-es). */
+function duration(seconds: number): { seconds: bigint; nanos: number } {
+  const whole = Math.floor(seconds);
+  return { seconds: BigInt(whole), nanos: Math.round((seconds - whole) * 1e9) };
+}
+
 async function ensureOrchestrator(client: WorkEngine, id: string): Promise<void> {
   try {
     await client.getOrchestrator({ orchestratorId: id }, { timeoutMs: deadlineMs });
@@ -80,7 +86,7 @@ async function work(client: WorkEngine): Promise<number> {
   let processed = 0;
   while (!stopping) {
     const claimed = await client.claimNextTask(
-      { orchestratorId: options.orchestrator, wait: { seconds: BigInt(Math.floor(waitSeconds)), nanos: 0 } },
+      { orchestratorId: options.orchestrator, wait: duration(waitSeconds) },
       { timeoutMs: deadlineMs + waitSeconds * 1000 },
     );
     const task = claimed.context?.task;

@@ -1,4 +1,4 @@
-"""The asyncio client: the same methods as `WorkEngineClient`, awaited, over grpc.aio."""
+"""The asyncio client. Hand-written; sync.py is generated from it by scripts/generate_protos.py."""
 
 from __future__ import annotations
 

@@ -43,8 +43,10 @@ IDEMPOTENT_METHODS = frozenset(
 
 Metadata = Sequence[tuple[str, str]]
 MetadataProvider = Callable[[str], Metadata]
-"""Called before every call with the RPC's name (e.g. "ClaimNextTask"); returns metadata pairs
-to send with it, e.g. `[("authorization", f"Bearer {token()}")]`. Keys must be lowercase."""
+"""Called before every attempt of every call with the RPC's name (e.g. "ClaimNextTask");
+returns metadata pairs to send with it, e.g. `[("authorization", f"Bearer {token()}")]`, so a
+refreshed token is picked up by the next attempt. Keys must be lowercase. It is a plain
+function in both clients: keep it fast (refresh tokens in the background, not in the hook)."""
 
 
 @dataclass(frozen=True)
