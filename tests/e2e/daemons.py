@@ -59,10 +59,35 @@ async def finish(process: asyncio.subprocess.Process, limit: float) -> tuple[int
     return process.returncode, stdout.decode(), stderr.decode()
 
 
+class Daemon:
+    """A daemon running in a subprocess: `ready()` waits for its "NAME: ready" line on stderr
+    (printed once its orchestrator is registered, just before its first claim); `result()`
+    waits for it to exit and parses its stdout, one JSON object a line."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self._stderr_head = ""
+
+    @classmethod
+    async def start(cls, command: list[str]) -> Daemon:
+        process = await asyncio.create_subprocess_exec(
+            *command, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        return cls(process)
+
+    async def ready(self, limit: float = 60) -> None:
+        assert self.process.stderr is not None
+        async with asyncio.timeout(limit):
+            while not self._stderr_head.endswith(": ready\n"):
+                line = (await self.process.stderr.readline()).decode()
+                assert line, f"daemon exited before it was ready: {self._stderr_head}"
+                self._stderr_head += line
+
+    async def result(self, limit: float = 120) -> DaemonRun:
+        returncode, stdout, stderr = await finish(self.process, limit)
+        lines = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+        return DaemonRun(returncode, lines, self._stderr_head + stderr)
+
+
 async def run_daemon(command: list[str], limit: float = 120) -> DaemonRun:
-    process = await asyncio.create_subprocess_exec(
-        *command, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    returncode, stdout, stderr = await finish(process, limit)
-    lines = [json.loads(line) for line in stdout.splitlines() if line.strip()]
-    return DaemonRun(returncode, lines, stderr)
+    return await (await Daemon.start(command)).result(limit)

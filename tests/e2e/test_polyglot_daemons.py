@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 
 from tests.e2e.daemons import (
+    Daemon,
     python_daemon_command,
     require_typescript_toolchain,
     run_daemon,
@@ -23,15 +24,13 @@ ORCHESTRATOR = "fleet"
 
 
 async def _collect_events(
-    client: AsyncWorkEngineClient, events: list[task_pb2.TaskEvent], ready: asyncio.Event
+    client: AsyncWorkEngineClient, events: list[task_pb2.TaskEvent], snapshot_done: asyncio.Event
 ) -> None:
+    """Every event of the fleet's tasks, from the snapshot until all of them COMPLETED."""
     async for event in client.watch_task_progress(orchestrator_id=ORCHESTRATOR):
         events.append(event)
-        if (
-            event.kind == task_pb2.TASK_EVENT_KIND_SNAPSHOT
-            and sum(e.kind == task_pb2.TASK_EVENT_KIND_SNAPSHOT for e in events) == TASKS
-        ):
-            ready.set()
+        if sum(e.kind == task_pb2.TASK_EVENT_KIND_SNAPSHOT for e in events) == TASKS:
+            snapshot_done.set()
         if sum(e.kind == task_pb2.TASK_EVENT_KIND_COMPLETED for e in events) == TASKS:
             return
 
@@ -41,27 +40,34 @@ async def test_a_typescript_and_a_python_daemon_share_one_queue_without_running_
 ) -> None:
     require_typescript_toolchain()
     async with AsyncWorkEngineClient(target) as client:
+        # The queue: TASKS tasks held BLOCKED behind a gate (a task of another orchestrator),
+        # so that both daemons are up and long-polling before any of them becomes ready.
         await client.register_orchestrator("Fleet", orchestrator_id=ORCHESTRATOR)
+        await client.register_orchestrator("Gatekeeper", orchestrator_id="gatekeeper")
+        gate = await client.create_task("gatekeeper", "ws-polyglot", "gate")
         created = [
-            (await client.create_task(ORCHESTRATOR, "ws-polyglot", f"task {n}")).id for n in range(TASKS)
+            (await client.create_task(ORCHESTRATOR, "ws-polyglot", f"task {n}", depends_on=[gate.id])).id
+            for n in range(TASKS)
         ]
         events: list[task_pb2.TaskEvent] = []
-        snapshot_seen = asyncio.Event()
-        watcher = asyncio.create_task(_collect_events(client, events, snapshot_seen))
-        await asyncio.wait_for(snapshot_seen.wait(), 30)
+        snapshot_done = asyncio.Event()
+        watcher = asyncio.create_task(_collect_events(client, events, snapshot_done))
+        await asyncio.wait_for(snapshot_done.wait(), 30)
 
         common = ["--target", target, "--orchestrator", ORCHESTRATOR, "--exit-when-idle"]
-        common += ["--wait", "2", "--work-seconds", "0.05"]
-        python_run, typescript_run = await asyncio.gather(
-            run_daemon(python_daemon_command(*common, "--name", "py-1")),
-            run_daemon(typescript_daemon_command(*common, "--name", "ts-1")),
-        )
+        common += ["--wait", "5", "--work-seconds", "0.02"]
+        python = await Daemon.start(python_daemon_command(*common, "--name", "py-1"))
+        typescript = await Daemon.start(typescript_daemon_command(*common, "--name", "ts-1"))
+        await asyncio.gather(python.ready(), typescript.ready())
+        unblocked = await client.cancel_task(gate.id, "open the gate")  # all TASKS become TODO at once
+        python_run, typescript_run = await asyncio.gather(python.result(), typescript.result())
         assert python_run.returncode == 0, python_run.stderr
         assert typescript_run.returncode == 0, typescript_run.stderr
         await asyncio.wait_for(watcher, 30)
 
         tasks = {task.id: task async for task in client.list_tasks(orchestrator_id=ORCHESTRATOR)}
 
+    assert unblocked.status == task_pb2.TASK_STATUS_CANCELLED
     by_python = [line["task"] for line in python_run.lines]
     by_typescript = [line["task"] for line in typescript_run.lines]
     # Each daemon did some of the work, and together they did all of it exactly once.
