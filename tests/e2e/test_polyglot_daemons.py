@@ -5,6 +5,7 @@ checked afterwards through the Python client and the event log (WatchTaskProgres
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections import Counter
 
 import pytest
@@ -127,3 +128,21 @@ async def test_a_daemon_drops_a_task_cancelled_while_it_works_and_goes_on(target
     assert [line["task"] for line in run.lines] == [later.id]
     assert final[doomed.id].status == task_pb2.TASK_STATUS_CANCELLED
     assert final[later.id].status == task_pb2.TASK_STATUS_DONE
+
+
+@pytest.mark.parametrize("language", ["python", "typescript"])
+async def test_a_daemon_stops_cleanly_on_sigterm_between_claims(target: str, language: str) -> None:
+    if language == "typescript":
+        require_typescript_toolchain()
+    command = python_daemon_command if language == "python" else typescript_daemon_command
+    async with AsyncWorkEngineClient(target) as client:
+        await client.register_orchestrator("Fleet", orchestrator_id=ORCHESTRATOR)
+    daemon = await Daemon.start(command("--target", target, "--orchestrator", ORCHESTRATOR, "--name", "d-2"))
+    await daemon.ready()
+
+    daemon.process.send_signal(signal.SIGTERM)  # it is long-polling (1 s) for work that never comes
+    run = await daemon.result(limit=30)
+
+    assert run.returncode == 0, run.stderr
+    assert run.lines == []
+    assert "d-2: processed 0 tasks" in run.stderr
