@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 
@@ -103,11 +104,16 @@ async def test_a_typescript_and_a_python_daemon_share_one_queue_without_running_
         assert line["events"][-2:] == ["PROGRESS", "COMPLETED"], line
 
 
-@pytest.mark.parametrize("language", ["python", "typescript"])
-async def test_a_daemon_drops_a_task_cancelled_while_it_works_and_goes_on(target: str, language: str) -> None:
+def _daemon_command(language: str) -> Callable[..., list[str]]:
     if language == "typescript":
         require_typescript_toolchain()
-    command = python_daemon_command if language == "python" else typescript_daemon_command
+        return typescript_daemon_command
+    return python_daemon_command
+
+
+@pytest.mark.parametrize("language", ["python", "typescript"])
+async def test_a_daemon_drops_a_task_cancelled_while_it_works_and_goes_on(target: str, language: str) -> None:
+    command = _daemon_command(language)
     async with AsyncWorkEngineClient(target) as client:
         await client.register_orchestrator("Fleet", orchestrator_id=ORCHESTRATOR)
         doomed = await client.create_task(ORCHESTRATOR, "ws", "doomed")
@@ -132,9 +138,7 @@ async def test_a_daemon_drops_a_task_cancelled_while_it_works_and_goes_on(target
 
 @pytest.mark.parametrize("language", ["python", "typescript"])
 async def test_a_daemon_stops_cleanly_on_sigterm_between_claims(target: str, language: str) -> None:
-    if language == "typescript":
-        require_typescript_toolchain()
-    command = python_daemon_command if language == "python" else typescript_daemon_command
+    command = _daemon_command(language)
     async with AsyncWorkEngineClient(target) as client:
         await client.register_orchestrator("Fleet", orchestrator_id=ORCHESTRATOR)
     daemon = await Daemon.start(command("--target", target, "--orchestrator", ORCHESTRATOR, "--name", "d-2"))
