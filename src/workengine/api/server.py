@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
+from workengine.api.reflection import add_reflection
 from workengine.api.servicer import WorkEngineServicer
 from workengine.engine import WorkEngine
 from workengine.v1 import work_engine_service_pb2, work_engine_service_pb2_grpc
@@ -46,10 +46,8 @@ async def start_server(engine: WorkEngine, host: str = "127.0.0.1", port: int = 
     work_engine_service_pb2_grpc.add_WorkEngineServiceServicer_to_server(WorkEngineServicer(engine), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-        server,
-    )
+    # Reflection answers with the commented descriptors, so `grpcurl describe` shows the docs.
+    add_reflection((SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         bound = server.add_insecure_port(address)

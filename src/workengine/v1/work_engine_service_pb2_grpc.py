@@ -27,9 +27,19 @@ if _version_not_supported:
 
 class WorkEngineServiceStub:
     """Decides what an orchestrator works on next, hands it the context, tracks progress and
-    records outcomes. Errors are gRPC status codes: NOT_FOUND (unknown id), PERMISSION_DENIED
-    (task of another orchestrator), INVALID_ARGUMENT (names the field), FAILED_PRECONDITION
-    (wrong state, stale attempt), ABORTED (lost a race), UNAVAILABLE (database down; retry).
+    records outcomes.
+
+    A daemon's loop: ClaimNextTask (or SelectNextTask + ExecuteTask) returns a task and an
+    `attempt` number; UpdateTaskProgress while working; CompleteTask once. Progress and
+    completion must carry the attempt: a report from a superseded attempt is refused.
+
+    Errors are gRPC status codes, never a success response with an error inside. Every RPC
+    may return: INVALID_ARGUMENT (a malformed field; the message starts with the field's name
+    and a google.rpc.BadRequest detail names it too: fix the request, do not retry),
+    UNAVAILABLE (the database or the server is down or restarting: retry with backoff; safe
+    for reads, UpdateTaskProgress, CompleteTask and SetOrchestratorStatus), DEADLINE_EXCEEDED
+    (the client's deadline passed). The RPCs below list the others they return. Messages are
+    short and safe to show; no SQL, stack traces or secrets.
     """
 
     def __init__(self, channel):
@@ -122,13 +132,25 @@ class WorkEngineServiceStub:
 
 class WorkEngineServiceServicer:
     """Decides what an orchestrator works on next, hands it the context, tracks progress and
-    records outcomes. Errors are gRPC status codes: NOT_FOUND (unknown id), PERMISSION_DENIED
-    (task of another orchestrator), INVALID_ARGUMENT (names the field), FAILED_PRECONDITION
-    (wrong state, stale attempt), ABORTED (lost a race), UNAVAILABLE (database down; retry).
+    records outcomes.
+
+    A daemon's loop: ClaimNextTask (or SelectNextTask + ExecuteTask) returns a task and an
+    `attempt` number; UpdateTaskProgress while working; CompleteTask once. Progress and
+    completion must carry the attempt: a report from a superseded attempt is refused.
+
+    Errors are gRPC status codes, never a success response with an error inside. Every RPC
+    may return: INVALID_ARGUMENT (a malformed field; the message starts with the field's name
+    and a google.rpc.BadRequest detail names it too: fix the request, do not retry),
+    UNAVAILABLE (the database or the server is down or restarting: retry with backoff; safe
+    for reads, UpdateTaskProgress, CompleteTask and SetOrchestratorStatus), DEADLINE_EXCEEDED
+    (the client's deadline passed). The RPCs below list the others they return. Messages are
+    short and safe to show; no SQL, stack traces or secrets.
     """
 
     def SelectNextTask(self, request, context):
-        """Returns the best ready task for the orchestrator, or no task. Changes nothing.
+        """Returns the best ready task for the orchestrator (highest priority weight x deadline
+        boost), or no task. Changes nothing. NOT_FOUND: unknown orchestrator.
+        FAILED_PRECONDITION: the orchestrator is AWAY or OFFLINE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -136,14 +158,19 @@ class WorkEngineServiceServicer:
 
     def ClaimNextTask(self, request, context):
         """Atomically selects the best ready task and starts it (TODO -> IN_PROGRESS). Two
-        concurrent callers never receive the same task.
+        concurrent callers never receive the same task. With `wait`, long-polls until a task is
+        ready; an empty response (no context) means none was. NOT_FOUND: unknown orchestrator.
+        FAILED_PRECONDITION: the orchestrator is AWAY or OFFLINE. Do not retry blindly on
+        UNAVAILABLE: the claim may have started a task whose answer was lost.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def PrepareTaskContext(self, request, context):
-        """Returns the task with its orchestrator, charter, dependencies and related tasks.
+        """Returns the task with its orchestrator, charter, dependencies and related tasks. Changes
+        nothing. NOT_FOUND: unknown orchestrator or task. PERMISSION_DENIED: the task is assigned
+        to another orchestrator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -151,15 +178,19 @@ class WorkEngineServiceServicer:
 
     def ExecuteTask(self, request, context):
         """Starts a specific task (TODO -> IN_PROGRESS) and returns its context. A task with unmet
-        dependencies yields outcome BLOCKED (not an error); one already started by someone
-        else fails with ABORTED.
+        dependencies yields outcome BLOCKED (not an error). ABORTED: someone else started it
+        first (it is IN_PROGRESS). FAILED_PRECONDITION: the task is DONE, FAILED or CANCELLED, or
+        the orchestrator is AWAY or OFFLINE. NOT_FOUND: unknown orchestrator or task.
+        PERMISSION_DENIED: the task is assigned to another orchestrator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateTaskProgress(self, request, context):
-        """Records progress of the running attempt and publishes a PROGRESS event.
+        """Records progress of the running attempt and publishes a PROGRESS event to watchers.
+        NOT_FOUND: unknown task. FAILED_PRECONDITION: the task is not IN_PROGRESS, or `attempt`
+        is not its current attempt (superseded or never started): stop working on it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -167,14 +198,19 @@ class WorkEngineServiceServicer:
 
     def CompleteTask(self, request, context):
         """Records the outcome of the running attempt and unblocks dependents in the same
-        transaction. Repeating the identical call is harmless: it returns the task unchanged.
+        transaction. Repeating the identical call is harmless: it returns the task unchanged, so
+        it is safe to retry. NOT_FOUND: unknown task. FAILED_PRECONDITION: the task is not
+        IN_PROGRESS, `attempt` is not its current attempt, or a different completion was already
+        recorded for this attempt.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetExecutionStats(self, request, context):
-        """Counts, success rate and completion-time percentiles, computed in the database.
+        """Counts, success rate and completion-time percentiles of one orchestrator's tasks,
+        computed in the database. NOT_FOUND: unknown orchestrator. INVALID_ARGUMENT: end_time
+        is not after start_time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -185,34 +221,40 @@ class WorkEngineServiceServicer:
         changes made through any other server process sharing the database. A task watch ends
         by itself after the task reaches DONE, FAILED or CANCELLED (unless keep_open). On server
         shutdown the stream ends with UNAVAILABLE; reconnect with after_cursor to miss nothing.
+        OUT_OF_RANGE: after_cursor was pruned or is ahead of the log (start again from 0).
+        INVALID_ARGUMENT: not exactly one target set.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RegisterOrchestrator(self, request, context):
-        """Registers a new orchestrator.
+        """Registers a new orchestrator, ONLINE unless another status is given. ALREADY_EXISTS: the
+        requested id is taken (look it up with GetOrchestrator instead). Not safe to retry
+        without an explicit id: a retry may register a second one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetOrchestrator(self, request, context):
-        """Returns one orchestrator.
+        """Returns one orchestrator. NOT_FOUND: unknown id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListOrchestrators(self, request, context):
-        """Lists orchestrators, oldest first, a page at a time.
+        """Lists orchestrators, oldest first, a page at a time. INVALID_ARGUMENT: a page_token this
+        server did not issue.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SetOrchestratorStatus(self, request, context):
-        """Changes an orchestrator's availability; also counts as a heartbeat.
+        """Changes an orchestrator's availability; also counts as a heartbeat. Setting the same
+        status again is harmless. NOT_FOUND: unknown id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -220,27 +262,33 @@ class WorkEngineServiceServicer:
 
     def CreateTask(self, request, context):
         """Creates a task: TODO when its dependencies are all met, BLOCKED otherwise.
+        NOT_FOUND: unknown orchestrator, or a depends_on id that does not exist (the message
+        names the field). ALREADY_EXISTS: the requested task_id is taken. INVALID_ARGUMENT also
+        for a task that depends on itself (the only cycle possible: dependencies exist first).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetTask(self, request, context):
-        """Returns one task.
+        """Returns one task. NOT_FOUND: unknown id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListTasks(self, request, context):
-        """Lists tasks matching filters, oldest first, a page at a time.
+        """Lists tasks matching filters, oldest first, a page at a time. INVALID_ARGUMENT: a
+        page_token this server did not issue, or one issued for other filters.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CancelTask(self, request, context):
-        """Cancels a task that has not finished. Cancelling counts as "met" for its dependents.
+        """Cancels a task that is not DONE or CANCELLED (a running attempt's later reports are
+        refused). Cancelling counts as "met" for its dependents, which may move to TODO.
+        NOT_FOUND: unknown id. FAILED_PRECONDITION: already DONE or CANCELLED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -339,9 +387,19 @@ def add_WorkEngineServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class WorkEngineService:
     """Decides what an orchestrator works on next, hands it the context, tracks progress and
-    records outcomes. Errors are gRPC status codes: NOT_FOUND (unknown id), PERMISSION_DENIED
-    (task of another orchestrator), INVALID_ARGUMENT (names the field), FAILED_PRECONDITION
-    (wrong state, stale attempt), ABORTED (lost a race), UNAVAILABLE (database down; retry).
+    records outcomes.
+
+    A daemon's loop: ClaimNextTask (or SelectNextTask + ExecuteTask) returns a task and an
+    `attempt` number; UpdateTaskProgress while working; CompleteTask once. Progress and
+    completion must carry the attempt: a report from a superseded attempt is refused.
+
+    Errors are gRPC status codes, never a success response with an error inside. Every RPC
+    may return: INVALID_ARGUMENT (a malformed field; the message starts with the field's name
+    and a google.rpc.BadRequest detail names it too: fix the request, do not retry),
+    UNAVAILABLE (the database or the server is down or restarting: retry with backoff; safe
+    for reads, UpdateTaskProgress, CompleteTask and SetOrchestratorStatus), DEADLINE_EXCEEDED
+    (the client's deadline passed). The RPCs below list the others they return. Messages are
+    short and safe to show; no SQL, stack traces or secrets.
     """
 
     @staticmethod

@@ -1,0 +1,149 @@
+// A WorkEngine daemon in TypeScript, over stubs generated from ../../protos (src/gen) and
+// Connect's gRPC transport (real gRPC over HTTP/2, so it talks to the Python grpcio server).
+//
+// It registers its orchestrator (or finds it), then loops: ClaimNextTask (long-polling
+// `--wait` seconds), subscribes to WatchTaskProgress for the claimed task, reports progress,
+// completes the task with an output naming this daemon, and prints one JSON line per task
+// with the events its subscription saw. With --exit-when-idle it stops after a claim that
+// found nothing; otherwise it runs until SIGINT/SIGTERM.
+//
+//   npx tsx src/daemon.ts --target 127.0.0.1:50051 --orchestrator fleet --name ts-1 --exit-when-idle
+
+import { parseArgs } from "node:util";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import {
+  CompletionStatus,
+  WorkEngineService,
+} from "./gen/workengine/v1/work_engine_service_pb.js";
+import { TaskEventKind, type TaskEvent } from "./gen/workengine/v1/task_pb.js";
+
+type WorkEngine = Client<typeof WorkEngineService>;
+
+const { values: options } = parseArgs({
+  options: {
+    target: { type: "string", default: "127.0.0.1:50051" },
+    orchestrator: { type: "string", default: "fleet" },
+    name: { type: "string", default: "typescript-daemon" },
+    wait: { type: "string", default: "1" },
+    "work-seconds": { type: "string", default: "0" },
+    "exit-when-idle": { type: "boolean", default: false },
+  },
+});
+
+const deadlineMs = 10_000;
+const waitSeconds = Number(options.wait);
+const workMs = Number(options["work-seconds"]) * 1000;
+let stopping = false;
+process.on("SIGINT", () => (stopping = true));
+process.on("SIGTERM", () => (stopping = true));
+
+/** A google.protobuf.Duration from seconds (int64 seconds are a bigint in protobuf-es). */
+function duration(seconds: number): { seconds: bigint; nanos: number } {
+  const whole = Math.floor(seconds);
+  return { seconds: BigInt(whole), nanos: Math.round((seconds - whole) * 1e9) };
+}
+
+async function ensureOrchestrator(client: WorkEngine, id: string): Promise<void> {
+  try {
+    await client.getOrchestrator({ orchestratorId: id }, { timeoutMs: deadlineMs });
+  } catch (error) {
+    if (ConnectError.from(error).code !== Code.NotFound) throw error;
+    try {
+      await client.registerOrchestrator({ orchestratorId: id, displayName: id }, { timeoutMs: deadlineMs });
+    } catch (raced) {
+      // Another daemon registered it between our two calls: fine.
+      if (ConnectError.from(raced).code !== Code.AlreadyExists) throw raced;
+    }
+  }
+}
+
+/**
+ * Subscribes to a task's events. Resolves once the first event (the snapshot) arrived, so no
+ * later event can be missed; `rest` then collects events until the stream ends by itself
+ * (after DONE, FAILED or CANCELLED) or `signal` aborts it.
+ */
+async function watch(
+  client: WorkEngine,
+  taskId: string,
+  signal: AbortSignal,
+): Promise<{ rest: Promise<TaskEvent[]> }> {
+  const stream = client.watchTaskProgress({ target: { case: "taskId", value: taskId } }, { signal });
+  const iterator = stream[Symbol.asyncIterator]();
+  const events: TaskEvent[] = [];
+  const first = await iterator.next();
+  if (!first.done && first.value.event) events.push(first.value.event);
+  const rest = (async () => {
+    for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
+      if (next.value.event) events.push(next.value.event);
+    }
+    return events;
+  })();
+  return { rest };
+}
+
+async function work(client: WorkEngine): Promise<number> {
+  let processed = 0;
+  while (!stopping) {
+    const claimed = await client.claimNextTask(
+      { orchestratorId: options.orchestrator, wait: duration(waitSeconds) },
+      { timeoutMs: deadlineMs + waitSeconds * 1000 },
+    );
+    const task = claimed.context?.task;
+    if (!task) {
+      if (options["exit-when-idle"]) break;
+      continue;
+    }
+    const attempt = claimed.attempt;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), 30_000);
+    const watched = await watch(client, task.id, abort.signal);
+    try {
+      await client.updateTaskProgress(
+        { taskId: task.id, attempt, progress: 50, message: `${options.name} is halfway` },
+        { timeoutMs: deadlineMs },
+      );
+      await new Promise((resolve) => setTimeout(resolve, workMs)); // stands in for the real work
+      await client.completeTask(
+        {
+          taskId: task.id,
+          attempt,
+          status: CompletionStatus.COMPLETED,
+          result: { output: { by: "typescript", daemon: options.name, title: task.title } },
+        },
+        { timeoutMs: deadlineMs },
+      );
+    } catch (error) {
+      // Cancelled, or handed to a newer attempt, while we worked: drop it and go on.
+      const failure = ConnectError.from(error);
+      if (failure.code !== Code.FailedPrecondition) throw error;
+      console.error(`${options.name}: gave up ${task.id}: ${failure.rawMessage}`);
+      abort.abort();
+      await watched.rest.catch(() => undefined);
+      clearTimeout(timer);
+      continue;
+    }
+    const events = await watched.rest;
+    clearTimeout(timer);
+    processed += 1;
+    console.log(
+      JSON.stringify({ task: task.id, attempt, events: events.map((event) => TaskEventKind[event.kind]) }),
+    );
+  }
+  return processed;
+}
+
+async function main(): Promise<void> {
+  const transport = createGrpcTransport({ baseUrl: `http://${options.target}` });
+  const client = createClient(WorkEngineService, transport);
+  await ensureOrchestrator(client, options.orchestrator);
+  console.error(`${options.name}: ready`);
+  const processed = await work(client);
+  console.error(`${options.name}: processed ${processed} tasks`);
+}
+
+main().catch((error: unknown) => {
+  const failure = ConnectError.from(error);
+  console.error(`error: ${Code[failure.code]}: ${failure.rawMessage}`);
+  process.exit(1);
+});

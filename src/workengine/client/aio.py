@@ -1,0 +1,293 @@
+"""The asyncio client. Hand-written; sync.py is generated from it by scripts/generate_protos.py."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, cast
+
+import grpc
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+from workengine.client import requests
+from workengine.client.base import CHANNEL_OPTIONS, ClientBase
+from workengine.client.requests import JsonObject
+from workengine.v1 import orchestrator_pb2, task_pb2
+from workengine.v1 import work_engine_service_pb2 as pb
+
+
+class AsyncWorkEngineClient(ClientBase):
+    """An asyncio WorkEngine client over grpc.aio; create it inside the running event loop.
+
+    >>> async with AsyncWorkEngineClient("localhost:50051") as client:
+    ...     claimed = await client.claim_next_task("ada", wait=timedelta(seconds=20))
+
+    `target` is "host:port". Every call gets a deadline (`timeout` seconds per attempt,
+    default 10; a call's own `timeout=` overrides it; ClaimNextTask adds its `wait`). Calls
+    that are safe to repeat are retried on UNAVAILABLE with jittered exponential backoff
+    (`workengine.client.retry` lists them and says why); every other error is raised as
+    `grpc.RpcError` with its status code (`error.code()`, `error.details()`). `metadata` is
+    called before each attempt with the RPC's name and returns metadata to send, e.g. an
+    auth token; `credentials` switches to TLS; `channel` replaces the one the client opens.
+    `stub` is the generated stub, for anything these methods do not cover.
+    """
+
+    channel: grpc.aio.Channel
+
+    def _open_channel(self, target: str, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
+        if credentials is None:
+            return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        return grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def __aenter__(self) -> AsyncWorkEngineClient:
+        return self
+
+    async def __aexit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        await self.close()
+
+    async def _unary(
+        self, method: str, request: Any, timeout: float | None = None, wait: timedelta | None = None
+    ) -> Any:
+        call = getattr(self.stub, method)
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                return await call(
+                    request,
+                    timeout=self.deadline(timeout, wait),
+                    metadata=self.call_metadata(method),
+                )
+            except grpc.RpcError as error:
+                delay = self.retry.delay_before_retry(method, error.code(), attempts)
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+
+    async def _pages(
+        self, method: str, request: Any, items: str, timeout: float | None
+    ) -> AsyncIterator[Any]:
+        """Every item of a List call, page after page (each page retried on its own)."""
+        while True:
+            page = await self._unary(method, request, timeout)
+            for item in getattr(page, items):
+                yield item
+            if not page.next_page_token:
+                return
+            request.page_token = page.next_page_token
+
+    # -- orchestrators ------------------------------------------------------------------------
+
+    async def register_orchestrator(
+        self,
+        display_name: str,
+        *,
+        orchestrator_id: str = "",
+        timezone: str = "",
+        capabilities: Iterable[str] = (),
+        role: str = "",
+        discipline: str = "",
+        charter: orchestrator_pb2.Charter | None = None,
+        timeout: float | None = None,
+    ) -> orchestrator_pb2.Orchestrator:
+        """Registers an orchestrator (ALREADY_EXISTS if the id is taken). Not retried."""
+        request = requests.register_orchestrator(
+            display_name, orchestrator_id, timezone, capabilities, role, discipline, charter
+        )
+        return cast(
+            pb.RegisterOrchestratorResponse, await self._unary("RegisterOrchestrator", request, timeout)
+        ).orchestrator
+
+    async def get_orchestrator(
+        self, orchestrator_id: str, *, timeout: float | None = None
+    ) -> orchestrator_pb2.Orchestrator:
+        """One orchestrator (NOT_FOUND if unknown). Retried."""
+        request = pb.GetOrchestratorRequest(orchestrator_id=orchestrator_id)
+        return cast(
+            pb.GetOrchestratorResponse, await self._unary("GetOrchestrator", request, timeout)
+        ).orchestrator
+
+    async def set_orchestrator_status(
+        self,
+        orchestrator_id: str,
+        status: orchestrator_pb2.OrchestratorStatus,
+        *,
+        timeout: float | None = None,
+    ) -> orchestrator_pb2.Orchestrator:
+        """Changes availability (also a heartbeat). Retried: the same status twice is harmless."""
+        request = pb.SetOrchestratorStatusRequest(orchestrator_id=orchestrator_id, status=status)
+        response = await self._unary("SetOrchestratorStatus", request, timeout)
+        return cast(pb.SetOrchestratorStatusResponse, response).orchestrator
+
+    def list_orchestrators(
+        self,
+        *,
+        status: orchestrator_pb2.OrchestratorStatus = orchestrator_pb2.ORCHESTRATOR_STATUS_UNSPECIFIED,
+        page_size: int = 100,
+        timeout: float | None = None,
+    ) -> AsyncIterator[orchestrator_pb2.Orchestrator]:
+        """Every orchestrator (in `status`, if given), oldest first, a page at a time. Retried per page."""
+        request = pb.ListOrchestratorsRequest(status=status, page_size=page_size)
+        return self._pages("ListOrchestrators", request, "orchestrators", timeout)
+
+    # -- tasks --------------------------------------------------------------------------------
+
+    async def create_task(
+        self,
+        orchestrator_id: str,
+        workspace_id: str,
+        title: str,
+        *,
+        timeout: float | None = None,
+        **fields: Unpack[requests.TaskFields],
+    ) -> task_pb2.Task:
+        """Creates a task, TODO or BLOCKED (on unmet dependencies). Not retried. Optional fields:
+        task_id, description, priority, due_time (datetime), tags, depends_on, metadata (a JSON
+        object), channel_id."""
+        request = requests.create_task(orchestrator_id, workspace_id, title, fields)
+        return cast(pb.CreateTaskResponse, await self._unary("CreateTask", request, timeout)).task
+
+    async def get_task(self, task_id: str, *, timeout: float | None = None) -> task_pb2.Task:
+        """One task (NOT_FOUND if unknown). Retried."""
+        return cast(
+            pb.GetTaskResponse, await self._unary("GetTask", pb.GetTaskRequest(task_id=task_id), timeout)
+        ).task
+
+    def list_tasks(
+        self,
+        *,
+        orchestrator_id: str = "",
+        workspace_id: str = "",
+        statuses: Iterable[task_pb2.TaskStatus] = (),
+        tag: str = "",
+        page_size: int = 100,
+        timeout: float | None = None,
+    ) -> AsyncIterator[task_pb2.Task]:
+        """Every task matching the filters, oldest first, fetched a page at a time. Retried per page."""
+        request = requests.list_tasks(orchestrator_id, workspace_id, statuses, tag, page_size)
+        return self._pages("ListTasks", request, "tasks", timeout)
+
+    async def cancel_task(
+        self, task_id: str, reason: str = "", *, timeout: float | None = None
+    ) -> task_pb2.Task:
+        """Cancels an unfinished task (FAILED_PRECONDITION once finished). Not retried."""
+        request = pb.CancelTaskRequest(task_id=task_id, reason=reason)
+        return cast(pb.CancelTaskResponse, await self._unary("CancelTask", request, timeout)).task
+
+    # -- the daemon loop ----------------------------------------------------------------------
+
+    async def select_next_task(
+        self,
+        orchestrator_id: str,
+        *,
+        criteria: task_pb2.SelectionCriteria | None = None,
+        timeout: float | None = None,
+    ) -> pb.SelectNextTaskResponse:
+        """The best ready task (unset `task` when none); changes nothing. Retried."""
+        request = pb.SelectNextTaskRequest(orchestrator_id=orchestrator_id, criteria=criteria)
+        return cast(pb.SelectNextTaskResponse, await self._unary("SelectNextTask", request, timeout))
+
+    async def claim_next_task(
+        self,
+        orchestrator_id: str,
+        *,
+        wait: timedelta | None = None,
+        criteria: task_pb2.SelectionCriteria | None = None,
+        timeout: float | None = None,
+    ) -> pb.ClaimNextTaskResponse:
+        """Starts the best ready task and returns its context and attempt; `HasField("context")` is
+        False when nothing was ready within `wait` (at most 60 s). Not retried: a claim whose
+        answer was lost has started a task; it comes back to TODO only through its lease."""
+        request = requests.claim_next_task(orchestrator_id, wait, criteria)
+        return cast(pb.ClaimNextTaskResponse, await self._unary("ClaimNextTask", request, timeout, wait))
+
+    async def execute_task(
+        self, orchestrator_id: str, task_id: str, *, timeout: float | None = None
+    ) -> pb.ExecuteTaskResponse:
+        """Starts one task (outcome STARTED or BLOCKED; ABORTED if someone started it). Not retried."""
+        request = pb.ExecuteTaskRequest(orchestrator_id=orchestrator_id, task_id=task_id)
+        return cast(pb.ExecuteTaskResponse, await self._unary("ExecuteTask", request, timeout))
+
+    async def prepare_task_context(
+        self, orchestrator_id: str, task_id: str, *, timeout: float | None = None
+    ) -> task_pb2.TaskContext:
+        """The task with its orchestrator, charter, dependencies and related tasks. Retried."""
+        request = pb.PrepareTaskContextRequest(orchestrator_id=orchestrator_id, task_id=task_id)
+        response = await self._unary("PrepareTaskContext", request, timeout)
+        return cast(pb.PrepareTaskContextResponse, response).context
+
+    async def update_task_progress(
+        self,
+        task_id: str,
+        attempt: int,
+        progress: int,
+        message: str = "",
+        *,
+        metadata: JsonObject | None = None,
+        timeout: float | None = None,
+    ) -> task_pb2.Task:
+        """Reports 0-100 percent for the running attempt (FAILED_PRECONDITION if superseded). Retried."""
+        request = requests.update_task_progress(task_id, attempt, progress, message, metadata)
+        return cast(
+            pb.UpdateTaskProgressResponse, await self._unary("UpdateTaskProgress", request, timeout)
+        ).task
+
+    async def complete_task(
+        self,
+        task_id: str,
+        attempt: int,
+        status: pb.CompletionStatus = pb.COMPLETION_STATUS_COMPLETED,
+        *,
+        output: JsonObject | None = None,
+        error: str = "",
+        metrics: JsonObject | None = None,
+        artifacts: Iterable[task_pb2.Artifact] = (),
+        timeout: float | None = None,
+    ) -> pb.CompleteTaskResponse:
+        """Records the outcome of the attempt. Retried: an identical repeat is answered unchanged."""
+        request = requests.complete_task(task_id, attempt, status, output, error, metrics, artifacts)
+        return cast(pb.CompleteTaskResponse, await self._unary("CompleteTask", request, timeout))
+
+    async def get_execution_stats(
+        self,
+        orchestrator_id: str,
+        *,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        timeout: float | None = None,
+    ) -> pb.GetExecutionStatsResponse:
+        """Counts, success rate and completion-time percentiles. Retried."""
+        request = pb.GetExecutionStatsRequest(
+            orchestrator_id=orchestrator_id, start_time=start_time, end_time=end_time
+        )
+        return cast(pb.GetExecutionStatsResponse, await self._unary("GetExecutionStats", request, timeout))
+
+    async def watch_task_progress(
+        self,
+        *,
+        task_id: str = "",
+        orchestrator_id: str = "",
+        workspace_id: str = "",
+        after_cursor: int = 0,
+        kinds: Iterable[task_pb2.TaskEventKind] = (),
+        keep_open: bool = False,
+        timeout: float | None = None,
+    ) -> AsyncIterator[task_pb2.TaskEvent]:
+        """Events of one task, orchestrator or workspace: a snapshot, then live events. No deadline
+        unless `timeout` is given, and not retried: on UNAVAILABLE, watch again with
+        `after_cursor` set to the last event's cursor."""
+        request = requests.watch_task_progress(
+            task_id, orchestrator_id, workspace_id, after_cursor, kinds, keep_open
+        )
+        stream = self.stub.WatchTaskProgress(
+            request, timeout=timeout, metadata=self.call_metadata("WatchTaskProgress")
+        )
+        async for response in stream:
+            yield cast(pb.WatchTaskProgressResponse, response).event

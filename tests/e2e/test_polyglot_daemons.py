@@ -1,0 +1,152 @@
+"""Done means: a TypeScript daemon and a Python daemon process the same queue concurrently, and
+no task ever runs twice. Both run as real processes against a live server; everything is
+checked afterwards through the Python client and the event log (WatchTaskProgress)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from tests.e2e.daemons import (
+    Daemon,
+    python_daemon_command,
+    require_typescript_toolchain,
+    run_daemon,
+    typescript_daemon_command,
+)
+from workengine.client import AsyncWorkEngineClient
+from workengine.v1 import task_pb2
+
+TASKS = 60
+ORCHESTRATOR = "fleet"
+
+
+async def _collect_events(
+    client: AsyncWorkEngineClient, events: list[task_pb2.TaskEvent], snapshot_done: asyncio.Event
+) -> None:
+    """Every event of the fleet's tasks, from the snapshot until all of them COMPLETED."""
+    async for event in client.watch_task_progress(orchestrator_id=ORCHESTRATOR):
+        events.append(event)
+        if sum(e.kind == task_pb2.TASK_EVENT_KIND_SNAPSHOT for e in events) == TASKS:
+            snapshot_done.set()
+        if sum(e.kind == task_pb2.TASK_EVENT_KIND_COMPLETED for e in events) == TASKS:
+            return
+
+
+async def test_a_typescript_and_a_python_daemon_share_one_queue_without_running_a_task_twice(
+    target: str,
+) -> None:
+    require_typescript_toolchain()
+    async with AsyncWorkEngineClient(target) as client:
+        # The queue: TASKS tasks held BLOCKED behind a gate (a task of another orchestrator),
+        # so that both daemons are up and long-polling before any of them becomes ready.
+        await client.register_orchestrator("Fleet", orchestrator_id=ORCHESTRATOR)
+        await client.register_orchestrator("Gatekeeper", orchestrator_id="gatekeeper")
+        gate = await client.create_task("gatekeeper", "ws-polyglot", "gate")
+        created = [
+            (await client.create_task(ORCHESTRATOR, "ws-polyglot", f"task {n}", depends_on=[gate.id])).id
+            for n in range(TASKS)
+        ]
+        events: list[task_pb2.TaskEvent] = []
+        snapshot_done = asyncio.Event()
+        watcher = asyncio.create_task(_collect_events(client, events, snapshot_done))
+        await asyncio.wait_for(snapshot_done.wait(), 30)
+
+        common = ["--target", target, "--orchestrator", ORCHESTRATOR, "--exit-when-idle"]
+        common += ["--wait", "5", "--work-seconds", "0.02"]
+        python = await Daemon.start(python_daemon_command(*common, "--name", "py-1"))
+        typescript = await Daemon.start(typescript_daemon_command(*common, "--name", "ts-1"))
+        await asyncio.gather(python.ready(), typescript.ready())
+        unblocked = await client.cancel_task(gate.id, "open the gate")  # all TASKS become TODO at once
+        python_run, typescript_run = await asyncio.gather(python.result(), typescript.result())
+        assert python_run.returncode == 0, python_run.stderr
+        assert typescript_run.returncode == 0, typescript_run.stderr
+        await asyncio.wait_for(watcher, 30)
+
+        tasks = {task.id: task async for task in client.list_tasks(orchestrator_id=ORCHESTRATOR)}
+
+    assert unblocked.status == task_pb2.TASK_STATUS_CANCELLED
+    by_python = [line["task"] for line in python_run.lines]
+    by_typescript = [line["task"] for line in typescript_run.lines]
+    # Each daemon did some of the work, and together they did all of it exactly once.
+    assert by_python and by_typescript, (len(by_python), len(by_typescript))
+    assert sorted(by_python + by_typescript) == sorted(created)
+
+    for task_id in created:
+        task = tasks[task_id]
+        assert task.status == task_pb2.TASK_STATUS_DONE
+        assert task.attempt == 1
+        expected = ("python", "py-1") if task_id in by_python else ("typescript", "ts-1")
+        output = task.result.output
+        assert (output["by"], output["daemon"]) == expected
+        assert output["title"] if expected[0] == "typescript" else output["summary"]
+
+    # The event log agrees: every task was started exactly once and completed exactly once.
+    started = Counter(e.task.id for e in events if e.kind == task_pb2.TASK_EVENT_KIND_STARTED)
+    completed = Counter(e.task.id for e in events if e.kind == task_pb2.TASK_EVENT_KIND_COMPLETED)
+    assert started == Counter(created)
+    assert completed == Counter(created)
+    assert all(e.attempt == 1 for e in events if e.kind == task_pb2.TASK_EVENT_KIND_STARTED)
+    progress = {e.task.id: e for e in events if e.kind == task_pb2.TASK_EVENT_KIND_PROGRESS}
+    assert len(progress) == TASKS
+    for task_id, event in progress.items():
+        daemon = "py-1" if task_id in by_python else "ts-1"
+        assert (event.progress, event.message) == (50, f"{daemon} is halfway")
+
+    # The TypeScript daemon's own WatchTaskProgress subscription saw each of its tasks through.
+    for line in typescript_run.lines:
+        assert line["attempt"] == 1
+        assert line["events"][0] == "SNAPSHOT", line
+        assert line["events"][-2:] == ["PROGRESS", "COMPLETED"], line
+
+
+def _daemon_command(language: str) -> Callable[..., list[str]]:
+    if language == "typescript":
+        require_typescript_toolchain()
+        return typescript_daemon_command
+    return python_daemon_command
+
+
+@pytest.mark.parametrize("language", ["python", "typescript"])
+async def test_a_daemon_drops_a_task_cancelled_while_it_works_and_goes_on(target: str, language: str) -> None:
+    command = _daemon_command(language)
+    async with AsyncWorkEngineClient(target) as client:
+        await client.register_orchestrator("Fleet", orchestrator_id=ORCHESTRATOR)
+        doomed = await client.create_task(ORCHESTRATOR, "ws", "doomed")
+        events = client.watch_task_progress(task_id=doomed.id, keep_open=True)
+        assert (await anext(events)).kind == task_pb2.TASK_EVENT_KIND_SNAPSHOT
+
+        args = ["--target", target, "--orchestrator", ORCHESTRATOR, "--exit-when-idle", "--wait", "1"]
+        daemon = asyncio.create_task(run_daemon(command(*args, "--work-seconds", "3", "--name", "d-1")))
+        started = await asyncio.wait_for(anext(events), 60)
+        assert started.kind == task_pb2.TASK_EVENT_KIND_STARTED
+        await client.cancel_task(doomed.id, "no longer needed")
+        later = await client.create_task(ORCHESTRATOR, "ws", "still wanted")
+        run = await daemon
+        final = {task.id: task async for task in client.list_tasks(orchestrator_id=ORCHESTRATOR)}
+
+    assert run.returncode == 0, run.stderr
+    assert f"d-1: gave up {doomed.id}" in run.stderr
+    assert [line["task"] for line in run.lines] == [later.id]
+    assert final[doomed.id].status == task_pb2.TASK_STATUS_CANCELLED
+    assert final[later.id].status == task_pb2.TASK_STATUS_DONE
+
+
+@pytest.mark.parametrize("language", ["python", "typescript"])
+async def test_a_daemon_stops_cleanly_on_sigterm_between_claims(target: str, language: str) -> None:
+    command = _daemon_command(language)
+    async with AsyncWorkEngineClient(target) as client:
+        await client.register_orchestrator("Fleet", orchestrator_id=ORCHESTRATOR)
+    daemon = await Daemon.start(command("--target", target, "--orchestrator", ORCHESTRATOR, "--name", "d-2"))
+    await daemon.ready()
+
+    daemon.process.send_signal(signal.SIGTERM)  # it is long-polling (1 s) for work that never comes
+    run = await daemon.result(limit=30)
+
+    assert run.returncode == 0, run.stderr
+    assert run.lines == []
+    assert "d-2: processed 0 tasks" in run.stderr

