@@ -52,3 +52,16 @@ async def terminate(database_url: str, pids: list[int]) -> None:
     async with await admin(database_url) as connection:
         for pid in pids:
             await connection.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+async def wait_until_gone(database_url: str, pids: list[int]) -> None:
+    for _ in range(250):
+        async with await admin(database_url) as connection:
+            cursor = await connection.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)
+            )
+            row = await cursor.fetchone()
+        if row is not None and row[0] == 0:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"backends {pids} still running")

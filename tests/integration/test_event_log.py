@@ -24,6 +24,7 @@ from tests.integration.replicas import (
     listener_pids,
     terminate,
     wait_for_listeners,
+    wait_until_gone,
 )
 from tests.integration.watching import (
     COMPLETED,
@@ -363,10 +364,16 @@ async def test_subscribers_survive_every_database_connection_being_terminated(
     try:
         assert (await next_event(call)).kind == SNAPSHOT
         async with await admin(database_url) as connection:
-            await connection.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            cursor = await connection.execute(
+                "SELECT pid FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
+            pids = [int(row[0]) for row in await cursor.fetchall()]
+        await terminate(database_url, pids)
+        # pg_terminate_backend only signals: wait until they are gone, so no update below can
+        # commit on a connection that dies before answering (an ambiguous commit the client
+        # would retry, recording the update twice).
+        await wait_until_gone(database_url, pids)
         for percent in (25, 50, 75):
             await _retry_unavailable(functools.partial(progress, writer, task.id, attempt, percent))
         await _retry_unavailable(functools.partial(complete, writer, task.id, attempt))
