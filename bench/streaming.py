@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import statistics
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -159,7 +160,7 @@ async def run_case(target: str, case: Case, peak_rss_mb: Callable[[], float]) ->
     channels = [grpc.aio.insecure_channel(target) for _ in range(CHANNELS)]
     stubs = [pb_grpc.WorkEngineServiceStub(c) for c in channels]
     try:
-        tasks = await prepare(stubs[0], f"bench-{case.subscribers}-{case.fanout}", case.tasks)
+        tasks = await prepare(stubs[0], f"bench-{uuid.uuid4().hex[:8]}", case.tasks)
         tally = Tally()
         ready: asyncio.Queue[None] = asyncio.Queue()
         readers = [
@@ -232,17 +233,47 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200, help="progress updates per second")
     parser.add_argument("--seconds", type=float, default=10, help="measured seconds per case")
     parser.add_argument("--serve-arg", action="append", default=[], help="extra `workengine serve` argument")
+
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case; the table shows medians")
     args = parser.parse_args()
 
-    results = []
+    cases = [
+        Case(subscribers=int(count), fanout=args.fanout, rate=args.rate, seconds=args.seconds)
+        for count in args.subscribers.split(",")
+    ]
+    runs: dict[int, list[Result]] = {case.subscribers: [] for case in cases}
     with fresh_database(args.database_url) as database_url:
-        for count in (int(c) for c in args.subscribers.split(",")):
-            case = Case(subscribers=count, fanout=args.fanout, rate=args.rate, seconds=args.seconds)
-            with served(database_url, *args.serve_arg) as server:
-                results.append(asyncio.run(run_case(server.target, case, server.peak_rss_mb)))
-            print(table(results[-1:]).splitlines()[-1], flush=True)
-    print()
-    print(table(results))
+        # Cases interleaved run by run, so a noisy moment of the machine spreads over all of them.
+        for _ in range(args.repeat):
+            for case in cases:
+                with served(database_url, *args.serve_arg) as server:
+                    result = asyncio.run(run_case(server.target, case, server.peak_rss_mb))
+                runs[case.subscribers].append(result)
+                print(table([result]).splitlines()[-1], flush=True)
+    print(f"\nmedian of {args.repeat} runs per case:\n")
+    print(table([median_result(results) for results in runs.values()]))
+
+
+def median_result(results: list[Result]) -> Result:
+    """Each figure's median over the runs (missing and out-of-order: the worst run)."""
+
+    def mid(name: str) -> float:
+        return float(statistics.median(getattr(r, name) for r in results))
+
+    return Result(
+        case=results[0].case,
+        updates=int(mid("updates")),
+        updates_per_second=mid("updates_per_second"),
+        deliveries_per_second=mid("deliveries_per_second"),
+        p50_ms=mid("p50_ms"),
+        p99_ms=mid("p99_ms"),
+        max_ms=mid("max_ms"),
+        update_p50_ms=mid("update_p50_ms"),
+        update_p99_ms=mid("update_p99_ms"),
+        missing=max(r.missing for r in results),
+        out_of_order=max(r.out_of_order for r in results),
+        peak_rss_mb=mid("peak_rss_mb"),
+    )
 
 
 if __name__ == "__main__":
