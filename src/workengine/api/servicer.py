@@ -20,6 +20,7 @@ Context = Any  # grpc.aio.ServicerContext
 class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
     def __init__(self, engine: WorkEngine) -> None:
         self._engine = engine
+        self._responses = convert.EventResponses()
 
     @unary
     async def SelectNextTask(
@@ -122,7 +123,7 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
             kinds=kinds,
         )
         async for event in self._engine.watcher.watch(target, request.after_cursor, request.keep_open):
-            yield pb.WatchTaskProgressResponse(event=convert.event_out(event))
+            yield self._responses.get(event)
 
     @unary
     async def RegisterOrchestrator(

@@ -9,7 +9,7 @@ Subscriptions are indexed by what they watch, so publishing costs O(matching sub
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -53,51 +53,67 @@ def scope_keys(event: TaskEvent) -> tuple[tuple[EventScope, str], ...]:
 
 
 class Subscription:
-    def __init__(self, target: WatchTarget, buffer: int, closed: asyncio.Event) -> None:
+    """A bounded queue of events with one waiting consumer.
+
+    A deque and a single waiter future rather than an asyncio.Queue: at thousands of
+    deliveries per second the per-event cost of waiting is what the server spends most on.
+    """
+
+    def __init__(self, target: WatchTarget, buffer: int) -> None:
         self.target = target
-        self.queue: asyncio.Queue[TaskEvent] = asyncio.Queue(maxsize=buffer)
+        self._buffer = buffer
+        self._events: deque[TaskEvent] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
         self.overflowed = False
         # Once overflowed: the feed position right before the first event that did not fit.
-        # Everything in scope up to it is in the queue, so catching up starts there.
+        # Everything in scope up to it is queued, so catching up starts there.
         self.resume_after = 0
-        self._closed = closed
 
     def offer(self, event: TaskEvent, previous_position: int) -> bool:
         """Queues the event; False when this offer found the queue full and overflowed it."""
         if self.overflowed:
             return True
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
+        if len(self._events) >= self._buffer:
             self.overflowed = True
             self.resume_after = previous_position
+            self._wake()
             return False
+        self._events.append(event)
+        self._wake()
         return True
 
     def take_queued(self) -> list[TaskEvent]:
         """Empties the queue and clears the overflow mark: the caller sends these, then
         catches up from the event table after `resume_after`."""
-        queued = []
-        while not self.queue.empty():
-            queued.append(self.queue.get_nowait())
+        queued = list(self._events)
+        self._events.clear()
         self.overflowed = False
         return queued
 
+    @property
+    def queued(self) -> int:
+        return len(self._events)
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
     async def next(self) -> TaskEvent | None:
         """The next event, or None once the hub is closed (server shutting down)."""
-        if self._closed.is_set():
+        while not self._events and not self._closed:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        if self._closed:
             return None
-        if not self.queue.empty():
-            return self.queue.get_nowait()
-        getter = asyncio.ensure_future(self.queue.get())
-        closing = asyncio.ensure_future(self._closed.wait())
-        try:
-            await asyncio.wait((getter, closing), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            closing.cancel()
-            if not getter.done():
-                getter.cancel()
-        return getter.result() if getter.done() and not getter.cancelled() else None
+        return self._events.popleft()
 
 
 class EventHub:
@@ -105,14 +121,16 @@ class EventHub:
         self._buffer = buffer
         self._by_scope: defaultdict[tuple[EventScope, str], set[Subscription]] = defaultdict(set)
         self._count = 0
-        self._closed = asyncio.Event()
+        self._closed = False
         # Subscribers switched to catching up from the table because their queue filled.
         self.overflows = 0
         # The last position published (the feed's position).
         self.position = 0
 
     def subscribe(self, target: WatchTarget) -> Subscription:
-        subscription = Subscription(target, self._buffer, self._closed)
+        subscription = Subscription(target, self._buffer)
+        if self._closed:
+            subscription.close()
         self._by_scope[target.scope].add(subscription)
         self._count += 1
         return subscription
@@ -138,11 +156,14 @@ class EventHub:
 
     def close(self) -> None:
         """Wakes every subscriber so its stream can end before the server stops."""
-        self._closed.set()
+        self._closed = True
+        for subscribers in self._by_scope.values():
+            for subscription in subscribers:
+                subscription.close()
 
     @property
     def closed(self) -> bool:
-        return self._closed.is_set()
+        return self._closed
 
     @property
     def subscriber_count(self) -> int:
