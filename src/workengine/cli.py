@@ -27,6 +27,7 @@ from workengine.watch_view import ProgressBoard, kind_name, plain_line
 
 # How long `watch` keeps reconnecting to an unavailable server before it gives up.
 WATCH_RECONNECT_SECONDS = 30.0
+WATCH_BOOKMARK_SECONDS = 60
 
 
 def _print(message: Any) -> None:
@@ -141,6 +142,8 @@ def cmd_orchestrator_list(args: argparse.Namespace) -> None:
 
 def cmd_watch(args: argparse.Namespace) -> None:
     request = pb.WatchTaskProgressRequest(after_cursor=args.after_cursor, keep_open=args.keep_open)
+    # Keeps the resume cursor fresh on a quiet watch, so a reconnect never finds it pruned.
+    request.bookmark_interval.FromSeconds(WATCH_BOOKMARK_SECONDS)
     if args.task:
         request.task_id = args.task
     elif args.orchestrator:
@@ -168,7 +171,8 @@ def cmd_watch(args: argparse.Namespace) -> None:
             for response in stream:
                 failing_since = None
                 request.after_cursor = response.event.cursor
-                show(response.event)
+                if response.event.kind != task_pb2.TASK_EVENT_KIND_BOOKMARK:
+                    show(response.event)
             return
         except grpc.RpcError as error:
             # A server restarting (or shutting down) ends streams with UNAVAILABLE: resume from
@@ -266,7 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument(
         "--kind",
         action="append",
-        choices=[kind_name(v).lower() for v in task_pb2.TaskEventKind.values() if v],
+        choices=[
+            kind_name(v).lower()
+            for v in task_pb2.TaskEventKind.values()
+            if v not in (task_pb2.TASK_EVENT_KIND_UNSPECIFIED, task_pb2.TASK_EVENT_KIND_BOOKMARK)
+        ],
         help="only these event kinds (repeatable)",
     )
     watch.add_argument("--keep-open", action="store_true", help="keep a --task watch open after it finishes")

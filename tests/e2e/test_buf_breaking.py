@@ -52,7 +52,7 @@ def test_changing_a_field_type_is_reported_as_breaking(tmp_path: Path) -> None:
 
 def test_adding_a_field_is_not_breaking(tmp_path: Path) -> None:
     baseline, changed = _module_copy(tmp_path / "baseline"), _module_copy(tmp_path / "changed")
-    _edit(changed, "  bool keep_open = 6;\n", "  bool keep_open = 6;\n  // New.\n  string note = 7;\n")
+    _edit(changed, "  bool keep_open = 6;\n", "  bool keep_open = 6;\n  // New.\n  string note = 99;\n")
 
     result = _breaking(changed, baseline)
 

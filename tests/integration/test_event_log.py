@@ -27,6 +27,7 @@ from tests.integration.replicas import (
     wait_until_gone,
 )
 from tests.integration.watching import (
+    BOOKMARK,
     COMPLETED,
     CREATED,
     PROGRESS,
@@ -144,6 +145,56 @@ async def test_a_cursor_ahead_of_the_log_is_out_of_range(stub: Stub) -> None:
         grpc.StatusCode.OUT_OF_RANGE,
         "after_cursor: 4611686018427387904 is ahead of the event log",
     )
+
+
+# Bookmarks
+
+
+async def test_an_idle_watch_gets_bookmarks_that_keep_its_cursor_past_pruned_events(
+    replica: ReplicaFactory,
+) -> None:
+    engine, stub, _ = await replica(FeedSettings(retention=timedelta(0), prune_interval=NO_SAFETY_POLL))
+    await register(stub)
+    quiet = await create(stub, "quiet", workspace_id="ws-quiet")
+    busy = await create(stub, "busy", workspace_id="ws-busy")
+    call = watch(stub, task_id=quiet.id, bookmark_interval={"seconds": 1})
+    try:
+        assert (await next_event(call)).kind == SNAPSHOT
+        busy_attempt = await execute(stub, busy.id)
+        for percent in (10, 20):  # other scopes move the log on
+            await progress(stub, busy.id, busy_attempt, percent)
+        bookmark = await next_event(call)
+        assert bookmark.kind == BOOKMARK and not bookmark.HasField("task")
+        assert bookmark.cursor >= engine.feed.position > 0
+    finally:
+        call.cancel()
+
+    assert await engine.feed.prune() > 0  # everything so far is gone, the busy task's events too
+    attempt = await execute(stub, quiet.id)
+    resumed = watch(stub, task_id=quiet.id, after_cursor=bookmark.cursor)
+    try:
+        started = await next_event(resumed)
+        assert (started.kind, started.task.id, started.attempt) == (STARTED, quiet.id, attempt)
+    finally:
+        resumed.cancel()
+
+
+async def test_bookmarks_are_not_sent_unless_asked_for_and_the_interval_is_checked(stub: Stub) -> None:
+    await register(stub)
+    task = await create(stub, "task")
+    call = watch(stub, task_id=task.id)
+    try:
+        assert (await next_event(call)).kind == SNAPSHOT
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(call.read(), timeout=1.5)
+    finally:
+        call.cancel()
+    for seconds in (0, 7200):
+        await expect_error(
+            next_event(watch(stub, task_id=task.id, bookmark_interval={"seconds": seconds, "nanos": 1})),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "bookmark_interval: must be between 1 second and 1 hour",
+        )
 
 
 # keep_open

@@ -32,7 +32,7 @@ from tests.integration.watching import (
     progress,
     watch,
 )
-from workengine.domain.model import EventKind, EventScope, TaskEvent
+from workengine.domain.model import Bookmark, EventKind, EventScope, TaskEvent
 from workengine.engine import WorkEngine, execution
 from workengine.engine.events import WatchTarget
 from workengine.engine.feed import FeedSettings
@@ -58,8 +58,10 @@ async def unrelated_open_transaction(database_server_url: str) -> AsyncIterator[
         await connection.close()
 
 
-async def _next(stream: AsyncIterator[TaskEvent]) -> TaskEvent:
-    return await asyncio.wait_for(anext(stream), 5.0)
+async def _next(stream: AsyncIterator[TaskEvent | Bookmark]) -> TaskEvent:
+    event = await asyncio.wait_for(anext(stream), 5.0)
+    assert isinstance(event, TaskEvent), "no bookmarks were asked for"
+    return event
 
 
 # A quiet scope's live stream overflows after retention pruned other scopes' events past its

@@ -12,6 +12,7 @@ from workengine.domain import transitions
 from workengine.domain.errors import InvalidArgument
 from workengine.domain.model import (
     Artifact,
+    Bookmark,
     Charter,
     CompletionStatus,
     DependencyState,
@@ -308,6 +309,12 @@ def event_out(event: TaskEvent) -> task_pb2.TaskEvent:
     )
     time_out(message.event_time, event.occurred_at)
     struct_out(message.metadata, event.metadata)
+    return message
+
+
+def bookmark_out(bookmark: Bookmark) -> task_pb2.TaskEvent:
+    message = task_pb2.TaskEvent(cursor=bookmark.cursor, kind=task_pb2.TASK_EVENT_KIND_BOOKMARK)
+    time_out(message.event_time, bookmark.occurred_at)
     return message
 
 

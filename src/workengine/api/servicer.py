@@ -9,6 +9,7 @@ from typing import Any
 from workengine.api import convert
 from workengine.api.errors import streaming, unary
 from workengine.domain.errors import InvalidArgument
+from workengine.domain.model import Bookmark
 from workengine.engine import WorkEngine
 from workengine.engine.events import WatchTarget
 from workengine.v1 import work_engine_service_pb2 as pb
@@ -122,8 +123,13 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
             workspace_id=request.workspace_id,
             kinds=kinds,
         )
-        async for event in self._engine.watcher.watch(target, request.after_cursor, request.keep_open):
-            yield self._responses.get(event)
+        bookmarks = convert.duration_in("bookmark_interval", request)
+        events = self._engine.watcher.watch(target, request.after_cursor, request.keep_open, bookmarks)
+        async for event in events:
+            if isinstance(event, Bookmark):
+                yield pb.WatchTaskProgressResponse(event=convert.bookmark_out(event))
+            else:
+                yield self._responses.get(event)
 
     @unary
     async def RegisterOrchestrator(

@@ -278,13 +278,15 @@ class AsyncWorkEngineClient(ClientBase):
         after_cursor: int = 0,
         kinds: Iterable[task_pb2.TaskEventKind] = (),
         keep_open: bool = False,
+        bookmark_interval: timedelta | None = None,
         timeout: float | None = None,
     ) -> AsyncIterator[task_pb2.TaskEvent]:
         """Events of one task, orchestrator or workspace: a snapshot, then live events. No deadline
         unless `timeout` is given, and not retried: on UNAVAILABLE, watch again with
-        `after_cursor` set to the last event's cursor."""
+        `after_cursor` set to the last event's cursor. With `bookmark_interval`, an idle stream
+        sends BOOKMARK events whose cursor keeps that resume point fresh."""
         request = requests.watch_task_progress(
-            task_id, orchestrator_id, workspace_id, after_cursor, kinds, keep_open
+            task_id, orchestrator_id, workspace_id, after_cursor, kinds, keep_open, bookmark_interval
         )
         stream = self.stub.WatchTaskProgress(
             request, timeout=timeout, metadata=self.call_metadata("WatchTaskProgress")

@@ -108,14 +108,17 @@ def watch_task_progress(
     after_cursor: int,
     kinds: Iterable[task_pb2.TaskEventKind],
     keep_open: bool,
+    bookmark_interval: timedelta | None = None,
 ) -> pb.WatchTaskProgressRequest:
     targets = {"task_id": task_id, "orchestrator_id": orchestrator_id, "workspace_id": workspace_id}
-    chosen = {name: value for name, value in targets.items() if value}
+    chosen = [(name, value) for name, value in targets.items() if value]
     if len(chosen) != 1:
         raise ValueError("watch exactly one of task_id, orchestrator_id, workspace_id")
-    return pb.WatchTaskProgressRequest(
-        **chosen, after_cursor=after_cursor, kinds=list(kinds), keep_open=keep_open
-    )
+    request = pb.WatchTaskProgressRequest(after_cursor=after_cursor, kinds=list(kinds), keep_open=keep_open)
+    setattr(request, *chosen[0])
+    if bookmark_interval is not None:
+        request.bookmark_interval.FromTimedelta(bookmark_interval)
+    return request
 
 
 def list_tasks(

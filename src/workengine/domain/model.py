@@ -54,6 +54,7 @@ class EventKind(enum.StrEnum):
     UNBLOCKED = "UNBLOCKED"
     CANCELLED = "CANCELLED"
     LEASE_EXPIRED = "LEASE_EXPIRED"
+    BOOKMARK = "BOOKMARK"
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,14 @@ class TaskEvent:
     progress: int = 0
     message: str = ""
     metadata: JsonObject = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Bookmark:
+    """Sent on an idle watch: everything it covers up to `cursor` has been sent."""
+
+    cursor: int
+    occurred_at: datetime
 
 
 class EventScope(enum.Enum):

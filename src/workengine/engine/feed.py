@@ -91,6 +91,11 @@ class EventFeed:
                 log.exception("event feed task failed")
         self._tasks.clear()
 
+    @property
+    def position(self) -> int:
+        """The last position published to this process's subscribers."""
+        return self._hub.position
+
     # Subscribers
 
     async def subscribe(self, target: WatchTarget) -> Subscription:

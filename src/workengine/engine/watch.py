@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from workengine.domain import transitions, validation
 from workengine.domain.errors import InvalidArgument, OutOfRange, Unavailable
-from workengine.domain.model import EventKind, EventScope, Snapshot, Task, TaskEvent
+from workengine.domain.model import Bookmark, EventKind, EventScope, Snapshot, Task, TaskEvent
 from workengine.engine.base import Deps, require_orchestrator, require_task
 from workengine.engine.events import Subscription, WatchTarget
 
 SNAPSHOT_LIMIT = 1_000
 SNAPSHOT_SETTLE_SECONDS = 0.5
+MIN_BOOKMARK = timedelta(seconds=1)
+MAX_BOOKMARK = timedelta(hours=1)
 REPLAY_PAGE = 500
 
 
@@ -103,8 +106,14 @@ class Watcher:
                 return
 
     async def watch(
-        self, target: WatchTarget, after_cursor: int = 0, keep_open: bool = False
-    ) -> AsyncIterator[TaskEvent]:
+        self,
+        target: WatchTarget,
+        after_cursor: int = 0,
+        keep_open: bool = False,
+        bookmark_interval: timedelta | None = None,
+    ) -> AsyncIterator[TaskEvent | Bookmark]:
+        if bookmark_interval is not None and not MIN_BOOKMARK <= bookmark_interval <= MAX_BOOKMARK:
+            raise InvalidArgument("bookmark_interval", "must be between 1 second and 1 hour")
         watched_task = await self._validate(target, after_cursor)
         ends_stream = self._ends_stream if not keep_open else lambda _target, _event: False
         # Subscribed before reading the log, so the feed covers whatever commits after the read.
@@ -126,17 +135,26 @@ class Watcher:
                     return
             if watched_task and watched_task.status in transitions.FINISHED and not keep_open:
                 return  # resumed after its terminal event: nothing more will come
-            async for event in self._live(subscription, target, last, seen):
-                if target.wants(event.kind):
-                    yield event
-                if ends_stream(target, event):
+            idle_seconds = bookmark_interval.total_seconds() if bookmark_interval else None
+            async for live in self._live(subscription, target, last, seen, idle_seconds):
+                if isinstance(live, Bookmark):
+                    yield live
+                    continue
+                if target.wants(live.kind):
+                    yield live
+                if ends_stream(target, live):
                     return
         finally:
             self._deps.feed.unsubscribe(subscription)
 
     async def _live(
-        self, subscription: Subscription, target: WatchTarget, last: int, seen: frozenset[int]
-    ) -> AsyncIterator[TaskEvent]:
+        self,
+        subscription: Subscription,
+        target: WatchTarget,
+        last: int,
+        seen: frozenset[int],
+        bookmark_seconds: float | None,
+    ) -> AsyncIterator[TaskEvent | Bookmark]:
         while True:
             if subscription.overflowed:
                 # Too slow for the buffer: send what it holds, then catch up from the event
@@ -152,7 +170,16 @@ class Watcher:
                         last = replayed.cursor
                         yield replayed
                 continue
-            live = await subscription.next()
+            try:
+                live = await asyncio.wait_for(subscription.next(), bookmark_seconds)
+            except TimeoutError:
+                # Idle: everything in scope up to the feed's position has been sent (nothing
+                # is queued, nothing was dropped), so that position is a safe resume cursor.
+                position = self._deps.feed.position
+                if not subscription.queued and not subscription.overflowed and position > last:
+                    last = position
+                    yield Bookmark(position, self._deps.clock())
+                continue
             if live is None:
                 raise Unavailable(f"server is shutting down; reconnect with after_cursor={last}")
             if live.cursor <= last or live.cursor in seen:

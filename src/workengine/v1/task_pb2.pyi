@@ -43,6 +43,7 @@ class TaskEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_EVENT_KIND_UNBLOCKED: _ClassVar[TaskEventKind]
     TASK_EVENT_KIND_CANCELLED: _ClassVar[TaskEventKind]
     TASK_EVENT_KIND_LEASE_EXPIRED: _ClassVar[TaskEventKind]
+    TASK_EVENT_KIND_BOOKMARK: _ClassVar[TaskEventKind]
 TASK_PRIORITY_UNSPECIFIED: TaskPriority
 TASK_PRIORITY_LOW: TaskPriority
 TASK_PRIORITY_MEDIUM: TaskPriority
@@ -66,6 +67,7 @@ TASK_EVENT_KIND_BLOCKED: TaskEventKind
 TASK_EVENT_KIND_UNBLOCKED: TaskEventKind
 TASK_EVENT_KIND_CANCELLED: TaskEventKind
 TASK_EVENT_KIND_LEASE_EXPIRED: TaskEventKind
+TASK_EVENT_KIND_BOOKMARK: TaskEventKind
 
 class Artifact(_message.Message):
     __slots__ = ("type", "content")

@@ -179,20 +179,22 @@ class GetExecutionStatsResponse(_message.Message):
     def __init__(self, total_tasks: _Optional[int] = ..., completed_tasks: _Optional[int] = ..., failed_tasks: _Optional[int] = ..., success_rate_percent: _Optional[float] = ..., average_completion_seconds: _Optional[float] = ..., p50_completion_seconds: _Optional[float] = ..., p95_completion_seconds: _Optional[float] = ..., by_status: _Optional[_Iterable[_Union[_task_pb2.StatusCount, _Mapping]]] = ..., by_priority: _Optional[_Iterable[_Union[_task_pb2.PriorityCount, _Mapping]]] = ...) -> None: ...
 
 class WatchTaskProgressRequest(_message.Message):
-    __slots__ = ("task_id", "orchestrator_id", "workspace_id", "after_cursor", "kinds", "keep_open")
+    __slots__ = ("task_id", "orchestrator_id", "workspace_id", "after_cursor", "kinds", "keep_open", "bookmark_interval")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_CURSOR_FIELD_NUMBER: _ClassVar[int]
     KINDS_FIELD_NUMBER: _ClassVar[int]
     KEEP_OPEN_FIELD_NUMBER: _ClassVar[int]
+    BOOKMARK_INTERVAL_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     orchestrator_id: str
     workspace_id: str
     after_cursor: int
     kinds: _containers.RepeatedScalarFieldContainer[_task_pb2.TaskEventKind]
     keep_open: bool
-    def __init__(self, task_id: _Optional[str] = ..., orchestrator_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., after_cursor: _Optional[int] = ..., kinds: _Optional[_Iterable[_Union[_task_pb2.TaskEventKind, str]]] = ..., keep_open: _Optional[bool] = ...) -> None: ...
+    bookmark_interval: _duration_pb2.Duration
+    def __init__(self, task_id: _Optional[str] = ..., orchestrator_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., after_cursor: _Optional[int] = ..., kinds: _Optional[_Iterable[_Union[_task_pb2.TaskEventKind, str]]] = ..., keep_open: _Optional[bool] = ..., bookmark_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class WatchTaskProgressResponse(_message.Message):
     __slots__ = ("event",)
