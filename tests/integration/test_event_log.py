@@ -352,6 +352,27 @@ async def test_an_update_through_one_process_reaches_a_subscriber_of_another_thr
         call.cancel()
 
 
+async def test_an_event_far_larger_than_a_notify_payload_crosses_processes(
+    replica: ReplicaFactory, database_url: str
+) -> None:
+    """NOTIFY payloads stop just under 8000 bytes; only the cursor travels, the row is read."""
+    _, watched_stub, _ = await replica(FeedSettings(safety_poll_interval=NO_SAFETY_POLL))
+    _, writer, _ = await replica(FeedSettings(safety_poll_interval=NO_SAFETY_POLL))
+    await wait_for_listeners(database_url, 2)
+    await register(writer)
+    task = await create(writer, "task")
+    attempt = await execute(writer, task.id)
+    call = watch(watched_stub, task_id=task.id)
+    try:
+        assert (await next_event(call)).kind == SNAPSHOT
+        await progress(writer, task.id, attempt, 50, "m" * 2_000, blob="b" * 60_000)
+        event = await next_event(call)
+        blob = event.metadata.fields["blob"].string_value
+        assert (event.kind, len(event.message), len(blob)) == (PROGRESS, 2_000, 60_000)
+    finally:
+        call.cancel()
+
+
 async def test_without_listen_a_subscriber_sees_another_process_by_polling(
     replica: ReplicaFactory, database_url: str
 ) -> None:
