@@ -138,7 +138,14 @@ def render_sync_client() -> str:
 
 
 def _tree(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    """Every file under root, less Python's bytecode caches (made by importing, not generated)."""
+    if not root.exists():
+        return []
+    return sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    )
 
 
 def _stale(fresh: Path, committed: Path) -> list[str]:

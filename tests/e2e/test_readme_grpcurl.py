@@ -33,7 +33,10 @@ def readme_commands() -> list[list[str]]:
     following = section.find("\n## ", len(SECTION))
     section = section if following < 0 else section[:following]
     commands: list[list[str]] = []
-    for block in re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL):
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", section, flags=re.DOTALL)
+    outside = re.sub(r"```[a-z]*\n.*?```", "", section, flags=re.DOTALL)
+    assert "grpcurl -" not in outside, "a grpcurl command outside a fenced block would go untested"
+    for block in blocks:
         pending = ""
         for line in block.splitlines(keepends=True):
             pending += line
@@ -117,7 +120,8 @@ def test_the_readme_section_has_every_kind_of_command_the_issue_asks_for() -> No
 
 
 async def test_every_readme_grpcurl_command_works_against_a_live_server(target: str) -> None:
-    results: dict[str, GrpcurlResult] = {}
+    # A list, not keyed by name: two commands of one kind are both checked.
+    results: list[tuple[str, GrpcurlResult]] = []
     watches: list[tuple[str, asyncio.subprocess.Process, str]] = []
     for argv in readme_commands():
         process = await _start(argv, target)
@@ -127,12 +131,12 @@ async def test_every_readme_grpcurl_command_works_against_a_live_server(target: 
             first = await asyncio.wait_for(process.stdout.readuntil(b"\n}\n"), 30)
             watches.append((_what(argv), process, first.decode()))
             continue
-        results[_what(argv)] = await _finish(process)
+        results.append((_what(argv), await _finish(process)))
     for name, watcher, head in watches:
         finished = await _finish(watcher)
-        results[name] = GrpcurlResult(finished.returncode, head + finished.stdout, finished.stderr)
+        results.append((name, GrpcurlResult(finished.returncode, head + finished.stdout, finished.stderr)))
 
-    for name, result in results.items():
+    for name, result in results:
         assert result.returncode == 0, f"{name}: {result.stderr}"
         assert EXPECTATIONS[name](result), f"{name} printed:\n{result.stdout}"
-    assert set(results) == set(EXPECTATIONS)
+    assert {name for name, _ in results} == set(EXPECTATIONS)

@@ -61,7 +61,8 @@ async function ensureOrchestrator(client: WorkEngine, id: string): Promise<void>
 /**
  * Subscribes to a task's events. Resolves once the first event (the snapshot) arrived, so no
  * later event can be missed; `rest` then collects events until the stream ends by itself
- * (after DONE, FAILED or CANCELLED) or `signal` aborts it.
+ * (after DONE, FAILED or CANCELLED) or `signal` aborts it. `rest` never rejects: an aborted or
+ * broken subscription just ends the list.
  */
 async function watch(
   client: WorkEngine,
@@ -74,21 +75,52 @@ async function watch(
   const first = await iterator.next();
   if (!first.done && first.value.event) events.push(first.value.event);
   const rest = (async () => {
-    for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
-      if (next.value.event) events.push(next.value.event);
+    try {
+      for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
+        if (next.value.event) events.push(next.value.event);
+      }
+    } catch {
+      // Aborted by us, or the server went away: the events so far are what we saw.
     }
     return events;
   })();
   return { rest };
 }
 
+const transient = new Set([Code.Unavailable, Code.Canceled, Code.DeadlineExceeded]);
+const maxBackoffMs = 5_000;
+
+/**
+ * Calls until it gets an answer, backing off while the server is restarting or unreachable:
+ * for the claim, and for reports on work already done (progress and completion are safe to
+ * repeat). Any other error goes to the caller. Resolves to undefined once stopping.
+ */
+async function persist<T>(call: () => Promise<T>): Promise<T | undefined> {
+  let backoffMs = 200;
+  while (!stopping) {
+    try {
+      return await call();
+    } catch (error) {
+      const failure = ConnectError.from(error);
+      if (!transient.has(failure.code)) throw error;
+      console.error(`${options.name}: ${Code[failure.code]}; retrying`);
+      await new Promise((resolve) => setTimeout(resolve, backoffMs * (0.5 + Math.random())));
+      backoffMs = Math.min(backoffMs * 2, maxBackoffMs);
+    }
+  }
+  return undefined;
+}
+
 async function work(client: WorkEngine): Promise<number> {
   let processed = 0;
   while (!stopping) {
-    const claimed = await client.claimNextTask(
-      { orchestratorId: options.orchestrator, wait: duration(waitSeconds) },
-      { timeoutMs: deadlineMs + waitSeconds * 1000 },
+    const claimed = await persist(() =>
+      client.claimNextTask(
+        { orchestratorId: options.orchestrator, wait: duration(waitSeconds) },
+        { timeoutMs: deadlineMs + waitSeconds * 1000 },
+      ),
     );
+    if (claimed === undefined) break;
     const task = claimed.context?.task;
     if (!task) {
       if (options["exit-when-idle"]) break;
@@ -96,35 +128,39 @@ async function work(client: WorkEngine): Promise<number> {
     }
     const attempt = claimed.attempt;
     const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(), 30_000);
-    const watched = await watch(client, task.id, abort.signal);
+    const watched = await watch(client, task.id, abort.signal).catch(() => undefined);
     try {
-      await client.updateTaskProgress(
-        { taskId: task.id, attempt, progress: 50, message: `${options.name} is halfway` },
-        { timeoutMs: deadlineMs },
+      await persist(() =>
+        client.updateTaskProgress(
+          { taskId: task.id, attempt, progress: 50, message: `${options.name} is halfway` },
+          { timeoutMs: deadlineMs },
+        ),
       );
       await new Promise((resolve) => setTimeout(resolve, workMs)); // stands in for the real work
-      await client.completeTask(
-        {
-          taskId: task.id,
-          attempt,
-          status: CompletionStatus.COMPLETED,
-          result: { output: { by: "typescript", daemon: options.name, title: task.title } },
-        },
-        { timeoutMs: deadlineMs },
+      const completed = await persist(() =>
+        client.completeTask(
+          {
+            taskId: task.id,
+            attempt,
+            status: CompletionStatus.COMPLETED,
+            result: { output: { by: "typescript", daemon: options.name, title: task.title } },
+          },
+          { timeoutMs: deadlineMs },
+        ),
       );
+      if (completed === undefined) break; // stopping before the completion was accepted
     } catch (error) {
       // Cancelled, or handed to a newer attempt, while we worked: drop it and go on.
       const failure = ConnectError.from(error);
       if (failure.code !== Code.FailedPrecondition) throw error;
       console.error(`${options.name}: gave up ${task.id}: ${failure.rawMessage}`);
       abort.abort();
-      await watched.rest.catch(() => undefined);
-      clearTimeout(timer);
       continue;
     }
-    const events = await watched.rest;
-    clearTimeout(timer);
+    // The task watch ends by itself after COMPLETED; give it a moment, then stop waiting.
+    const settle = setTimeout(() => abort.abort(), 5_000);
+    const events = watched ? await watched.rest : [];
+    clearTimeout(settle);
     processed += 1;
     console.log(
       JSON.stringify({ task: task.id, attempt, events: events.map((event) => TaskEventKind[event.kind]) }),

@@ -7,9 +7,9 @@ So this servicer keeps grpcio's lookup logic and replaces each returned file by 
 `workengine_descriptor_set.binpb`, which `scripts/generate_protos.py` builds with
 `--include_source_info`. Files not in the set (health, reflection) are served as before.
 
-Two more differences from grpcio's servicer, both so that strangers' tools work unchanged:
-- A method (`Service.Method`) is found by its service: upb's pool knows no method symbols,
-  and `grpcurl describe workengine.v1.WorkEngineService.ClaimNextTask` asks for one.
+More differences from grpcio's servicer, all so that strangers' tools work unchanged:
+- A method (`Service.Method`) is found by its service, and an enum value (`TASK_STATUS_DONE`)
+  by its file: upb's pool knows neither symbol, and `grpcurl describe` asks for both.
 - `json_name` is cleared from the served fields. protoc records it in the descriptor set but
   not in the generated code, and grpcurl prints JSON with it when present: serving it would
   turn grpcurl's output from the field names (as before, and as the README shows) into
@@ -44,12 +44,32 @@ def _clear_json_names(message: descriptor_pb2.DescriptorProto) -> None:
         _clear_json_names(nested)
 
 
+def enum_value_files(files: dict[str, bytes]) -> dict[str, str]:
+    """File name by enum value symbol, under both names in use: beside its enum (`pkg.VALUE`, as
+    protoc scopes it) and inside it (`pkg.Enum.VALUE`, as grpcurl's descriptor library does)."""
+    found: dict[str, str] = {}
+
+    def add(scope: str, enums: Any, messages: Any, file_name: str) -> None:
+        for enum in enums:
+            for value in enum.value:
+                found[f"{scope}.{value.name}"] = file_name
+                found[f"{scope}.{enum.name}.{value.name}"] = file_name
+        for message in messages:
+            add(f"{scope}.{message.name}", message.enum_type, message.nested_type, file_name)
+
+    for name, serialized in files.items():
+        file = descriptor_pb2.FileDescriptorProto.FromString(serialized)
+        add(file.package, file.enum_type, file.message_type, name)
+    return found
+
+
 class DocumentedReflectionServicer(reflection.aio.ReflectionServicer):  # type: ignore[misc]
     """grpcio's aio reflection servicer, answering with the commented file descriptors."""
 
     def __init__(self, service_names: tuple[str, ...], documented: dict[str, bytes] | None = None) -> None:
         super().__init__(service_names)
         self._documented = load_descriptor_set() if documented is None else documented
+        self._enum_value_files = enum_value_files(self._documented)
 
     def _with_comments(self, response: Any) -> Any:
         if not response.HasField("file_descriptor_response"):
@@ -65,8 +85,12 @@ class DocumentedReflectionServicer(reflection.aio.ReflectionServicer):  # type: 
 
     def _file_containing_symbol(self, request: Any, fully_qualified_name: str) -> Any:
         response = super()._file_containing_symbol(request, fully_qualified_name)
+        if not response.HasField("error_response"):
+            return self._with_comments(response)
+        if fully_qualified_name in self._enum_value_files:  # upb's pool knows no enum values
+            return self._file_by_filename(request, self._enum_value_files[fully_qualified_name])
         parent = fully_qualified_name.rpartition(".")[0]
-        if response.HasField("error_response") and parent:
+        if parent:
             try:
                 self._pool.FindServiceByName(parent)
             except KeyError:

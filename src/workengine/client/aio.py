@@ -95,12 +95,17 @@ class AsyncWorkEngineClient(ClientBase):
         role: str = "",
         discipline: str = "",
         charter: orchestrator_pb2.Charter | None = None,
+        daemon_endpoint: str = "",
+        status: orchestrator_pb2.OrchestratorStatus = orchestrator_pb2.ORCHESTRATOR_STATUS_UNSPECIFIED,
         timeout: float | None = None,
     ) -> orchestrator_pb2.Orchestrator:
-        """Registers an orchestrator (ALREADY_EXISTS if the id is taken). Not retried."""
+        """Registers an orchestrator (ALREADY_EXISTS if the id is taken); ONLINE unless `status`
+        says otherwise. Not retried."""
         request = requests.register_orchestrator(
             display_name, orchestrator_id, timezone, capabilities, role, discipline, charter
         )
+        request.daemon_endpoint = daemon_endpoint
+        request.status = status
         return cast(
             pb.RegisterOrchestratorResponse, await self._unary("RegisterOrchestrator", request, timeout)
         ).orchestrator
@@ -291,5 +296,8 @@ class AsyncWorkEngineClient(ClientBase):
         stream = self.stub.WatchTaskProgress(
             request, timeout=timeout, metadata=self.call_metadata("WatchTaskProgress")
         )
-        async for response in stream:
-            yield cast(pb.WatchTaskProgressResponse, response).event
+        try:
+            async for response in stream:
+                yield cast(pb.WatchTaskProgressResponse, response).event
+        finally:  # the caller stopped reading (break, aclose, error): end the server's stream too
+            stream.cancel()

@@ -51,7 +51,7 @@ export const ArtifactSchema: GenMessage<Artifact> = /*@__PURE__*/
  */
 export type TaskResult = Message<"workengine.v1.TaskResult"> & {
   /**
-   * Free-form output. Together with artifacts and metrics at most 1 MiB as JSON.
+   * Free-form output. At most 1 MiB as JSON; larger is INVALID_ARGUMENT naming result.output.
    *
    * @generated from field: google.protobuf.Struct output = 1;
    */
@@ -65,14 +65,16 @@ export type TaskResult = Message<"workengine.v1.TaskResult"> & {
   error: string;
 
   /**
-   * Artifacts produced. At most 256.
+   * Artifacts produced. At most 256, each with a type of at most 200 characters and content
+   * of at most 65,536 characters.
    *
    * @generated from field: repeated workengine.v1.Artifact artifacts = 3;
    */
   artifacts: Artifact[];
 
   /**
-   * Daemon-defined measurements (tokens used, lines changed, ...). Free-form JSON object.
+   * Daemon-defined measurements (tokens used, lines changed, ...). Free-form JSON object of
+   * at most 64 KiB as JSON; larger is INVALID_ARGUMENT naming result.metrics.
    *
    * @generated from field: google.protobuf.Struct metrics = 4;
    */
@@ -572,7 +574,8 @@ export const TaskPrioritySchema: GenEnum<TaskPriority> = /*@__PURE__*/
   enumDesc(file_workengine_v1_task, 0);
 
 /**
- * Lifecycle state of a task. DONE and CANCELLED are terminal; FAILED is terminal until retried.
+ * Lifecycle state of a task. DONE, FAILED and CANCELLED are terminal (no RPC retries a FAILED
+ * task yet); a FAILED task can still be cancelled, which releases its dependents.
  *
  * @generated from enum workengine.v1.TaskStatus
  */
@@ -599,7 +602,8 @@ export enum TaskStatus {
   IN_PROGRESS = 2,
 
   /**
-   * Waiting: on unmet dependencies (moves to TODO by itself) or reported blocked by its daemon.
+   * Waiting: on unmet dependencies (moves to TODO by itself when the last one is DONE or
+   * CANCELLED), or reported blocked by its daemon (stays BLOCKED; it can be cancelled).
    *
    * @generated from enum value: TASK_STATUS_BLOCKED = 3;
    */

@@ -778,7 +778,7 @@ export const GetOrchestratorResponseSchema: GenMessage<GetOrchestratorResponse> 
  */
 export type ListOrchestratorsRequest = Message<"workengine.v1.ListOrchestratorsRequest"> & {
   /**
-   * Page size, 1-1000; 0 means 100.
+   * Page size: 0 means 100; larger than 1000 is served as 1000; negative is INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 1;
    */
@@ -1074,7 +1074,7 @@ export type ListTasksRequest = Message<"workengine.v1.ListTasksRequest"> & {
   tag: string;
 
   /**
-   * Page size, 1-1000; 0 means 100.
+   * Page size: 0 means 100; larger than 1000 is served as 1000; negative is INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 5;
    */
