@@ -44,7 +44,7 @@ _BIND = re.compile(r"(?<!:):([A-Za-z_]\w*)")
 assert EVENTS_PER_TRANSACTION > 2
 
 # What the benchmark daemons send with CompleteTask, on both sides.
-RESULT = TaskResult(output="ok")
+RESULT = TaskResult(output={"summary": "ok"})
 
 
 @dataclass(frozen=True)
