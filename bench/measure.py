@@ -22,7 +22,8 @@ class Figure:
     unit: str
     reference: float | None = None  # same unit as `engine`
     reference_name: str = ""
-    # "ratio>=0.5": engine/reference at least 0.5; "<=5": engine at most 5 (its unit).
+    # "ratio>=0.5": engine/reference at least 0.5 ("ratio<=2": at most 2); "<=5": engine at
+    # most 5 (its unit); ">=": at least.
     target: str = ""
     notes: str = ""
 
@@ -38,6 +39,8 @@ class Figure:
             return None
         if self.target.startswith("ratio>="):
             return self.ratio is not None and self.ratio >= float(self.target[7:])
+        if self.target.startswith("ratio<="):
+            return self.ratio is not None and self.ratio <= float(self.target[7:])
         if self.target.startswith("<="):
             return self.engine <= float(self.target[2:])
         if self.target.startswith(">="):
@@ -77,7 +80,7 @@ def table(figures: Sequence[Figure]) -> str:
         reference = f"{_number(f.reference)} {f.unit} ({f.reference_name})" if f.reference is not None else ""
         ratio = f"{f.ratio:.2f}" if f.ratio is not None else ""
         met = {None: "", True: "met", False: "**missed**"}[f.met]
-        target = f.target.replace("ratio>=", "ratio ≥ ").replace("<=", "≤ ").replace(">=", "≥ ")
+        target = f.target.replace(">=", " ≥ ").replace("<=", " ≤ ").strip()
         if f.target and not f.target.startswith("ratio"):
             target += f" {f.unit}"
         lines.append(
