@@ -1,0 +1,127 @@
+"""Dependency fan-out: completing a task with N dependents; completing one of N dependencies.
+
+    python -m bench.fanout                         # 1,000 and 10,000
+    python -m bench.fanout --sizes 10000,100000
+
+Two cases per size, each seeded fresh with set-based SQL before every run:
+
+- **N dependents**: one IN_PROGRESS task that N BLOCKED tasks depend on (one edge each).
+  CompleteTask on it must release all N (every one comes back in `unblocked_task_ids`).
+- **1 of N dependencies**: one BLOCKED task depending on N IN_PROGRESS tasks; CompleteTask on
+  one of them decrements its counter, and releases nothing.
+
+Reported: the CompleteTask RPC time, and the `release_dependents` statement's own execution
+time from EXPLAIN ANALYZE (run first, in a transaction rolled back). The release is one
+statement however many dependents there are, so time per dependent stays flat as N grows:
+O(dependents) work in SQL, one round trip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import uuid
+
+import grpc
+
+from bench import seed
+from bench.explain import explain
+from bench.measure import Figure, median_figures, table
+from bench.server import fresh_database, served
+from workengine.v1 import work_engine_service_pb2 as pb
+from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
+
+
+def seed_dependents(database_url: str, count: int) -> str:
+    """The task that `count` others wait for."""
+    orchestrator_id = f"fan-{uuid.uuid4().hex[:8]}"
+    parent = f"{orchestrator_id}-parent"
+    with seed.connect(database_url) as conn:
+        seed.orchestrator(conn, orchestrator_id)
+        seed.running_tasks(conn, orchestrator_id, [parent])
+        seed.blocked_on_each(conn, orchestrator_id, f"{orchestrator_id}-d", [parent], count)
+        seed.analyze(conn)
+    return parent
+
+
+def seed_dependencies(database_url: str, count: int) -> str:
+    """One of the `count` tasks that a single task waits for."""
+    orchestrator_id = f"fan-{uuid.uuid4().hex[:8]}"
+    dependencies = [f"{orchestrator_id}-dep{n}" for n in range(count)]
+    with seed.connect(database_url) as conn:
+        seed.orchestrator(conn, orchestrator_id)
+        seed.running_tasks(conn, orchestrator_id, dependencies)
+        seed.blocked_on_all(conn, orchestrator_id, f"{orchestrator_id}-waiter", dependencies)
+        seed.analyze(conn)
+    return dependencies[0]
+
+
+async def complete(target: str, task_id: str) -> tuple[float, int]:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = pb_grpc.WorkEngineServiceStub(channel)
+        began = time.perf_counter()
+        response = await stub.CompleteTask(
+            pb.CompleteTaskRequest(task_id=task_id, attempt=1, status=pb.COMPLETION_STATUS_COMPLETED),
+            timeout=120,
+        )
+        return (time.perf_counter() - began) * 1000, len(response.unblocked_task_ids)
+
+
+def measure(target: str, database_url: str, task_id: str, expect_unblocked: int) -> tuple[float, float]:
+    _, sql_ms = asyncio.run(explain(database_url, "release_dependents", {"id": task_id, "seq": 2}))
+    rpc_ms, unblocked = asyncio.run(complete(target, task_id))
+    if unblocked != expect_unblocked:
+        raise RuntimeError(f"{task_id}: {unblocked} unblocked, expected {expect_unblocked}")
+    return rpc_ms, sql_ms
+
+
+def run_once(database_url: str, sizes: list[int]) -> list[Figure]:
+    figures = []
+    with served(database_url) as server:
+        for count in sizes:
+            parent = seed_dependents(database_url, count)
+            rpc_ms, sql_ms = measure(server.target, database_url, parent, count)
+            figures.append(
+                Figure(
+                    "4 fan-out",
+                    f"complete a task with {count:,} dependents",
+                    rpc_ms,
+                    "ms",
+                    notes=f"release_dependents SQL {sql_ms:.1f} ms; "
+                    f"{1000 * rpc_ms / count:.1f} µs per dependent",
+                )
+            )
+            dependency = seed_dependencies(database_url, count)
+            rpc_ms, sql_ms = measure(server.target, database_url, dependency, 0)
+            figures.append(
+                Figure(
+                    "4 fan-out",
+                    f"complete 1 of {count:,} dependencies",
+                    rpc_ms,
+                    "ms",
+                    notes=f"release_dependents SQL {sql_ms:.2f} ms",
+                )
+            )
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", help="a PostgreSQL server to create the bench database on")
+    parser.add_argument("--sizes", default="1000,10000", help="comma-separated dependent counts")
+    parser.add_argument("--repeat", type=int, default=3, help="runs; the table shows medians")
+    args = parser.parse_args()
+    sizes = [int(n) for n in args.sizes.split(",")]
+    with fresh_database(args.database_url) as database_url:
+        seed.prepare_schema(database_url)
+        runs = []
+        for _ in range(args.repeat):
+            runs.append(run_once(database_url, sizes))
+            print(table(runs[-1]), flush=True)
+    print(f"\nmedian of {args.repeat} runs:\n")
+    print(table(median_figures(runs)))
+
+
+if __name__ == "__main__":
+    main()
