@@ -1,0 +1,112 @@
+"""Statistics: GetExecutionStats over 1,000,000 finished tasks, p50.
+
+    python -m bench.stats                          # 1,000,000 finished tasks
+    python -m bench.stats --tasks 100000 --calls 20
+
+One orchestrator with `--tasks` DONE (90 %) and FAILED (10 %) tasks created over 30 days,
+seeded with set-based SQL. `--calls` GetExecutionStats calls without a time range (the whole
+history, the worst case) after one warm-up call, one at a time; then the same with the last
+day as the range. The EXPLAIN (ANALYZE, BUFFERS) of both statements the RPC runs
+(`execution_totals`, `execution_breakdown`) shows where the time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from bench import seed
+from bench.explain import explain
+from bench.measure import Figure, median_figures, percentile, table
+from bench.server import fresh_database, served
+from workengine.v1 import work_engine_service_pb2 as pb
+from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
+
+
+def seed_finished(database_url: str, count: int) -> str:
+    orchestrator_id = f"stats-{uuid.uuid4().hex[:8]}"
+    with seed.connect(database_url) as conn:
+        seed.orchestrator(conn, orchestrator_id)
+        step = 250_000  # one statement per step keeps memory modest
+        for first in range(1, count + 1, step):
+            seed.finished_tasks(conn, orchestrator_id, min(step, count - first + 1), first=first)
+        seed.analyze(conn)
+    return orchestrator_id
+
+
+async def latencies(target: str, request: pb.GetExecutionStatsRequest, calls: int, total: int) -> list[float]:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = pb_grpc.WorkEngineServiceStub(channel)
+        measured = []
+        for index in range(calls + 1):
+            began = time.perf_counter()
+            response = await stub.GetExecutionStats(request, timeout=120)
+            if index:
+                measured.append((time.perf_counter() - began) * 1000)
+            if not request.HasField("start_time") and response.total_tasks != total:
+                raise RuntimeError(f"stats counted {response.total_tasks} tasks, seeded {total}")
+        return measured
+
+
+def run_once(database_url: str, orchestrator_id: str, total: int, calls: int, plans: dict[str, str]) -> list[Figure]:
+    whole = pb.GetExecutionStatsRequest(orchestrator_id=orchestrator_id)
+    start = timestamp_pb2.Timestamp()
+    day_ago = datetime.now(UTC) - timedelta(days=1)
+    start.FromDatetime(day_ago)
+    last_day = pb.GetExecutionStatsRequest(orchestrator_id=orchestrator_id, start_time=start)
+    with served(database_url) as server:
+        everything = asyncio.run(latencies(server.target, whole, calls, total))
+        recent = asyncio.run(latencies(server.target, last_day, calls, total))
+        peak = server.peak_rss_mb()
+    params = {"orchestrator_id": orchestrator_id, "start_time": None, "end_time": None}
+    for name in ("execution_totals", "execution_breakdown"):
+        plans[name], _ = asyncio.run(explain(database_url, name, params))
+    return [
+        Figure(
+            "5 statistics",
+            f"GetExecutionStats p50, {total:,} finished tasks, whole history",
+            statistics.median(everything),
+            "ms",
+            target="<=100",
+            notes=f"p99 {percentile(everything, 0.99):.0f} ms; server peak RSS {peak:.0f} MB",
+        ),
+        Figure(
+            "5 statistics",
+            "GetExecutionStats p50, same, last day only",
+            statistics.median(recent),
+            "ms",
+            target="<=100",
+            notes=f"p99 {percentile(recent, 0.99):.0f} ms",
+        ),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", help="a PostgreSQL server to create the bench database on")
+    parser.add_argument("--tasks", type=int, default=1_000_000, help="finished tasks")
+    parser.add_argument("--calls", type=int, default=5, help="measured calls per run")
+    parser.add_argument("--repeat", type=int, default=3, help="runs; the table shows medians")
+    args = parser.parse_args()
+    with fresh_database(args.database_url) as database_url:
+        seed.prepare_schema(database_url)
+        orchestrator_id = seed_finished(database_url, args.tasks)
+        runs, plans = [], {}  # type: ignore[var-annotated]
+        for _ in range(args.repeat):
+            runs.append(run_once(database_url, orchestrator_id, args.tasks, args.calls, plans))
+            print(table(runs[-1]), flush=True)
+    for name, plan in plans.items():
+        print(f"\nEXPLAIN (ANALYZE, BUFFERS) {name}, whole history:\n{plan}")
+    print(f"\nmedian of {args.repeat} runs:\n")
+    print(table(median_figures(runs)))
+
+
+if __name__ == "__main__":
+    main()
