@@ -96,7 +96,9 @@ def run_engine(server: Served, database_url: str, clients: int, seconds: float) 
 
 def run_reference(database_url: str, clients: int, seconds: float) -> float:
     orchestrator_id = seed_orchestrator(database_url, seconds)
-    return run_pgbench(database_url, lifecycle_script(orchestrator_id), clients, seconds).lifecycles_per_second
+    return run_pgbench(
+        database_url, lifecycle_script(orchestrator_id), clients, seconds
+    ).lifecycles_per_second
 
 
 def run_once(
@@ -124,7 +126,9 @@ def run_once(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--database-url", help="a PostgreSQL server to create the bench database on")
     parser.add_argument("--daemons", default="8,32", help="comma-separated daemon counts")
     parser.add_argument("--seconds", type=float, default=8, help="measured seconds per side")

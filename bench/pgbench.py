@@ -128,7 +128,9 @@ def lifecycle_script(orchestrator_id: str, now: datetime | None = None) -> str:
         statement("get_orchestrator", id=orchestrator_id) + ";",
         statement("claim_next_task", **selection) + " \\gset c_",
         statement("insert_event", seq=1, kind="STARTED", status="IN_PROGRESS", progress=0, **task) + ";",
-        statement("related_tasks", workspace_id=Var("c_workspace_id"), id=Var("c_id"), limit=RELATED_TASKS_LIMIT)
+        statement(
+            "related_tasks", workspace_id=Var("c_workspace_id"), id=Var("c_id"), limit=RELATED_TASKS_LIMIT
+        )
         + ";",
         "COMMIT;",
     ]

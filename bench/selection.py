@@ -100,7 +100,9 @@ def run_once(
         for size in sizes:
             found = asyncio.run(latencies(server.target, size.orchestrator_id, calls))
             plan, sql_ms = asyncio.run(
-                explain(database_url, "select_next_task", selection_params(size.orchestrator_id), EXPLAIN_RUNS)
+                explain(
+                    database_url, "select_next_task", selection_params(size.orchestrator_id), EXPLAIN_RUNS
+                )
             )
             plans[size.label] = plan
             measured.append((size, statistics.median(found), percentile(found, 0.99), sql_ms))
@@ -127,7 +129,9 @@ def run_once(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--database-url", help="a PostgreSQL server to create the bench database on")
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated total:ready pairs")
     parser.add_argument("--calls", type=int, default=200, help="measured calls per size")

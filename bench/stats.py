@@ -55,7 +55,9 @@ async def latencies(target: str, request: pb.GetExecutionStatsRequest, calls: in
         return measured
 
 
-def run_once(database_url: str, orchestrator_id: str, total: int, calls: int, plans: dict[str, str]) -> list[Figure]:
+def run_once(
+    database_url: str, orchestrator_id: str, total: int, calls: int, plans: dict[str, str]
+) -> list[Figure]:
     whole = pb.GetExecutionStatsRequest(orchestrator_id=orchestrator_id)
     start = timestamp_pb2.Timestamp()
     day_ago = datetime.now(UTC) - timedelta(days=1)
@@ -89,7 +91,9 @@ def run_once(database_url: str, orchestrator_id: str, total: int, calls: int, pl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--database-url", help="a PostgreSQL server to create the bench database on")
     parser.add_argument("--tasks", type=int, default=1_000_000, help="finished tasks")
     parser.add_argument("--calls", type=int, default=5, help="measured calls per run")

@@ -97,7 +97,9 @@ def seed_task(database_url: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--database-url", help="a PostgreSQL server to create the bench database on")
     parser.add_argument("--concurrency", default="8", help="comma-separated concurrent callers")
     parser.add_argument("--seconds", type=float, default=5, help="measured seconds per side")
