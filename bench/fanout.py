@@ -106,6 +106,20 @@ def run_once(database_url: str, sizes: list[int], plans: dict[str, str] | None =
                 )
             )
             figures.append(Figure("4 fan-out", f"complete 1 of {count:,} dependencies", one, "ms"))
+    if len(sizes) > 1:
+        # O(dependents) means a flat cost per dependent as N grows.
+        small, large = figures[0], figures[-2]
+        figures.append(
+            Figure(
+                "4 fan-out",
+                f"time per dependent, {sizes[-1]:,} vs {sizes[0]:,} dependents",
+                1000 * large.engine / sizes[-1],
+                "µs",
+                1000 * small.engine / sizes[0],
+                f"at {sizes[0]:,}",
+                "ratio<=2",
+            )
+        )
     return figures
 
 
