@@ -37,7 +37,7 @@ def test_pgbench_script_runs_the_lifecycle(database_url: str) -> None:
     with seed.connect(database_url) as conn:
         done = conn.execute("SELECT count(*) FROM tasks WHERE status = 'DONE'").fetchone()
         kinds = conn.execute("SELECT kind, count(*) FROM task_events GROUP BY kind").fetchall()
-    assert done is not None and done[0] >= result.lifecycles
+    assert done is not None and int(str(done[0])) >= result.lifecycles
     assert {kind for kind, _ in kinds} == {"STARTED", "PROGRESS", "COMPLETED"}
 
 
