@@ -18,8 +18,9 @@ from workengine.store.transaction import Transaction
 _EXECUTION = re.compile(r"Execution Time: ([\d.]+) ms")
 
 
-def selection_params(orchestrator_id: str) -> dict[str, Any]:
-    segments = scoring.segments(datetime.now(UTC), "UTC")
+def selection_params(orchestrator_id: str, now: datetime | None = None) -> dict[str, Any]:
+    """The binds of select_next_task and claim_next_task, for an orchestrator in UTC, now."""
+    segments = scoring.segments(now or datetime.now(UTC), "UTC")
     # The Transaction's own binding (private, but the point is to bind exactly as it does).
     return Transaction._selection_params(None, orchestrator_id, segments, SelectionCriteria())  # type: ignore[arg-type]
 

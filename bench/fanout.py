@@ -19,7 +19,6 @@ dependent as N grows, and the plan shows why.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
 import uuid
@@ -28,8 +27,9 @@ import grpc
 
 from bench import seed
 from bench.explain import explain
-from bench.measure import Figure, median_figures, table
-from bench.server import fresh_database, served
+from bench.measure import Figure
+from bench.runner import arguments, run_repeatedly
+from bench.server import served
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
 
@@ -94,8 +94,8 @@ def run_once(database_url: str, sizes: list[int], plans: dict[str, str] | None =
             many = measure(server.target, database_url, parent, count, found if plans is not None else None)
             one = measure(server.target, database_url, dependency, 0, found if plans is not None else None)
             if plans is not None:
-                plans[f"{count:,} dependents"] = found[parent]
-                plans[f"1 of {count:,} dependencies"] = found[dependency]
+                plans[f"release_dependents, {count:,} dependents"] = found[parent]
+                plans[f"release_dependents, 1 of {count:,} dependencies"] = found[dependency]
             figures.append(
                 Figure(
                     "4 fan-out",
@@ -124,25 +124,14 @@ def run_once(database_url: str, sizes: list[int], plans: dict[str, str] | None =
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--database-url", help="a PostgreSQL server to create the bench database on")
+    parser = arguments(__doc__)
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated dependent counts")
-    parser.add_argument("--repeat", type=int, default=3, help="runs; the table shows medians")
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")]
-    with fresh_database(args.database_url) as database_url:
-        seed.prepare_schema(database_url)
-        runs: list[list[Figure]] = []
-        plans: dict[str, str] = {}
-        for _ in range(args.repeat):
-            runs.append(run_once(database_url, sizes, plans if not runs else None))
-            print(table(runs[-1]), flush=True)
-    for case, plan in plans.items():
-        print(f"\nEXPLAIN (ANALYZE, BUFFERS) release_dependents, {case}:\n{plan}")
-    print(f"\nmedian of {args.repeat} runs:\n")
-    print(table(median_figures(runs)))
+    plans: dict[str, str] = {}
+    run_repeatedly(
+        args, lambda url: None, lambda url, _, index: run_once(url, sizes, None if index else plans), plans
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ with the same ready tasks (mixed priorities, deadlines and tags).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
 import uuid
@@ -21,9 +20,10 @@ import grpc
 from google.protobuf import struct_pb2
 
 from bench import seed
-from bench.measure import Figure, median_figures, table
+from bench.measure import Figure
 from bench.pgbench import RESULT, lifecycle_script, run_pgbench
-from bench.server import Served, fresh_database, served
+from bench.runner import arguments, run_repeatedly
+from bench.server import Served, served
 from workengine.v1 import task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
@@ -126,24 +126,18 @@ def run_once(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--database-url", help="a PostgreSQL server to create the bench database on")
+    parser = arguments(__doc__)
     parser.add_argument("--daemons", default="8,32", help="comma-separated daemon counts")
     parser.add_argument("--seconds", type=float, default=8, help="measured seconds per side")
-    parser.add_argument("--repeat", type=int, default=3, help="runs; the table shows medians")
     args = parser.parse_args()
     clients = [int(c) for c in args.daemons.split(",")]
-    runs = []
     rss: list[float] = []
-    with fresh_database(args.database_url) as database_url:
-        seed.prepare_schema(database_url)
-        for _ in range(args.repeat):
-            runs.append(run_once(database_url, clients, args.seconds, rss))
-            print(table(runs[-1]), flush=True)
-    print(f"\nmedian of {args.repeat} runs; server peak RSS {max(rss):.0f} MB\n")
-    print(table(median_figures(runs)))
+    run_repeatedly(
+        args,
+        lambda url: None,
+        lambda url, _, __: run_once(url, clients, args.seconds, rss),
+        summary=lambda: f"; server peak RSS {max(rss):.0f} MB",
+    )
 
 
 if __name__ == "__main__":

@@ -27,13 +27,13 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from workengine.domain import scoring
+from bench.explain import selection_params
 from workengine.domain.model import CompletionStatus, TaskResult
 from workengine.engine.base import RELATED_TASKS_LIMIT
 from workengine.engine.execution import completion_fingerprint, result_document
@@ -103,17 +103,7 @@ def statement(name: str, **values: Any) -> str:
 
 
 def lifecycle_script(orchestrator_id: str, now: datetime | None = None) -> str:
-    segments = scoring.segments(now or datetime.now(UTC), "UTC")
-    selection = {
-        "orchestrator_id": orchestrator_id,
-        "required_tags": [],
-        "excluded_ids": [],
-        "priorities": [int(s.priority) for s in segments],
-        "weights": [scoring.PRIORITY_WEIGHT[s.priority] for s in segments],
-        "boosts": [s.boost for s in segments],
-        "due_froms": [s.due_from for s in segments],
-        "due_tos": [s.due_to for s in segments],
-    }
+    selection = selection_params(orchestrator_id, now)
     task = {
         "task_id": Var("c_id"),
         "orchestrator_id": Var("c_orchestrator_id"),

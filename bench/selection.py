@@ -14,7 +14,6 @@ and the EXPLAIN (ANALYZE, BUFFERS) plan at each size, which shows the index prob
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import time
@@ -25,8 +24,9 @@ import grpc
 
 from bench import seed
 from bench.explain import explain, selection_params
-from bench.measure import Figure, median_figures, percentile, table
-from bench.server import fresh_database, served
+from bench.measure import Figure, percentile
+from bench.runner import arguments, run_repeatedly
+from bench.server import served
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
 
@@ -104,7 +104,7 @@ def run_once(
                     database_url, "select_next_task", selection_params(size.orchestrator_id), EXPLAIN_RUNS
                 )
             )
-            plans[size.label] = plan
+            plans[f"select_next_task, {size.label}"] = plan
             measured.append((size, statistics.median(found), percentile(found, 0.99), sql_ms))
         peak_rss.append(server.peak_rss_mb())
     smallest = measured[0][1]
@@ -129,25 +129,19 @@ def run_once(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--database-url", help="a PostgreSQL server to create the bench database on")
+    parser = arguments(__doc__)
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated total:ready pairs")
     parser.add_argument("--calls", type=int, default=200, help="measured calls per size")
-    parser.add_argument("--repeat", type=int, default=3, help="runs; the table shows medians")
     args = parser.parse_args()
-    with fresh_database(args.database_url) as database_url:
-        seed.prepare_schema(database_url)
-        sizes = [seed_size(database_url, size) for size in parse_sizes(args.sizes)]
-        runs, rss, plans = [], [], {}  # type: ignore[var-annotated]
-        for _ in range(args.repeat):
-            runs.append(run_once(database_url, sizes, args.calls, rss, plans))
-            print(table(runs[-1]), flush=True)
-    for label, plan in plans.items():
-        print(f"\nEXPLAIN (ANALYZE, BUFFERS) select_next_task, {label}:\n{plan}")
-    print(f"\nmedian of {args.repeat} runs; server peak RSS {max(rss):.0f} MB\n")
-    print(table(median_figures(runs)))
+    rss: list[float] = []
+    plans: dict[str, str] = {}
+    run_repeatedly(
+        args,
+        lambda url: [seed_size(url, size) for size in parse_sizes(args.sizes)],
+        lambda url, sizes, _: run_once(url, sizes, args.calls, rss, plans),
+        plans,
+        lambda: f"; server peak RSS {max(rss):.0f} MB",
+    )
 
 
 if __name__ == "__main__":

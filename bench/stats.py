@@ -12,7 +12,6 @@ day as the range. The EXPLAIN (ANALYZE, BUFFERS) of both statements the RPC runs
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import time
@@ -24,8 +23,9 @@ from google.protobuf import timestamp_pb2
 
 from bench import seed
 from bench.explain import explain
-from bench.measure import Figure, median_figures, percentile, table
-from bench.server import fresh_database, served
+from bench.measure import Figure, percentile
+from bench.runner import arguments, run_repeatedly
+from bench.server import served
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
 
@@ -69,7 +69,7 @@ def run_once(
         peak = server.peak_rss_mb()
     params = {"orchestrator_id": orchestrator_id, "start_time": None, "end_time": None}
     for name in ("execution_totals", "execution_breakdown"):
-        plans[name], _ = asyncio.run(explain(database_url, name, params))
+        plans[f"{name}, whole history"], _ = asyncio.run(explain(database_url, name, params))
     return [
         Figure(
             "5 statistics",
@@ -91,25 +91,17 @@ def run_once(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--database-url", help="a PostgreSQL server to create the bench database on")
+    parser = arguments(__doc__)
     parser.add_argument("--tasks", type=int, default=1_000_000, help="finished tasks")
     parser.add_argument("--calls", type=int, default=5, help="measured calls per run")
-    parser.add_argument("--repeat", type=int, default=3, help="runs; the table shows medians")
     args = parser.parse_args()
-    with fresh_database(args.database_url) as database_url:
-        seed.prepare_schema(database_url)
-        orchestrator_id = seed_finished(database_url, args.tasks)
-        runs, plans = [], {}  # type: ignore[var-annotated]
-        for _ in range(args.repeat):
-            runs.append(run_once(database_url, orchestrator_id, args.tasks, args.calls, plans))
-            print(table(runs[-1]), flush=True)
-    for name, plan in plans.items():
-        print(f"\nEXPLAIN (ANALYZE, BUFFERS) {name}, whole history:\n{plan}")
-    print(f"\nmedian of {args.repeat} runs:\n")
-    print(table(median_figures(runs)))
+    plans: dict[str, str] = {}
+    run_repeatedly(
+        args,
+        lambda url: seed_finished(url, args.tasks),
+        lambda url, orchestrator_id, _: run_once(url, orchestrator_id, args.tasks, args.calls, plans),
+        plans,
+    )
 
 
 if __name__ == "__main__":

@@ -108,7 +108,7 @@ def main() -> None:
                 selection.run_once(database_url, sizes, args.selection_calls, selection_rss, found)
                 for _ in range(args.repeat)
             ]
-            plans.update({f"select_next_task, {label}": plan for label, plan in found.items()})
+            plans.update(found)
             report("selection", runs)
 
         if "fanout" in only:
@@ -117,7 +117,7 @@ def main() -> None:
             runs = [
                 fanout.run_once(database_url, counts, found if not i else None) for i in range(args.repeat)
             ]
-            plans.update({f"release_dependents, {case}": plan for case, plan in found.items()})
+            plans.update(found)
             report("fanout", runs)
 
         if "stats" in only:
@@ -127,7 +127,7 @@ def main() -> None:
                 stats.run_once(database_url, orchestrator_id, args.stats_tasks, args.stats_calls, found)
                 for _ in range(args.repeat)
             ]
-            plans.update({f"{name}, whole history": plan for name, plan in found.items()})
+            plans.update(found)
             report("stats", runs)
 
     for during, rss in (("1 lifecycle", lifecycle_rss), ("3 selection", selection_rss)):

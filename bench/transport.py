@@ -12,7 +12,6 @@ task from the database and converts it.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 import uuid
@@ -22,8 +21,9 @@ import grpc
 from google.protobuf import empty_pb2
 
 from bench import echo_server, seed
-from bench.measure import Figure, median_figures, table
-from bench.server import fresh_database, served
+from bench.measure import Figure
+from bench.runner import arguments, run_repeatedly
+from bench.server import served
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
 
@@ -97,24 +97,14 @@ def seed_task(database_url: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--database-url", help="a PostgreSQL server to create the bench database on")
+    parser = arguments(__doc__)
     parser.add_argument("--concurrency", default="8", help="comma-separated concurrent callers")
     parser.add_argument("--seconds", type=float, default=5, help="measured seconds per side")
-    parser.add_argument("--repeat", type=int, default=3, help="runs; the table shows medians")
     args = parser.parse_args()
     concurrencies = [int(c) for c in args.concurrency.split(",")]
-    with fresh_database(args.database_url) as database_url:
-        seed.prepare_schema(database_url)
-        task_id = seed_task(database_url)
-        runs = []
-        for _ in range(args.repeat):
-            runs.append(run_once(database_url, task_id, concurrencies, args.seconds))
-            print(table(runs[-1]), flush=True)
-    print(f"\nmedian of {args.repeat} runs:\n")
-    print(table(median_figures(runs)))
+    run_repeatedly(
+        args, seed_task, lambda url, task_id, _: run_once(url, task_id, concurrencies, args.seconds)
+    )
 
 
 if __name__ == "__main__":

@@ -60,14 +60,17 @@ def test_fanout(database_url: str) -> None:
     runs = [fanout.run_once(database_url, [5, 10], plans), fanout.run_once(database_url, [5, 10])]
     figures = median_figures(runs)
     assert cases(figures)[:2] == ["complete a task with 5 dependents", "complete 1 of 5 dependencies"]
-    assert len(figures) == 5 and "10 dependents" in plans
+    assert len(figures) == 5 and "release_dependents, 10 dependents" in plans
 
 
 def test_stats(database_url: str) -> None:
     orchestrator_id = stats.seed_finished(database_url, 50)
     plans: dict[str, str] = {}
     figures = stats.run_once(database_url, orchestrator_id, 50, 1, plans)
-    assert len(figures) == 2 and set(plans) == {"execution_totals", "execution_breakdown"}
+    assert len(figures) == 2 and set(plans) == {
+        "execution_totals, whole history",
+        "execution_breakdown, whole history",
+    }
     assert "missed" not in table(figures)
 
 
