@@ -102,7 +102,8 @@ def run_once(database_url: str, sizes: list[int], plans: dict[str, str] | None =
                     f"complete a task with {count:,} dependents",
                     many,
                     "ms",
-                    notes=f"{1000 * many / count:.0f} µs per dependent",
+                    notes="{per_dependent:.0f} µs per dependent",
+                    extras={"per_dependent": 1000 * many / count},
                 )
             )
             figures.append(Figure("4 fan-out", f"complete 1 of {count:,} dependencies", one, "ms"))

@@ -119,7 +119,8 @@ def run_once(
                 reference,
                 "pgbench, same SQL",
                 "ratio>=0.5",
-                notes=f"CPU ms per lifecycle: server {server_ms:.2f}, bench client {client_ms:.2f}",
+                notes="CPU ms per lifecycle: server {server:.2f}, bench client {client:.2f}",
+                extras={"server": server_ms, "client": client_ms},
             )
         )
     return figures

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -25,7 +25,9 @@ class Figure:
     # "ratio>=0.5": engine/reference at least 0.5 ("ratio<=2": at most 2); "<=5": engine at
     # most 5 (its unit); ">=": at least.
     target: str = ""
+    # A format string over `extras`: secondary figures, medianed over runs like the others.
     notes: str = ""
+    extras: dict[str, float] = field(default_factory=dict)
 
     @property
     def ratio(self) -> float | None:
@@ -49,7 +51,8 @@ class Figure:
 
 
 def median_figures(runs: Sequence[Sequence[Figure]]) -> list[Figure]:
-    """Each case's median over the runs (by position: every run measures the same cases)."""
+    """Each figure's median over the runs, extras included (by position: every run measures
+    the same cases)."""
     merged = []
     for same in zip(*runs, strict=True):
         references = [f.reference for f in same if f.reference is not None]
@@ -58,6 +61,7 @@ def median_figures(runs: Sequence[Sequence[Figure]]) -> list[Figure]:
                 same[0],
                 engine=statistics.median(f.engine for f in same),
                 reference=statistics.median(references) if references else None,
+                extras={name: statistics.median(f.extras[name] for f in same) for name in same[0].extras},
             )
         )
     return merged
@@ -85,6 +89,6 @@ def table(figures: Sequence[Figure]) -> str:
             target += f" {f.unit}"
         lines.append(
             f"| {f.benchmark} | {f.case} | {_number(f.engine)} {f.unit} | {reference} | {ratio} "
-            f"| {target} | {met} | {f.notes} |"
+            f"| {target} | {met} | {f.notes.format(**f.extras)} |"
         )
     return "\n".join(lines)

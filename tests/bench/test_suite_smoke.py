@@ -93,3 +93,12 @@ def test_explain_reports_execution_time(database_url: str) -> None:
 )
 def test_targets(target: str, engine: float, reference: float | None, met: bool) -> None:
     assert Figure("b", "c", engine, "ms", reference, target=target).met is met
+
+
+def test_medians_cover_references_and_extras() -> None:
+    runs = [
+        [Figure("b", "c", v, "ms", v * 2, notes="p99 {p99:.0f}", extras={"p99": v * 10})] for v in (1, 3, 2)
+    ]
+    (merged,) = median_figures(runs)
+    assert (merged.engine, merged.reference, merged.extras) == (2, 4, {"p99": 20})
+    assert "| p99 20 |" in table([merged])
