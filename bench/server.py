@@ -6,13 +6,14 @@ PostgreSQL started for the run (what a new user gets).
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -49,9 +50,12 @@ def fresh_database(server_url: str | None) -> Iterator[str]:
 class Served:
     """The server process; `peak_rss_mb` reads the kernel's high-water mark of its memory."""
 
-    def __init__(self, database_url: str, *args: str) -> None:
+    def __init__(self, database_url: str, *args: str, command: Sequence[str] | None = None) -> None:
+        # `command` replaces `workengine serve` (e.g. bench.echo_server); it takes the same flags
+        # and must print the same "listening" line.
+        program = list(command) if command is not None else [WORKENGINE, "serve"]
         self.process = subprocess.Popen(
-            [WORKENGINE, "serve", "--port", "0", "--database-url", database_url, *args],
+            [*program, "--port", "0", "--database-url", database_url, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -77,6 +81,11 @@ class Served:
         kilobytes = int(re.search(r"VmHWM:\s+(\d+) kB", status)[1])  # type: ignore[index]
         return kilobytes / 1024
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the server process has used so far."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -87,8 +96,8 @@ class Served:
 
 
 @contextmanager
-def served(database_url: str, *args: str) -> Iterator[Served]:
-    server = Served(database_url, *args)
+def served(database_url: str, *args: str, command: Sequence[str] | None = None) -> Iterator[Served]:
+    server = Served(database_url, *args, command=command)
     try:
         yield server
     finally:

@@ -1,0 +1,49 @@
+"""EXPLAIN (ANALYZE, BUFFERS) of the engine's own statements, bound the way the engine binds them."""
+
+from __future__ import annotations
+
+import re
+import statistics
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+
+from workengine.domain import scoring
+from workengine.domain.model import SelectionCriteria
+from workengine.store.database import Database
+from workengine.store.queries import source
+from workengine.store.transaction import Transaction
+
+_EXECUTION = re.compile(r"Execution Time: ([\d.]+) ms")
+
+
+def selection_params(orchestrator_id: str, now: datetime | None = None) -> dict[str, Any]:
+    """The binds of select_next_task and claim_next_task, for an orchestrator in UTC, now."""
+    segments = scoring.segments(now or datetime.now(UTC), "UTC")
+    # The Transaction's own binding (private, but the point is to bind exactly as it does).
+    return Transaction._selection_params(None, orchestrator_id, segments, SelectionCriteria())  # type: ignore[arg-type]
+
+
+async def explain(database_url: str, name: str, params: dict[str, Any], runs: int = 1) -> tuple[str, float]:
+    """The plan of the last run, and the median execution time (ms) over `runs` runs.
+
+    Runs inside a transaction that is rolled back, so statements that write leave no trace.
+    """
+    db = Database(database_url, pool_size=1)
+    statement = text("EXPLAIN (ANALYZE, BUFFERS) " + source(name))
+    times: list[float] = []
+    plan = ""
+    try:
+        async with db.engine.connect() as connection:
+            for _ in range(runs):
+                transaction = await connection.begin()
+                result = await connection.execute(statement, params)
+                plan = "\n".join(row[0] for row in result)
+                await transaction.rollback()
+                found = _EXECUTION.search(plan)
+                assert found is not None
+                times.append(float(found[1]))
+    finally:
+        await db.close()
+    return plan, statistics.median(times)

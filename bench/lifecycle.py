@@ -1,0 +1,145 @@
+"""Lifecycle throughput: N daemons looping claim -> one progress update -> complete, beside pgbench.
+
+    python -m bench.lifecycle                          # 8 and 32 daemons, embedded PostgreSQL
+    python -m bench.lifecycle --daemons 8 --seconds 10 --database-url postgresql://...
+
+Engine side: `workengine serve`, N asyncio daemons in this process (over 4 channels), each
+looping ClaimNextTask -> UpdateTaskProgress -> CompleteTask(COMPLETED) for `--seconds` after a
+1 s warm-up. Reference side, in the same run: pgbench with N clients replaying the SQL those
+three RPCs run (see bench/pgbench.py). Both sides claim from their own orchestrator, seeded
+with the same ready tasks (mixed priorities, deadlines and tags).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import grpc
+from google.protobuf import struct_pb2
+
+from bench import seed
+from bench.measure import Figure
+from bench.pgbench import RESULT, lifecycle_script, run_pgbench
+from bench.runner import arguments, run_repeatedly
+from bench.server import Served, served
+from workengine.v1 import task_pb2
+from workengine.v1 import work_engine_service_pb2 as pb
+from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
+
+CHANNELS = 4
+WARMUP_SECONDS = 1.0
+# Enough ready tasks that neither side runs dry: more than the fastest side can finish.
+TASKS_PER_SECOND = 1_500
+
+
+def seed_orchestrator(database_url: str, seconds: float) -> str:
+    orchestrator_id = f"life-{uuid.uuid4().hex[:8]}"
+    with seed.connect(database_url) as conn:
+        seed.orchestrator(conn, orchestrator_id)
+        seed.ready_tasks(conn, orchestrator_id, int((seconds + WARMUP_SECONDS + 2) * TASKS_PER_SECOND))
+        conn.execute("ANALYZE tasks")
+    return orchestrator_id
+
+
+async def daemons(target: str, orchestrator_id: str, count: int, seconds: float) -> tuple[int, float]:
+    """Runs `count` daemons; returns lifecycles completed in the measured window, and its length."""
+    channels = [grpc.aio.insecure_channel(target) for _ in range(CHANNELS)]
+    stubs = [pb_grpc.WorkEngineServiceStub(c) for c in channels]
+    output = struct_pb2.Struct()
+    output.update(RESULT.output)
+    result = task_pb2.TaskResult(output=output)
+    loop = asyncio.get_running_loop()
+    measure_from = loop.time() + WARMUP_SECONDS
+    stop_at = measure_from + seconds
+    counted = 0
+
+    async def daemon(stub: pb_grpc.WorkEngineServiceStub) -> None:
+        nonlocal counted
+        while loop.time() < stop_at:
+            claimed = await stub.ClaimNextTask(pb.ClaimNextTaskRequest(orchestrator_id=orchestrator_id))
+            if not claimed.HasField("context"):
+                raise RuntimeError("the queue ran dry: seed more tasks")
+            task_id = claimed.context.task.id
+            await stub.UpdateTaskProgress(
+                pb.UpdateTaskProgressRequest(task_id=task_id, attempt=claimed.attempt, progress=50)
+            )
+            await stub.CompleteTask(
+                pb.CompleteTaskRequest(
+                    task_id=task_id,
+                    attempt=claimed.attempt,
+                    status=pb.COMPLETION_STATUS_COMPLETED,
+                    result=result,
+                )
+            )
+            if measure_from <= loop.time() < stop_at:
+                counted += 1
+
+    try:
+        await asyncio.gather(*(daemon(stubs[i % CHANNELS]) for i in range(count)))
+    finally:
+        for channel in channels:
+            await channel.close()
+    return counted, seconds
+
+
+def run_engine(server: Served, database_url: str, clients: int, seconds: float) -> tuple[float, float, float]:
+    """Lifecycles/s, and the server's and the benchmark client's CPU ms per lifecycle."""
+    orchestrator_id = seed_orchestrator(database_url, seconds)
+    server_cpu, client_cpu = server.cpu_seconds(), time.process_time()
+    counted, elapsed = asyncio.run(daemons(server.target, orchestrator_id, clients, seconds))
+    server_cpu, client_cpu = server.cpu_seconds() - server_cpu, time.process_time() - client_cpu
+    total = max(1.0, counted * (seconds + WARMUP_SECONDS) / seconds)  # CPU covers the warm-up too
+    return counted / elapsed, 1000 * server_cpu / total, 1000 * client_cpu / total
+
+
+def run_reference(database_url: str, clients: int, seconds: float) -> float:
+    orchestrator_id = seed_orchestrator(database_url, seconds)
+    return run_pgbench(
+        database_url, lifecycle_script(orchestrator_id), clients, seconds
+    ).lifecycles_per_second
+
+
+def run_once(
+    database_url: str, clients_list: list[int], seconds: float, peak_rss: list[float]
+) -> list[Figure]:
+    figures = []
+    for clients in clients_list:
+        with served(database_url) as server:
+            engine, server_ms, client_ms = run_engine(server, database_url, clients, seconds)
+            peak_rss.append(server.peak_rss_mb())
+        reference = run_reference(database_url, clients, seconds)
+        figures.append(
+            Figure(
+                "1 lifecycle",
+                f"{clients} daemons",
+                engine,
+                "lifecycles/s",
+                reference,
+                "pgbench, same SQL",
+                "ratio>=0.5",
+                notes="CPU ms per lifecycle: server {server:.2f}, bench client {client:.2f}",
+                extras={"server": server_ms, "client": client_ms},
+            )
+        )
+    return figures
+
+
+def main() -> None:
+    parser = arguments(__doc__)
+    parser.add_argument("--daemons", default="8,32", help="comma-separated daemon counts")
+    parser.add_argument("--seconds", type=float, default=8, help="measured seconds per side")
+    args = parser.parse_args()
+    clients = [int(c) for c in args.daemons.split(",")]
+    rss: list[float] = []
+    run_repeatedly(
+        args,
+        lambda url: None,
+        lambda url, _, __: run_once(url, clients, args.seconds, rss),
+        summary=lambda: f"; server peak RSS {max(rss):.0f} MB",
+    )
+
+
+if __name__ == "__main__":
+    main()

