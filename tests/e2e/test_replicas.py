@@ -83,16 +83,21 @@ def test_a_subscriber_of_one_process_sees_progress_posted_through_the_other_in_o
     assert cursors == sorted(set(cursors))
 
 
-def test_workspace_watch_in_a_pipe_prints_one_plain_line_per_event(served: ServeProcess) -> None:
-    target = served.target
-    cli(target, "orchestrator", "register", "--name", "Ada", "--id", "ada")
-    task = cli(target, "task", "create", "--orchestrator", "ada", "--workspace", "ws", "--title", "Piped")
-    watcher = subprocess.Popen(
-        [WORKENGINE, "watch", "--task", task["id"], "--target", target],
+def watch_in_a_pipe(task_id: str, target: str) -> subprocess.Popen[str]:
+    """`workengine watch --task` with its output to a pipe (plain lines), as a script runs it."""
+    return subprocess.Popen(
+        [WORKENGINE, "watch", "--task", task_id, "--target", target],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_workspace_watch_in_a_pipe_prints_one_plain_line_per_event(served: ServeProcess) -> None:
+    target = served.target
+    cli(target, "orchestrator", "register", "--name", "Ada", "--id", "ada")
+    task = cli(target, "task", "create", "--orchestrator", "ada", "--workspace", "ws", "--title", "Piped")
+    watcher = watch_in_a_pipe(task["id"], target)
     try:
         assert watcher.stdout is not None
         first = watcher.stdout.readline()
@@ -145,12 +150,7 @@ def test_watch_resumes_from_its_last_cursor_across_a_server_restart(empty_databa
     target = first.wait_listening()
     cli(target, "orchestrator", "register", "--name", "Ada", "--id", "ada")
     task = cli(target, "task", "create", "--orchestrator", "ada", "--workspace", "ws", "--title", "Long")
-    watcher = subprocess.Popen(
-        [WORKENGINE, "watch", "--task", task["id"], "--target", target],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    watcher = watch_in_a_pipe(task["id"], target)
     second: ServeProcess | None = None
     try:
         assert watcher.stdout is not None

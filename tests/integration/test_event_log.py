@@ -45,11 +45,27 @@ from workengine.domain.model import EventKind, EventPage
 from workengine.engine import WorkEngine, execution
 from workengine.engine.feed import FeedSettings
 from workengine.store.transaction import Transaction
+from workengine.v1 import task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
 
 # A client that reads slowly: no window growth, a small per-stream window.
 SMALL_WINDOW = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 8192)]
+
+
+async def watched_and_writer(
+    replica: ReplicaFactory, database_url: str, settings: FeedSettings
+) -> tuple[WorkEngine, Stub, Stub, task_pb2.Task, int]:
+    """Two server processes, both listening: one to watch through, one to write through; and a
+    task started through the writer (engine and stub of the first, stub of the second, the
+    task, its attempt)."""
+    watched, watched_stub, _ = await replica(settings)
+    _, writer, _ = await replica(settings)
+    await wait_for_listeners(database_url, 2)
+    await register(writer)
+    task = await create(writer, "task")
+    attempt = await execute(writer, task.id)
+    return watched, watched_stub, writer, task, attempt
 
 
 # Commit order
@@ -356,12 +372,9 @@ async def test_an_event_far_larger_than_a_notify_payload_crosses_processes(
     replica: ReplicaFactory, database_url: str
 ) -> None:
     """NOTIFY payloads stop just under 8000 bytes; only the cursor travels, the row is read."""
-    _, watched_stub, _ = await replica(FeedSettings(safety_poll_interval=NO_SAFETY_POLL))
-    _, writer, _ = await replica(FeedSettings(safety_poll_interval=NO_SAFETY_POLL))
-    await wait_for_listeners(database_url, 2)
-    await register(writer)
-    task = await create(writer, "task")
-    attempt = await execute(writer, task.id)
+    _, watched_stub, writer, task, attempt = await watched_and_writer(
+        replica, database_url, FeedSettings(safety_poll_interval=NO_SAFETY_POLL)
+    )
     call = watch(watched_stub, task_id=task.id)
     try:
         assert (await next_event(call)).kind == SNAPSHOT
@@ -396,12 +409,9 @@ async def test_without_listen_a_subscriber_sees_another_process_by_polling(
 async def test_a_terminated_listener_reconnects_and_its_subscribers_miss_nothing(
     replica: ReplicaFactory, database_url: str
 ) -> None:
-    watched, watched_stub, _ = await replica(FeedSettings(safety_poll_interval=NO_SAFETY_POLL))
-    _, writer, _ = await replica(FeedSettings(safety_poll_interval=NO_SAFETY_POLL))
-    await wait_for_listeners(database_url, 2)
-    await register(writer)
-    task = await create(writer, "task")
-    attempt = await execute(writer, task.id)
+    watched, watched_stub, writer, task, attempt = await watched_and_writer(
+        replica, database_url, FeedSettings(safety_poll_interval=NO_SAFETY_POLL)
+    )
     call = watch(watched_stub, task_id=task.id)
     try:
         assert (await next_event(call)).kind == SNAPSHOT
@@ -417,7 +427,7 @@ async def test_a_terminated_listener_reconnects_and_its_subscribers_miss_nothing
         await progress(writer, task.id, attempt, 40)
 
         assert [e.task.progress for e in await next_events(call, 3)] == [20, 30, 40]
-        assert watched.feed.listener is not None and watched.feed.listener.reconnects >= 2
+        assert watched.feed.listener is not None and watched.feed.listener.connections >= 2
     finally:
         call.cancel()
 
@@ -426,12 +436,7 @@ async def test_subscribers_survive_every_database_connection_being_terminated(
     replica: ReplicaFactory, database_url: str
 ) -> None:
     """What a database restart looks like to a server: every connection it had is gone."""
-    _, watched_stub, _ = await replica(FeedSettings())
-    _, writer, _ = await replica(FeedSettings())
-    await wait_for_listeners(database_url, 2)
-    await register(writer)
-    task = await create(writer, "task")
-    attempt = await execute(writer, task.id)
+    _, watched_stub, writer, task, attempt = await watched_and_writer(replica, database_url, FeedSettings())
     call = watch(watched_stub, orchestrator_id="ada")
     try:
         assert (await next_event(call)).kind == SNAPSHOT

@@ -162,9 +162,5 @@ class EventHub:
                 subscription.close()
 
     @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
     def subscriber_count(self) -> int:
         return self._count

@@ -31,8 +31,8 @@ class Listener:
         self._url = libpq_url(url)
         self._on_notify = on_notify
         self._channel = channel
-        self.connected = asyncio.Event()
-        self.reconnects = 0
+        self._listening = False
+        self.connections = 0  # LISTENs that succeeded: 1 + reconnections
 
     async def run(self) -> None:
         failures = 0
@@ -42,8 +42,8 @@ class Listener:
             except psycopg.Error as error:
                 log.warning("event listener connection lost (%s); reconnecting", str(error).strip())
             # Consecutive failures back off; a connection that got to LISTEN starts over.
-            failures = 1 if self.connected.is_set() else failures + 1
-            self.connected.clear()
+            failures = 1 if self._listening else failures + 1
+            self._listening = False
             await asyncio.sleep(min(0.1 * 2 ** (failures - 1), MAX_BACKOFF_SECONDS))
 
     async def _listen(self) -> None:
@@ -59,10 +59,10 @@ class Listener:
         )
         async with connection:
             await connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
-            if self.reconnects:
+            if self.connections:
                 log.info("event listener reconnected")
-            self.reconnects += 1
-            self.connected.set()
+            self.connections += 1
+            self._listening = True
             self._on_notify("")  # catch up on anything committed while not listening
             async for notification in connection.notifies():
                 self._on_notify(notification.payload)
