@@ -13,7 +13,7 @@ from workengine.domain import scoring
 from workengine.domain.model import SelectionCriteria
 from workengine.store.database import Database
 from workengine.store.queries import source
-from workengine.store.transaction import Transaction
+from workengine.store.transaction import LeaseRequest, Transaction
 
 _EXECUTION = re.compile(r"Execution Time: ([\d.]+) ms")
 
@@ -22,7 +22,9 @@ def selection_params(orchestrator_id: str, now: datetime | None = None) -> dict[
     """The binds of select_next_task and claim_next_task, for an orchestrator in UTC, now."""
     segments = scoring.segments(now or datetime.now(UTC), "UTC")
     # The Transaction's own binding (private, but the point is to bind exactly as it does).
-    return Transaction._selection_params(None, orchestrator_id, segments, SelectionCriteria())  # type: ignore[arg-type]
+    params = Transaction._selection_params(None, orchestrator_id, segments, SelectionCriteria())  # type: ignore[arg-type]
+    # claim_next_task also binds the lease it grants and the claimer's identity.
+    return params | LeaseRequest(None, 300, "bench").params()
 
 
 async def explain(database_url: str, name: str, params: dict[str, Any], runs: int = 1) -> tuple[str, float]:

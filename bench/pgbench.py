@@ -141,6 +141,8 @@ def lifecycle_script(orchestrator_id: str, now: datetime | None = None) -> str:
             result=json.dumps(document, separators=(",", ":"), sort_keys=True),
             # The fingerprint depends on the attempt; every claimed task is on attempt 1.
             fingerprint=completion_fingerprint(1, CompletionStatus.COMPLETED, document),
+            outcome="COMPLETED",
+            retry_after_seconds=None,
         )
         + ";",
         statement("insert_event", seq=1, kind="COMPLETED", status="DONE", progress=100, **task) + ";",

@@ -74,12 +74,13 @@ def finished_tasks(conn: Connection, orchestrator_id: str, count: int, *, first:
 
 
 def running_tasks(conn: Connection, orchestrator_id: str, ids: list[str]) -> None:
-    """IN_PROGRESS tasks, attempt 1, with the given ids."""
+    """IN_PROGRESS tasks, attempt 1, holding an hour's lease, with the given ids."""
     conn.execute(
         """
         INSERT INTO tasks (id, orchestrator_id, workspace_id, title, priority, status, attempt,
-                           started_at)
-        SELECT id, %(o)s, %(o)s || '-w0', 'running ' || id, 2, 'IN_PROGRESS', 1, now()
+                           started_at, lease_expires_at, attempt_lease_seconds)
+        SELECT id, %(o)s, %(o)s || '-w0', 'running ' || id, 2, 'IN_PROGRESS', 1, now(),
+               now() + interval '1 hour', 3600
         FROM unnest(%(ids)s::text[]) AS id
         """,
         {"o": orchestrator_id, "ids": ids},

@@ -20,7 +20,7 @@ def test_the_public_modules_import_from_outside_the_repository() -> None:
         "from workengine.v1 import *\n"
         "service = work_engine_service_pb2.DESCRIPTOR.services_by_name['WorkEngineService']\n"
         "assert work_engine_service_pb2_grpc.WorkEngineServiceStub\n"
-        "print(len(service.methods), task_pb2.TaskStatus.Name(4))\n"
+        "print('Heartbeat' in service.methods_by_name, task_pb2.TaskStatus.Name(4))\n"
         "print(orchestrator_pb2.OrchestratorStatus.Name(1))\n"
     )
     with tempfile.TemporaryDirectory() as elsewhere:
@@ -34,7 +34,7 @@ def test_the_public_modules_import_from_outside_the_repository() -> None:
         )
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["16", "TASK_STATUS_DONE", "ORCHESTRATOR_STATUS_ONLINE"]
+    assert result.stdout.split() == ["True", "TASK_STATUS_DONE", "ORCHESTRATOR_STATUS_ONLINE"]
     assert set(workengine.v1.__all__) == {
         "orchestrator_pb2",
         "task_pb2",

@@ -12,8 +12,9 @@ import pytest
 from tests.integration.helpers import Stub, claim, complete, create, register
 from workengine.domain import scoring
 from workengine.domain.errors import TransactionConflict
-from workengine.domain.model import SelectionCriteria, TaskStatus
+from workengine.domain.model import AttemptOutcome, SelectionCriteria, TaskStatus
 from workengine.engine import WorkEngine
+from workengine.store.transaction import LeaseRequest
 from workengine.v1 import task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
@@ -136,7 +137,9 @@ async def test_an_open_claim_locks_only_its_winner(stub: Stub, engine: WorkEngin
         await create(stub, priority.lower(), priority=priority)
     segments = scoring.segments(datetime.now(UTC), "UTC")
     async with engine.db.transaction() as tx:
-        in_flight = await tx.claim_next_task("ada", segments, SelectionCriteria())
+        in_flight = await tx.claim_next_task(
+            "ada", segments, SelectionCriteria(), LeaseRequest(None, 300, "in-flight")
+        )
         assert in_flight is not None and in_flight.task.title == "critical"
 
         concurrent = await claim(stub)
@@ -181,7 +184,9 @@ async def test_creating_a_dependent_while_a_dependency_of_its_dependency_complet
     test = await create(stub, "test", task_id="a-test", depends_on=[build.id])
     started = await stub.ExecuteTask(pb.ExecuteTaskRequest(orchestrator_id="ada", task_id=build.id))
     async with engine.db.transaction() as completing:
-        await completing.complete_task(build.id, started.attempt, TaskStatus.DONE, "", {}, "fingerprint")
+        await completing.complete_task(
+            build.id, started.attempt, TaskStatus.DONE, "", {}, "fingerprint", AttemptOutcome.COMPLETED, None
+        )
         creating = asyncio.ensure_future(
             stub.CreateTask(
                 pb.CreateTaskRequest(

@@ -200,6 +200,9 @@ def test_selection_uses_the_ready_index(database_url: str, statement_name: str) 
             "boosts": [s.boost for s in segments],
             "due_froms": [s.due_from for s in segments],
             "due_tos": [s.due_to for s in segments],
+            "lease_seconds": None,
+            "default_lease_seconds": 300,
+            "identity": "explain",
         }
         # SQLAlchemy-style :name binds -> psycopg %(name)s for a direct EXPLAIN.
         explain_sql = "EXPLAIN (FORMAT TEXT) " + re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement)

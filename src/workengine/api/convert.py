@@ -9,6 +9,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from workengine.domain import transitions
+from workengine.domain.attempts import DEFAULT_MAX_ATTEMPTS
 from workengine.domain.errors import InvalidArgument
 from workengine.domain.model import (
     Artifact,
@@ -26,6 +27,7 @@ from workengine.domain.model import (
     Priority,
     SelectionCriteria,
     Task,
+    TaskAttempt,
     TaskContext,
     TaskEvent,
     TaskFilter,
@@ -227,6 +229,10 @@ def task_out(task: Task) -> task_pb2.Task:
         attempt=task.attempt,
         status_reason=transitions.status_reason(task),
         unmet_dependency_count=task.unmet_dependency_count,
+        max_attempts=task.max_attempts,
+        lease_expiry_count=task.lease_expiry_count,
+        failure_count=task.failure_count,
+        idempotency_key=task.idempotency_key,
     )
     time_out(message.due_time, task.due_at)
     struct_out(message.metadata, task.metadata)
@@ -234,8 +240,24 @@ def task_out(task: Task) -> task_pb2.Task:
     time_out(message.update_time, task.updated_at)
     time_out(message.start_time, task.started_at)
     time_out(message.complete_time, task.completed_at)
+    time_out(message.lease_expire_time, task.lease_expires_at)
+    time_out(message.retry_time, task.retry_at)
+    if task.lease is not None:
+        message.lease_duration.FromTimedelta(task.lease)
     if task.result is not None:
         message.result.CopyFrom(result_out(task.result))
+    return message
+
+
+def attempt_out(attempt: TaskAttempt) -> task_pb2.TaskAttempt:
+    message = task_pb2.TaskAttempt(
+        attempt=attempt.attempt,
+        identity=attempt.identity,
+        outcome=_enum_out(task_pb2.AttemptOutcome.DESCRIPTOR, "ATTEMPT_OUTCOME_", attempt.outcome),  # type: ignore[arg-type]
+        reason=attempt.reason,
+    )
+    time_out(message.start_time, attempt.started_at)
+    time_out(message.end_time, attempt.ended_at)
     return message
 
 
@@ -252,6 +274,9 @@ def new_task_in(request: service_pb2.CreateTaskRequest) -> NewTask:
         tags=tuple(request.tags),
         depends_on=tuple(request.depends_on),
         metadata=struct_in("metadata", request.metadata),
+        max_attempts=request.max_attempts or DEFAULT_MAX_ATTEMPTS,
+        lease=duration_in("lease_duration", request),
+        idempotency_key=request.idempotency_key,
     )
 
 

@@ -27,6 +27,9 @@ STATUS_OF: dict[type[errors.WorkEngineError], grpc.StatusCode] = {
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
 
+# google.rpc.ErrorInfo.domain of the reasons WorkEngine attaches (e.g. LEASE_EXPIRED).
+ERROR_DOMAIN = "workengine.v1"
+
 Request = TypeVar("Request")
 Response = TypeVar("Response")
 
@@ -52,6 +55,10 @@ def rich_status(error: errors.WorkEngineError) -> grpc.Status:
                 ]
             )
         )
+        status.details.append(detail)
+    if isinstance(error, errors.FailedPrecondition) and error.reason:
+        detail = any_pb2.Any()
+        detail.Pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN))
         status.details.append(detail)
     return rpc_status.to_status(status)
 

@@ -12,10 +12,19 @@ from workengine.domain.errors import InvalidArgument
 from workengine.domain.model import Bookmark
 from workengine.engine import WorkEngine
 from workengine.engine.events import WatchTarget
+from workengine.engine.execution import StartOptions
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
 
 Context = Any  # grpc.aio.ServicerContext
+
+
+def start_options(request: pb.ClaimNextTaskRequest | pb.ExecuteTaskRequest, context: Context) -> StartOptions:
+    """The lease and identity a start asks for; the identity defaults to the caller's address."""
+    return StartOptions(
+        lease=convert.duration_in("lease_duration", request),
+        identity=request.identity or str(context.peer() or ""),
+    )
 
 
 class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
@@ -44,7 +53,10 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
             # Answer "no task" before the client's deadline rather than let the call expire.
             wait = min(wait, timedelta(seconds=max(0.0, remaining - 0.5)))
         claimed = await self._engine.execution.claim_next(
-            request.orchestrator_id, convert.criteria_in(request.criteria), wait
+            request.orchestrator_id,
+            convert.criteria_in(request.criteria),
+            wait,
+            start_options(request, context),
         )
         if claimed is None:
             return pb.ClaimNextTaskResponse()
@@ -63,7 +75,9 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
 
     @unary
     async def ExecuteTask(self, request: pb.ExecuteTaskRequest, context: Context) -> pb.ExecuteTaskResponse:
-        execution = await self._engine.execution.execute(request.orchestrator_id, request.task_id)
+        execution = await self._engine.execution.execute(
+            request.orchestrator_id, request.task_id, start_options(request, context)
+        )
         return pb.ExecuteTaskResponse(
             outcome=pb.EXECUTE_OUTCOME_STARTED if execution.started else pb.EXECUTE_OUTCOME_BLOCKED,
             context=convert.context_out(execution.context),
@@ -94,8 +108,23 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
             request.attempt,
             convert.completion_status_in(request.status),
             convert.result_in("result", request.result),
+            convert.duration_in("retry_after", request),
         )
         return pb.CompleteTaskResponse(task=convert.task_out(task), unblocked_task_ids=unblocked)
+
+    @unary
+    async def Heartbeat(self, request: pb.HeartbeatRequest, context: Context) -> pb.HeartbeatResponse:
+        task = await self._engine.execution.heartbeat(
+            request.task_id, request.attempt, convert.duration_in("lease_duration", request)
+        )
+        response = pb.HeartbeatResponse()
+        convert.time_out(response.lease_expire_time, task.lease_expires_at)
+        return response
+
+    @unary
+    async def RetryTask(self, request: pb.RetryTaskRequest, context: Context) -> pb.RetryTaskResponse:
+        task = await self._engine.tasks.retry(request.task_id, request.max_attempts)
+        return pb.RetryTaskResponse(task=convert.task_out(task))
 
     @unary
     async def GetExecutionStats(
@@ -174,8 +203,10 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
 
     @unary
     async def GetTask(self, request: pb.GetTaskRequest, context: Context) -> pb.GetTaskResponse:
-        task = await self._engine.tasks.get(request.task_id)
-        return pb.GetTaskResponse(task=convert.task_out(task))
+        task, attempts = await self._engine.tasks.get_with_attempts(request.task_id)
+        return pb.GetTaskResponse(
+            task=convert.task_out(task), attempts=[convert.attempt_out(a) for a in attempts]
+        )
 
     @unary
     async def ListTasks(self, request: pb.ListTasksRequest, context: Context) -> pb.ListTasksResponse:

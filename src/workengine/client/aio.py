@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -53,7 +53,12 @@ class AsyncWorkEngineClient(ClientBase):
         await self.close()
 
     async def _unary(
-        self, method: str, request: Any, timeout: float | None = None, wait: timedelta | None = None
+        self,
+        method: str,
+        request: Any,
+        timeout: float | None = None,
+        wait: timedelta | None = None,
+        idempotent: bool | None = None,
     ) -> Any:
         call = getattr(self.stub, method)
         attempts = 0
@@ -66,7 +71,7 @@ class AsyncWorkEngineClient(ClientBase):
                     metadata=self.call_metadata(method),
                 )
             except grpc.RpcError as error:
-                delay = self.retry.delay_before_retry(method, error.code(), attempts)
+                delay = self.retry.delay_before_retry(method, error.code(), attempts, idempotent=idempotent)
                 if delay is None:
                     raise
                 await asyncio.sleep(delay)
@@ -153,11 +158,13 @@ class AsyncWorkEngineClient(ClientBase):
         timeout: float | None = None,
         **fields: Unpack[requests.TaskFields],
     ) -> task_pb2.Task:
-        """Creates a task, TODO or BLOCKED (on unmet dependencies). Not retried. Optional fields:
+        """Creates a task, TODO or BLOCKED (on unmet dependencies). Retried only with an
+        idempotency_key (a repeat returns the task the first call created). Optional fields:
         task_id, description, priority, due_time (datetime), tags, depends_on, metadata (a JSON
-        object), channel_id."""
+        object), channel_id, max_attempts, lease_duration (timedelta), idempotency_key."""
         request = requests.create_task(orchestrator_id, workspace_id, title, fields)
-        return cast(pb.CreateTaskResponse, await self._unary("CreateTask", request, timeout)).task
+        response = await self._unary("CreateTask", request, timeout, idempotent=bool(request.idempotency_key))
+        return cast(pb.CreateTaskResponse, response).task
 
     async def get_task(self, task_id: str, *, timeout: float | None = None) -> task_pb2.Task:
         """One task (NOT_FOUND if unknown). Retried."""
@@ -205,19 +212,32 @@ class AsyncWorkEngineClient(ClientBase):
         *,
         wait: timedelta | None = None,
         criteria: task_pb2.SelectionCriteria | None = None,
+        lease_duration: timedelta | None = None,
+        identity: str = "",
         timeout: float | None = None,
     ) -> pb.ClaimNextTaskResponse:
         """Starts the best ready task and returns its context and attempt; `HasField("context")` is
-        False when nothing was ready within `wait` (at most 60 s). Not retried: a claim whose
-        answer was lost has started a task; it comes back to TODO only through its lease."""
-        request = requests.claim_next_task(orchestrator_id, wait, criteria)
+        False when nothing was ready within `wait` (at most 60 s). The attempt holds a lease
+        (`lease_duration`, else the task's, else the server's default): keep it with heartbeat()
+        or progress reports. Not retried: a claim whose answer was lost has started a task; it
+        comes back to TODO only through its lease."""
+        request = requests.claim_next_task(orchestrator_id, wait, criteria, lease_duration, identity)
         return cast(pb.ClaimNextTaskResponse, await self._unary("ClaimNextTask", request, timeout, wait))
 
     async def execute_task(
-        self, orchestrator_id: str, task_id: str, *, timeout: float | None = None
+        self,
+        orchestrator_id: str,
+        task_id: str,
+        *,
+        lease_duration: timedelta | None = None,
+        identity: str = "",
+        timeout: float | None = None,
     ) -> pb.ExecuteTaskResponse:
-        """Starts one task (outcome STARTED or BLOCKED; ABORTED if someone started it). Not retried."""
-        request = pb.ExecuteTaskRequest(orchestrator_id=orchestrator_id, task_id=task_id)
+        """Starts one task (outcome STARTED or BLOCKED; ABORTED if someone started it), under a
+        lease as claim_next_task. Not retried."""
+        request = pb.ExecuteTaskRequest(
+            orchestrator_id=orchestrator_id, task_id=task_id, lease_duration=lease_duration, identity=identity
+        )
         return cast(pb.ExecuteTaskResponse, await self._unary("ExecuteTask", request, timeout))
 
     async def prepare_task_context(
@@ -254,11 +274,45 @@ class AsyncWorkEngineClient(ClientBase):
         error: str = "",
         metrics: JsonObject | None = None,
         artifacts: Iterable[task_pb2.Artifact] = (),
+        retry_after: timedelta | None = None,
         timeout: float | None = None,
     ) -> pb.CompleteTaskResponse:
-        """Records the outcome of the attempt. Retried: an identical repeat is answered unchanged."""
+        """Records the outcome of the attempt; with status BLOCKED, `retry_after` brings the task
+        back to TODO by itself. Retried: an identical repeat is answered unchanged."""
         request = requests.complete_task(task_id, attempt, status, output, error, metrics, artifacts)
+        if retry_after is not None:
+            request.retry_after.FromTimedelta(retry_after)
         return cast(pb.CompleteTaskResponse, await self._unary("CompleteTask", request, timeout))
+
+    async def heartbeat(
+        self,
+        task_id: str,
+        attempt: int,
+        *,
+        lease_duration: timedelta | None = None,
+        timeout: float | None = None,
+    ) -> datetime:
+        """Extends the attempt's lease; returns when it now ends. FAILED_PRECONDITION means stop
+        working: the task was cancelled or finished, or the attempt lost its lease (the
+        error's google.rpc.ErrorInfo reason says which). Retried."""
+        request = pb.HeartbeatRequest(task_id=task_id, attempt=attempt, lease_duration=lease_duration)
+        response = cast(pb.HeartbeatResponse, await self._unary("Heartbeat", request, timeout))
+        return response.lease_expire_time.ToDatetime(tzinfo=UTC)
+
+    async def retry_task(
+        self, task_id: str, *, max_attempts: int = 0, timeout: float | None = None
+    ) -> task_pb2.Task:
+        """Puts a FAILED task back to TODO (raising its max_attempts to `max_attempts` if
+        given). Not retried."""
+        request = pb.RetryTaskRequest(task_id=task_id, max_attempts=max_attempts)
+        return cast(pb.RetryTaskResponse, await self._unary("RetryTask", request, timeout)).task
+
+    async def get_task_attempts(
+        self, task_id: str, *, timeout: float | None = None
+    ) -> list[task_pb2.TaskAttempt]:
+        """Every attempt of the task, first to last: who ran it, when, how it ended. Retried."""
+        response = await self._unary("GetTask", pb.GetTaskRequest(task_id=task_id), timeout)
+        return list(cast(pb.GetTaskResponse, response).attempts)
 
     async def get_execution_stats(
         self,

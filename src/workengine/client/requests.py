@@ -52,6 +52,9 @@ class TaskFields(TypedDict, total=False):
     depends_on: Iterable[str]
     metadata: JsonObject
     channel_id: str
+    max_attempts: int
+    lease_duration: timedelta
+    idempotency_key: str
 
 
 def create_task(
@@ -66,9 +69,19 @@ def create_task(
 
 
 def claim_next_task(
-    orchestrator_id: str, wait: timedelta | None, criteria: task_pb2.SelectionCriteria | None
+    orchestrator_id: str,
+    wait: timedelta | None,
+    criteria: task_pb2.SelectionCriteria | None,
+    lease_duration: timedelta | None = None,
+    identity: str = "",
 ) -> pb.ClaimNextTaskRequest:
-    return pb.ClaimNextTaskRequest(orchestrator_id=orchestrator_id, criteria=criteria, wait=wait)
+    return pb.ClaimNextTaskRequest(
+        orchestrator_id=orchestrator_id,
+        criteria=criteria,
+        wait=wait,
+        lease_duration=lease_duration,
+        identity=identity,
+    )
 
 
 def update_task_progress(

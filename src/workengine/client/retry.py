@@ -38,6 +38,7 @@ IDEMPOTENT_METHODS = frozenset(
         "SetOrchestratorStatus",
         "UpdateTaskProgress",
         "CompleteTask",
+        "Heartbeat",
     }
 )
 
@@ -72,11 +73,19 @@ class RetryPolicy:
             raise ValueError("backoffs must be >= 0 and multiplier >= 1")
 
     def delay_before_retry(
-        self, method: str, code: grpc.StatusCode | None, attempts_made: int, rng: random.Random | None = None
+        self,
+        method: str,
+        code: grpc.StatusCode | None,
+        attempts_made: int,
+        rng: random.Random | None = None,
+        *,
+        idempotent: bool | None = None,
     ) -> float | None:
         """Seconds to wait before trying `method` again after `attempts_made` failed tries ending
-        with `code`, or None when the error must be raised instead."""
-        if method not in IDEMPOTENT_METHODS or code not in self.retryable_codes:
+        with `code`, or None when the error must be raised instead. `idempotent` overrides
+        IDEMPOTENT_METHODS for one call (CreateTask with an idempotency key is safe to repeat)."""
+        safe = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        if not safe or code not in self.retryable_codes:
             return None
         if attempts_made >= self.max_attempts:
             return None

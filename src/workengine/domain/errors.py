@@ -37,7 +37,12 @@ class PermissionDenied(WorkEngineError):
 
 
 class FailedPrecondition(WorkEngineError):
-    """The request is well-formed but the current state forbids it."""
+    """The request is well-formed but the current state forbids it. `reason`, when set, is a
+    stable UPPER_SNAKE code a client can branch on (e.g. LEASE_EXPIRED: stop working)."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Aborted(WorkEngineError):

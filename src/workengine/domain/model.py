@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -55,6 +55,16 @@ class EventKind(enum.StrEnum):
     CANCELLED = "CANCELLED"
     LEASE_EXPIRED = "LEASE_EXPIRED"
     BOOKMARK = "BOOKMARK"
+    RETRIED = "RETRIED"
+
+
+class AttemptOutcome(enum.StrEnum):
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    BLOCKED = "BLOCKED"
+    LEASE_EXPIRED = "LEASE_EXPIRED"
+    CANCELLED = "CANCELLED"
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,10 @@ class NewTask:
     tags: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()
     metadata: JsonObject = field(default_factory=dict)
+    max_attempts: int = 3
+    # The lease each start grants unless it asks for another; None: the server's default.
+    lease: timedelta | None = None
+    idempotency_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -127,6 +141,22 @@ class Task(NewTask):
     started_at: datetime | None = None
     completed_at: datetime | None = None
     result: TaskResult | None = None
+    lease_expires_at: datetime | None = None
+    lease_expiry_count: int = 0
+    failure_count: int = 0
+    retry_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TaskAttempt:
+    """One run of a task: who started it, when, and how it ended."""
+
+    attempt: int
+    identity: str
+    started_at: datetime
+    ended_at: datetime | None
+    outcome: AttemptOutcome
+    reason: str = ""
 
 
 @dataclass(frozen=True)

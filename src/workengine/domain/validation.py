@@ -6,8 +6,10 @@ import json
 import re
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from workengine.domain import attempts
 from workengine.domain.errors import InvalidArgument
 from workengine.domain.model import JsonObject, NewOrchestrator, NewTask, TaskResult
 
@@ -118,6 +120,30 @@ def attempt(value: int) -> int:
     return value
 
 
+def duration_between(field: str, value: timedelta | None, low: timedelta, high: timedelta) -> None:
+    if value is not None and not low <= value <= high:
+        raise InvalidArgument(field, f"must be between {_spoken(low)} and {_spoken(high)}")
+
+
+def _spoken(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("days", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def lease(field: str, value: timedelta | None) -> None:
+    duration_between(field, value, attempts.MIN_LEASE, attempts.MAX_LEASE)
+
+
+def max_attempts(value: int, *, optional: bool = False) -> None:
+    if optional and value == 0:
+        return
+    if not 1 <= value <= attempts.MAX_ATTEMPTS_LIMIT:
+        raise InvalidArgument("max_attempts", f"must be between 1 and {attempts.MAX_ATTEMPTS_LIMIT}")
+
+
 def validate_new_task(task: NewTask) -> None:
     require_id("task_id", task.id)
     require_id("orchestrator_id", task.orchestrator_id)
@@ -137,6 +163,9 @@ def validate_new_task(task: NewTask) -> None:
     if task.id in task.depends_on:
         raise InvalidArgument("depends_on", "a task cannot depend on itself (cycle)")
     json_object("metadata", task.metadata, MAX_METADATA_BYTES)
+    max_attempts(task.max_attempts)
+    lease("lease_duration", task.lease)
+    text("idempotency_key", task.idempotency_key, MAX_SHORT_TEXT)
 
 
 def validate_new_orchestrator(orchestrator: NewOrchestrator) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from workengine.domain.attempts import DEFAULT_LEASE
 from workengine.domain.errors import FailedPrecondition, NotFound, PermissionDenied
 from workengine.domain.model import (
     DependencyState,
@@ -32,6 +33,8 @@ class Deps:
     db: Database
     feed: EventFeed
     clock: Callable[[], datetime] = utc_now
+    # The lease a start grants when neither the start nor the task asks for another.
+    default_lease: timedelta = DEFAULT_LEASE
 
 
 async def require_orchestrator(tx: Transaction, orchestrator_id: str) -> Orchestrator:

@@ -8,9 +8,10 @@ import json
 from dataclasses import dataclass
 from datetime import timedelta
 
-from workengine.domain import scoring, transitions, validation
+from workengine.domain import attempts, scoring, transitions, validation
 from workengine.domain.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
 from workengine.domain.model import (
+    AttemptOutcome,
     CompletionStatus,
     EventKind,
     JsonObject,
@@ -32,18 +33,39 @@ from workengine.engine.base import (
 )
 from workengine.engine.events import WatchTarget
 from workengine.engine.retry import retry_on_conflict
-from workengine.store.transaction import Transaction
+from workengine.store.transaction import LeaseRequest, Transaction
 
 MAX_CLAIM_WAIT = timedelta(seconds=60)
-# Long-poll re-check interval: a claim is retried at once when this process sees new work for
-# the orchestrator, and at least this often for work created through other replicas.
-CLAIM_RECHECK_SECONDS = 1.0
+# A waiting claim is retried when the event feed (local commits, LISTEN/NOTIFY from other
+# replicas) reports work becoming ready for the orchestrator. This slow re-check is only a
+# safety net for readiness no event announces (a claimer that rolled back after locking).
+CLAIM_RECHECK_SECONDS = 10.0
+# The events after which a ready task may exist.
+READY_EVENTS = frozenset({EventKind.CREATED, EventKind.UNBLOCKED, EventKind.LEASE_EXPIRED, EventKind.RETRIED})
 
 COMPLETION_EVENT = {
     TaskStatus.DONE: EventKind.COMPLETED,
     TaskStatus.FAILED: EventKind.FAILED,
     TaskStatus.BLOCKED: EventKind.BLOCKED,
 }
+COMPLETION_OUTCOME = {
+    TaskStatus.DONE: AttemptOutcome.COMPLETED,
+    TaskStatus.FAILED: AttemptOutcome.FAILED,
+    TaskStatus.BLOCKED: AttemptOutcome.BLOCKED,
+}
+
+
+@dataclass(frozen=True)
+class StartOptions:
+    """What a start may ask for: a lease length (None: the task's own, else the server's
+    default) and who is starting, recorded in the attempt history."""
+
+    lease: timedelta | None = None
+    identity: str = ""
+
+    def validate(self) -> None:
+        validation.lease("lease_duration", self.lease)
+        validation.text("identity", self.identity, validation.MAX_SHORT_TEXT)
 
 
 @dataclass(frozen=True)
@@ -72,8 +94,13 @@ def result_document(result: TaskResult) -> JsonObject:
     }
 
 
-def completion_fingerprint(attempt: int, status: CompletionStatus, document: JsonObject) -> str:
-    canonical = json.dumps([attempt, status.value, document], sort_keys=True, separators=(",", ":"))
+def completion_fingerprint(
+    attempt: int, status: CompletionStatus, document: JsonObject, retry_after: timedelta | None = None
+) -> str:
+    parts: list[object] = [attempt, status.value, document]
+    if retry_after is not None:  # absent from the list otherwise: fingerprints stored before it stay valid
+        parts.append(retry_after.total_seconds())
+    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -96,6 +123,13 @@ class ExecutionFlow:
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
 
+    def _lease_request(self, options: StartOptions) -> LeaseRequest:
+        return LeaseRequest(
+            seconds=attempts.whole_seconds(options.lease) if options.lease is not None else None,
+            default_seconds=attempts.whole_seconds(self._deps.default_lease),
+            identity=options.identity,
+        )
+
     def _segments(self, timezone: str, criteria: SelectionCriteria) -> list[scoring.Segment]:
         return scoring.segments(self._deps.clock(), timezone, criteria.min_priority, criteria.max_priority)
 
@@ -109,24 +143,28 @@ class ExecutionFlow:
             return await tx.select_next_task(orchestrator_id, segments, criteria)
 
     async def claim_next(
-        self, orchestrator_id: str, criteria: SelectionCriteria, wait: timedelta | None = None
+        self,
+        orchestrator_id: str,
+        criteria: SelectionCriteria,
+        wait: timedelta | None = None,
+        options: StartOptions = StartOptions(),
     ) -> Claimed | None:
         validation.require_id("orchestrator_id", orchestrator_id)
         validate_criteria(criteria)
+        options.validate()
         if wait is not None and wait < timedelta(0):
             raise InvalidArgument("wait", "must not be negative")
+        lease = self._lease_request(options)
         if not wait:
-            return await self._claim_once(orchestrator_id, criteria)
+            return await self._claim_once(orchestrator_id, criteria, lease)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(wait, MAX_CLAIM_WAIT).total_seconds()
-        wake_on = WatchTarget(
-            orchestrator_id=orchestrator_id, kinds=frozenset({EventKind.CREATED, EventKind.UNBLOCKED})
-        )
+        wake_on = WatchTarget(orchestrator_id=orchestrator_id, kinds=READY_EVENTS)
         # Subscribed before the first attempt, so work arriving between that attempt and the
         # wait wakes this claim instead of waiting for the re-check.
         subscription = await self._deps.feed.subscribe(wake_on)
         try:
-            claimed = await self._claim_once(orchestrator_id, criteria)
+            claimed = await self._claim_once(orchestrator_id, criteria, lease)
             if claimed is not None:
                 return claimed
             while (remaining := deadline - loop.time()) > 0:
@@ -140,7 +178,7 @@ class ExecutionFlow:
                 except TimeoutError:
                     pass
                 subscription.take_queued()
-                claimed = await self._claim_once(orchestrator_id, criteria)
+                claimed = await self._claim_once(orchestrator_id, criteria, lease)
                 if claimed is not None:
                     return claimed
             return None
@@ -148,12 +186,14 @@ class ExecutionFlow:
             self._deps.feed.unsubscribe(subscription)
 
     @retry_on_conflict
-    async def _claim_once(self, orchestrator_id: str, criteria: SelectionCriteria) -> Claimed | None:
+    async def _claim_once(
+        self, orchestrator_id: str, criteria: SelectionCriteria, lease: LeaseRequest
+    ) -> Claimed | None:
         async with self._deps.db.transaction() as tx:
             orchestrator = await require_orchestrator(tx, orchestrator_id)
             ensure_available(orchestrator)
             segments = self._segments(orchestrator.timezone, criteria)
-            scored = await tx.claim_next_task(orchestrator_id, segments, criteria)
+            scored = await tx.claim_next_task(orchestrator_id, segments, criteria, lease)
             if scored is None:
                 return None
             event = await tx.record_event(EventKind.STARTED, scored.task)
@@ -171,9 +211,12 @@ class ExecutionFlow:
             return await build_context(tx, orchestrator, task)
 
     @retry_on_conflict
-    async def execute(self, orchestrator_id: str, task_id: str) -> Execution:
+    async def execute(
+        self, orchestrator_id: str, task_id: str, options: StartOptions = StartOptions()
+    ) -> Execution:
         validation.require_id("orchestrator_id", orchestrator_id)
         validation.require_id("task_id", task_id)
+        options.validate()
         events: list[TaskEvent] = []
         async with self._deps.db.transaction() as tx:
             orchestrator = await require_orchestrator(tx, orchestrator_id)
@@ -188,7 +231,7 @@ class ExecutionFlow:
                 raise Aborted(f"task {task_id} was already started (attempt {task.attempt})")
             transitions.ensure_transition(task_id, task.status, TaskStatus.IN_PROGRESS)
             ensure_available(orchestrator)
-            started = await tx.start_task(task_id)
+            started = await tx.start_task(task_id, self._lease_request(options))
             if started is None:
                 raise Aborted(f"task {task_id} was started or changed by a concurrent request")
             events.append(await tx.record_event(EventKind.STARTED, started))
@@ -196,19 +239,19 @@ class ExecutionFlow:
         self._deps.feed.committed(events)
         return Execution(True, context, attempt=started.attempt)
 
-    @staticmethod
-    def _refuse_report(task: Task, attempt: int, what: str) -> FailedPrecondition:
-        if task.status is not TaskStatus.IN_PROGRESS:
-            return FailedPrecondition(
-                f"task {task.id} is {task.status.value}; {what} is accepted only while IN_PROGRESS"
-            )
-        if attempt < task.attempt:
-            return FailedPrecondition(
-                f"attempt {attempt} of task {task.id} is superseded by attempt {task.attempt}"
-            )
-        return FailedPrecondition(
-            f"attempt {attempt} of task {task.id} was never started (current attempt is {task.attempt})"
-        )
+    @retry_on_conflict
+    async def heartbeat(self, task_id: str, attempt: int, lease: timedelta | None) -> Task:
+        """Extends the running attempt's lease; refused (with the reason) when the daemon
+        should stop: the task was cancelled or finished, or the attempt lost its lease."""
+        validation.require_id("task_id", task_id)
+        validation.attempt(attempt)
+        validation.lease("lease_duration", lease)
+        seconds = attempts.whole_seconds(lease) if lease is not None else None
+        async with self._deps.db.transaction() as tx:
+            task = await tx.heartbeat(task_id, attempt, seconds)
+            if task is None:
+                raise attempts.report_refusal(await require_task(tx, task_id), attempt, "heartbeat")
+        return task
 
     @retry_on_conflict
     async def update_progress(
@@ -222,7 +265,7 @@ class ExecutionFlow:
         async with self._deps.db.transaction() as tx:
             task = await tx.record_progress(task_id, attempt, progress, message)
             if task is None:
-                raise self._refuse_report(await require_task(tx, task_id), attempt, "progress")
+                raise attempts.report_refusal(await require_task(tx, task_id), attempt, "progress")
             event = await tx.record_event(
                 EventKind.PROGRESS, task, progress=progress, message=message, metadata=metadata
             )
@@ -231,19 +274,38 @@ class ExecutionFlow:
 
     @retry_on_conflict
     async def complete(
-        self, task_id: str, attempt: int, status: CompletionStatus | None, result: TaskResult
+        self,
+        task_id: str,
+        attempt: int,
+        status: CompletionStatus | None,
+        result: TaskResult,
+        retry_after: timedelta | None = None,
     ) -> tuple[Task, list[str]]:
         validation.require_id("task_id", task_id)
         validation.attempt(attempt)
         if status is None:
             raise InvalidArgument("status", "is required: COMPLETED, FAILED or BLOCKED")
         validation.validate_result(result)
+        if retry_after is not None and status is not CompletionStatus.BLOCKED:
+            raise InvalidArgument("retry_after", "is only allowed with status BLOCKED")
+        validation.duration_between(
+            "retry_after", retry_after, attempts.MIN_RETRY_AFTER, attempts.MAX_RETRY_AFTER
+        )
         target = transitions.COMPLETION_TARGET[status]
         document = result_document(result)
-        fingerprint = completion_fingerprint(attempt, status, document)
+        fingerprint = completion_fingerprint(attempt, status, document, retry_after)
         reason = result.error if target is not TaskStatus.DONE else ""
         async with self._deps.db.transaction() as tx:
-            task = await tx.complete_task(task_id, attempt, target, reason, document, fingerprint)
+            task = await tx.complete_task(
+                task_id,
+                attempt,
+                target,
+                reason,
+                document,
+                fingerprint,
+                COMPLETION_OUTCOME[target],
+                retry_after.total_seconds() if retry_after is not None else None,
+            )
             if task is None:
                 return await self._repeat_or_refuse(tx, task_id, attempt, fingerprint)
             events: list[TaskEvent] = [await tx.record_event(COMPLETION_EVENT[target], task, message=reason)]
@@ -265,6 +327,7 @@ class ExecutionFlow:
             return task, []  # the identical call again: harmless
         if task.attempt == attempt and accepted is not None:
             raise FailedPrecondition(
-                f"task {task_id} already has a different completion for attempt {attempt}"
+                f"task {task_id} already has a different completion for attempt {attempt}",
+                attempts.Refusal.COMPLETION_CONFLICT,
             )
-        raise self._refuse_report(task, attempt, "completion")
+        raise attempts.report_refusal(task, attempt, "completion")

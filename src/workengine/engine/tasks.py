@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import hashlib
+import json
+from dataclasses import asdict, replace
 
-from workengine.domain import transitions, validation
-from workengine.domain.errors import AlreadyExists, FailedPrecondition, NotFound
-from workengine.domain.model import EventKind, NewTask, Page, Task, TaskEvent, TaskFilter, TaskStatus
+from workengine.domain import attempts, transitions, validation
+from workengine.domain.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from workengine.domain.model import (
+    EventKind,
+    NewTask,
+    Page,
+    Task,
+    TaskAttempt,
+    TaskEvent,
+    TaskFilter,
+    TaskStatus,
+)
 from workengine.engine import paging
 from workengine.engine.base import Deps, require_orchestrator, require_task
 from workengine.engine.retry import retry_on_conflict
+from workengine.store.transaction import Transaction
+
+
+def request_fingerprint(new: NewTask) -> str:
+    """Identifies a CreateTask request, to tell a retry from a different request."""
+    canonical = json.dumps(asdict(new), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class Tasks:
@@ -18,6 +36,9 @@ class Tasks:
 
     @retry_on_conflict
     async def create(self, new: NewTask) -> Task:
+        """With an idempotency key, the same request again returns the task the first one
+        created; a different request with that key is refused."""
+        fingerprint = request_fingerprint(new)  # before an id is generated: a retry has none either
         if not new.id:
             new = replace(new, id=validation.new_id())
         validation.validate_new_task(new)
@@ -29,17 +50,56 @@ class Tasks:
                 raise NotFound("depends_on", f"task {missing[0]} not found")
             unmet = sum(1 for s in statuses.values() if s not in transitions.DEPENDENCY_MET)
             status = TaskStatus.BLOCKED if unmet else TaskStatus.TODO
-            task = await tx.insert_task(new, status, unmet)
+            task = await tx.insert_task(new, status, unmet, fingerprint)
             if task is None:
-                raise AlreadyExists(f"task {new.id} already exists")
+                return await self._created_before(tx, new, fingerprint)
             event = await tx.record_event(EventKind.CREATED, task)
         self._deps.feed.committed([event])
         return task
+
+    @staticmethod
+    async def _created_before(tx: Transaction, new: NewTask, fingerprint: str) -> Task:
+        if new.idempotency_key:
+            found = await tx.get_task_by_idempotency_key(new.orchestrator_id, new.idempotency_key)
+            if found is not None:
+                task, first_fingerprint = found
+                if first_fingerprint != fingerprint:
+                    raise InvalidArgument(
+                        "idempotency_key", "was already used for a different request to create a task"
+                    )
+                return task
+        raise AlreadyExists(f"task {new.id} already exists")
 
     async def get(self, task_id: str) -> Task:
         validation.require_id("task_id", task_id)
         async with self._deps.db.transaction() as tx:
             return await require_task(tx, task_id)
+
+    async def get_with_attempts(self, task_id: str) -> tuple[Task, tuple[TaskAttempt, ...]]:
+        """The task and every attempt of it, first to last."""
+        validation.require_id("task_id", task_id)
+        async with self._deps.db.transaction() as tx:
+            found = await tx.get_task_with_attempts(task_id)
+        if found is None:
+            raise NotFound("task_id", f"task {task_id} not found")
+        return found
+
+    @retry_on_conflict
+    async def retry(self, task_id: str, max_attempts: int) -> Task:
+        """FAILED -> TODO, while failed attempts stay below max_attempts (raised to the
+        request's, when given)."""
+        validation.require_id("task_id", task_id)
+        validation.max_attempts(max_attempts, optional=True)
+        async with self._deps.db.transaction() as tx:
+            task = await tx.lock_task(task_id)
+            if task is None:
+                raise NotFound("task_id", f"task {task_id} not found")
+            budget = attempts.retry_budget(task, max_attempts)
+            retried = await tx.retry_task(task_id, budget)
+            assert retried is not None  # locked and FAILED
+            event = await tx.record_event(EventKind.RETRIED, retried)
+        self._deps.feed.committed([event])
+        return retried
 
     async def list_page(self, where: TaskFilter, page_size: int, page_token: str) -> Page[Task]:
         validation.optional_id("orchestrator_id", where.orchestrator_id)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import RowMapping
 
 from workengine.domain.model import (
     Artifact,
+    AttemptOutcome,
     Charter,
     EventKind,
     EventPage,
@@ -17,6 +19,7 @@ from workengine.domain.model import (
     OrchestratorStatus,
     Priority,
     Task,
+    TaskAttempt,
     TaskEvent,
     TaskResult,
     TaskStatus,
@@ -81,7 +84,37 @@ def to_task(row: RowMapping) -> Task:
         started_at=row["started_at"],
         completed_at=row["completed_at"],
         result=to_result(row["result"]),
+        max_attempts=row["max_attempts"],
+        lease=timedelta(seconds=row["lease_seconds"]) if row["lease_seconds"] is not None else None,
+        idempotency_key=row["idempotency_key"] or "",
+        lease_expires_at=row["lease_expires_at"],
+        lease_expiry_count=row["lease_expiry_count"],
+        failure_count=row["failure_count"],
+        retry_at=row["retry_at"],
     )
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def to_attempts(values: Sequence[dict[str, Any]]) -> tuple[TaskAttempt, ...]:
+    """The JSON array get_task_with_attempts builds."""
+    attempts = []
+    for value in values:
+        started_at = _timestamp(value["started_at"])
+        assert started_at is not None
+        attempts.append(
+            TaskAttempt(
+                attempt=value["attempt"],
+                identity=value["identity"],
+                started_at=started_at,
+                ended_at=_timestamp(value["ended_at"]),
+                outcome=AttemptOutcome(value["outcome"]),
+                reason=value["reason"],
+            )
+        )
+    return tuple(attempts)
 
 
 KNOWN_EVENT_KINDS = frozenset(kind.value for kind in EventKind)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from workengine.domain.attempts import whole_seconds
 from workengine.domain.model import (
+    AttemptOutcome,
     EventKind,
     EventPage,
     EventScope,
@@ -23,6 +26,7 @@ from workengine.domain.model import (
     SelectionCriteria,
     Snapshot,
     Task,
+    TaskAttempt,
     TaskEvent,
     TaskFilter,
     TaskStatus,
@@ -50,6 +54,23 @@ def _segment_params(segments: Sequence[Segment]) -> dict[str, list[Any]]:
         "due_froms": [s.due_from for s in segments],
         "due_tos": [s.due_to for s in segments],
     }
+
+
+@dataclass(frozen=True)
+class LeaseRequest:
+    """What a start asks for: a lease length (None: the task's own, else `default_seconds`)
+    and who is starting, for the attempt history."""
+
+    seconds: int | None
+    default_seconds: int
+    identity: str
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "lease_seconds": self.seconds,
+            "default_lease_seconds": self.default_seconds,
+            "identity": self.identity,
+        }
 
 
 class Transaction:
@@ -121,8 +142,11 @@ class Transaction:
         found = await self._rows("lock_dependencies", ids=list(ids))
         return {r["id"]: TaskStatus(r["status"]) for r in found}
 
-    async def insert_task(self, new: NewTask, status: TaskStatus, unmet_dependencies: int) -> Task | None:
-        """Inserts the task and its dependency edges; returns None when the id is taken."""
+    async def insert_task(
+        self, new: NewTask, status: TaskStatus, unmet_dependencies: int, request_fingerprint: str
+    ) -> Task | None:
+        """Inserts the task and its dependency edges; returns None when the id, or the
+        orchestrator's idempotency key, is taken."""
         row = await self._row(
             "insert_task",
             id=new.id,
@@ -138,6 +162,10 @@ class Transaction:
             depends_on=list(new.depends_on),
             unmet_dependency_count=unmet_dependencies,
             metadata=_json(new.metadata),
+            max_attempts=new.max_attempts,
+            lease_seconds=whole_seconds(new.lease) if new.lease is not None else None,
+            idempotency_key=new.idempotency_key or None,
+            request_fingerprint=request_fingerprint,
         )
         if row is None:
             return None
@@ -149,6 +177,21 @@ class Transaction:
 
     async def get_task(self, task_id: str) -> Task | None:
         row = await self._row("get_task", id=task_id)
+        return rows.to_task(row) if row else None
+
+    async def get_task_with_attempts(self, task_id: str) -> tuple[Task, tuple[TaskAttempt, ...]] | None:
+        row = await self._row("get_task_with_attempts", id=task_id)
+        return (rows.to_task(row), rows.to_attempts(row["attempts"])) if row else None
+
+    async def get_task_by_idempotency_key(self, orchestrator_id: str, key: str) -> tuple[Task, str] | None:
+        """The task created with this key, and the fingerprint of the request that created it."""
+        row = await self._row(
+            "get_task_by_idempotency_key", orchestrator_id=orchestrator_id, idempotency_key=key
+        )
+        return (rows.to_task(row), row["request_fingerprint"]) if row else None
+
+    async def lock_task(self, task_id: str) -> Task | None:
+        row = await self._row("lock_task", id=task_id)
         return rows.to_task(row) if row else None
 
     async def list_tasks(
@@ -170,6 +213,7 @@ class Transaction:
     def _selection_params(
         self, orchestrator_id: str, segments: Sequence[Segment], criteria: SelectionCriteria
     ) -> dict[str, Any]:
+        """Also what claim_next_task needs, which adds a lease and an identity."""
         return {
             "orchestrator_id": orchestrator_id,
             "required_tags": list(criteria.required_tags),
@@ -188,24 +232,39 @@ class Transaction:
         return ScoredTask(rows.to_task(row), row["score"]) if row else None
 
     async def claim_next_task(
-        self, orchestrator_id: str, segments: Sequence[Segment], criteria: SelectionCriteria
+        self,
+        orchestrator_id: str,
+        segments: Sequence[Segment],
+        criteria: SelectionCriteria,
+        lease: LeaseRequest,
     ) -> ScoredTask | None:
+        """Starts the best ready task under a new attempt holding a lease (see start_task)."""
         if not segments:
             return None
         row = await self._row(
-            "claim_next_task", **self._selection_params(orchestrator_id, segments, criteria)
+            "claim_next_task",
+            **self._selection_params(orchestrator_id, segments, criteria),
+            **lease.params(),
         )
         return ScoredTask(rows.to_task(row), row["score"]) if row else None
 
-    async def start_task(self, task_id: str) -> Task | None:
-        """TODO -> IN_PROGRESS with a new attempt; None when the task was not TODO."""
-        row = await self._row("start_task", id=task_id)
+    async def start_task(self, task_id: str, lease: LeaseRequest) -> Task | None:
+        """TODO -> IN_PROGRESS with a new attempt, recorded in the attempt history, holding a
+        lease of the requested length, else the task's own, else the default; None when the
+        task was not TODO."""
+        row = await self._row("start_task", id=task_id, **lease.params())
         return rows.to_task(row) if row else None
 
     async def record_progress(self, task_id: str, attempt: int, progress: int, message: str) -> Task | None:
+        """None unless `attempt` is running and holds its lease, which the report extends."""
         row = await self._row(
             "record_progress", id=task_id, attempt=attempt, progress=progress, message=message
         )
+        return rows.to_task(row) if row else None
+
+    async def heartbeat(self, task_id: str, attempt: int, lease_seconds: int | None) -> Task | None:
+        """Extends the lease of a running attempt that still holds it; None otherwise."""
+        row = await self._row("heartbeat", id=task_id, attempt=attempt, lease_seconds=lease_seconds)
         return rows.to_task(row) if row else None
 
     async def complete_task(
@@ -216,7 +275,10 @@ class Transaction:
         status_reason: str,
         result: JsonObject,
         fingerprint: str,
+        outcome: AttemptOutcome,
+        retry_after_seconds: float | None,
     ) -> Task | None:
+        """Finishes the running attempt if it still holds its lease; None otherwise."""
         row = await self._row(
             "complete_task",
             id=task_id,
@@ -225,8 +287,25 @@ class Transaction:
             status_reason=status_reason,
             result=_json(result),
             fingerprint=fingerprint,
+            outcome=outcome.value,
+            retry_after_seconds=retry_after_seconds,
         )
         return rows.to_task(row) if row else None
+
+    async def retry_task(self, task_id: str, max_attempts: int) -> Task | None:
+        """FAILED -> TODO with this attempt budget; None when the task is not FAILED."""
+        row = await self._row("retry_task", id=task_id, max_attempts=max_attempts)
+        return rows.to_task(row) if row else None
+
+    async def reap_expired_leases(self, batch: int) -> list[TaskEvent]:
+        """Returns up to `batch` tasks whose lease expired to TODO or FAILED; their events."""
+        found = await self._rows("reap_expired_leases", batch=batch, seq=self._event_seq + 1)
+        return self._batch_events(EventKind.LEASE_EXPIRED, found)
+
+    async def release_due_retries(self, batch: int) -> list[TaskEvent]:
+        """Returns up to `batch` BLOCKED tasks whose retry time came to TODO; their events."""
+        found = await self._rows("release_due_retries", batch=batch, seq=self._event_seq + 1)
+        return self._batch_events(EventKind.UNBLOCKED, found)
 
     async def cancel_task(
         self, task_id: str, reason: str, from_statuses: Sequence[TaskStatus]
@@ -244,14 +323,20 @@ class Transaction:
     async def release_dependents(self, task_id: str) -> list[TaskEvent]:
         """Counts one more met dependency for each dependent; returns UNBLOCKED events."""
         found = await self._rows("release_dependents", id=task_id, seq=self._event_seq + 1)
+        return self._batch_events(EventKind.UNBLOCKED, found)
+
+    def _batch_events(self, kind: EventKind, found: Sequence[RowMapping]) -> list[TaskEvent]:
+        """The events a statement inserted for the tasks it returned (with event_position and
+        event_time), numbered from this transaction's next event number."""
         self._take_event_numbers(len(found))
         return [
             TaskEvent(
                 cursor=r["event_position"],
-                kind=EventKind.UNBLOCKED,
+                kind=kind,
                 occurred_at=r["event_time"],
                 task=rows.to_task(r),
                 attempt=r["attempt"],
+                message=r.get("event_message", ""),
             )
             for r in found
         ]

@@ -22,40 +22,45 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from workengine.v1 import orchestrator_pb2 as workengine_dot_v1_dot_orchestrator__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18workengine/v1/task.proto\x12\rworkengine.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a workengine/v1/orchestrator.proto\")\n\x08\x41rtifact\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\x9a\x01\n\nTaskResult\x12\'\n\x06output\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12*\n\tartifacts\x18\x03 \x03(\x0b\x32\x17.workengine.v1.Artifact\x12(\n\x07metrics\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xb2\x05\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0forchestrator_id\x18\x02 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x03 \x01(\t\x12\x12\n\nchannel_id\x18\x04 \x01(\t\x12\r\n\x05title\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12-\n\x08priority\x18\x07 \x01(\x0e\x32\x1b.workengine.v1.TaskPriority\x12)\n\x06status\x18\x08 \x01(\x0e\x32\x19.workengine.v1.TaskStatus\x12,\n\x08\x64ue_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04tags\x18\n \x03(\t\x12\x12\n\ndepends_on\x18\x0b \x03(\t\x12)\n\x08metadata\x18\x0c \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08progress\x18\r \x01(\x05\x12\x18\n\x10progress_message\x18\x0e \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x0f \x01(\x05\x12/\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rcomplete_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06result\x18\x14 \x01(\x0b\x32\x19.workengine.v1.TaskResult\x12\x15\n\rstatus_reason\x18\x15 \x01(\t\x12\x1e\n\x16unmet_dependency_count\x18\x16 \x01(\x05\"\xaa\x01\n\x11SelectionCriteria\x12\x15\n\rrequired_tags\x18\x01 \x03(\t\x12\x31\n\x0cmin_priority\x18\x02 \x01(\x0e\x32\x1b.workengine.v1.TaskPriority\x12\x31\n\x0cmax_priority\x18\x03 \x01(\x0e\x32\x1b.workengine.v1.TaskPriority\x12\x18\n\x10\x65xclude_task_ids\x18\x04 \x03(\t\"i\n\x0f\x44\x65pendencyState\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12)\n\x06status\x18\x03 \x01(\x0e\x32\x19.workengine.v1.TaskStatus\x12\x0b\n\x03met\x18\x04 \x01(\x08\"\xef\x01\n\x0bTaskContext\x12!\n\x04task\x18\x01 \x01(\x0b\x32\x13.workengine.v1.Task\x12\x31\n\x0corchestrator\x18\x02 \x01(\x0b\x32\x1b.workengine.v1.Orchestrator\x12\x34\n\x0c\x64\x65pendencies\x18\x03 \x03(\x0b\x32\x1e.workengine.v1.DependencyState\x12*\n\rrelated_tasks\x18\x04 \x03(\x0b\x32\x13.workengine.v1.Task\x12\x14\n\x0cworkspace_id\x18\x05 \x01(\t\x12\x12\n\nchannel_id\x18\x06 \x01(\t\"\xf9\x01\n\tTaskEvent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\x03\x12*\n\x04kind\x18\x02 \x01(\x0e\x32\x1c.workengine.v1.TaskEventKind\x12.\n\nevent_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12!\n\x04task\x18\x04 \x01(\x0b\x32\x13.workengine.v1.Task\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05\x12\x10\n\x08progress\x18\x06 \x01(\x05\x12\x0f\n\x07message\x18\x07 \x01(\t\x12)\n\x08metadata\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\"G\n\x0bStatusCount\x12)\n\x06status\x18\x01 \x01(\x0e\x32\x19.workengine.v1.TaskStatus\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"M\n\rPriorityCount\x12-\n\x08priority\x18\x01 \x01(\x0e\x32\x1b.workengine.v1.TaskPriority\x12\r\n\x05\x63ount\x18\x02 \x01(\x03*\x92\x01\n\x0cTaskPriority\x12\x1d\n\x19TASK_PRIORITY_UNSPECIFIED\x10\x00\x12\x15\n\x11TASK_PRIORITY_LOW\x10\x01\x12\x18\n\x14TASK_PRIORITY_MEDIUM\x10\x02\x12\x16\n\x12TASK_PRIORITY_HIGH\x10\x03\x12\x1a\n\x16TASK_PRIORITY_CRITICAL\x10\x04*\xbe\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10TASK_STATUS_TODO\x10\x01\x12\x1b\n\x17TASK_STATUS_IN_PROGRESS\x10\x02\x12\x17\n\x13TASK_STATUS_BLOCKED\x10\x03\x12\x14\n\x10TASK_STATUS_DONE\x10\x04\x12\x16\n\x12TASK_STATUS_FAILED\x10\x05\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x06*\xfd\x02\n\rTaskEventKind\x12\x1f\n\x1bTASK_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18TASK_EVENT_KIND_SNAPSHOT\x10\x01\x12\x1b\n\x17TASK_EVENT_KIND_CREATED\x10\x02\x12\x1b\n\x17TASK_EVENT_KIND_STARTED\x10\x03\x12\x1c\n\x18TASK_EVENT_KIND_PROGRESS\x10\x04\x12\x1d\n\x19TASK_EVENT_KIND_COMPLETED\x10\x05\x12\x1a\n\x16TASK_EVENT_KIND_FAILED\x10\x06\x12\x1b\n\x17TASK_EVENT_KIND_BLOCKED\x10\x07\x12\x1d\n\x19TASK_EVENT_KIND_UNBLOCKED\x10\x08\x12\x1d\n\x19TASK_EVENT_KIND_CANCELLED\x10\t\x12!\n\x1dTASK_EVENT_KIND_LEASE_EXPIRED\x10\n\x12\x1c\n\x18TASK_EVENT_KIND_BOOKMARK\x10\x0b\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18workengine/v1/task.proto\x12\rworkengine.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a workengine/v1/orchestrator.proto\")\n\x08\x41rtifact\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\x9a\x01\n\nTaskResult\x12\'\n\x06output\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12*\n\tartifacts\x18\x03 \x03(\x0b\x32\x17.workengine.v1.Artifact\x12(\n\x07metrics\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xae\x07\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0forchestrator_id\x18\x02 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x03 \x01(\t\x12\x12\n\nchannel_id\x18\x04 \x01(\t\x12\r\n\x05title\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12-\n\x08priority\x18\x07 \x01(\x0e\x32\x1b.workengine.v1.TaskPriority\x12)\n\x06status\x18\x08 \x01(\x0e\x32\x19.workengine.v1.TaskStatus\x12,\n\x08\x64ue_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04tags\x18\n \x03(\t\x12\x12\n\ndepends_on\x18\x0b \x03(\t\x12)\n\x08metadata\x18\x0c \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08progress\x18\r \x01(\x05\x12\x18\n\x10progress_message\x18\x0e \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x0f \x01(\x05\x12/\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rcomplete_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06result\x18\x14 \x01(\x0b\x32\x19.workengine.v1.TaskResult\x12\x15\n\rstatus_reason\x18\x15 \x01(\t\x12\x1e\n\x16unmet_dependency_count\x18\x16 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x17 \x01(\x05\x12\x35\n\x11lease_expire_time\x18\x18 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x0elease_duration\x18\x19 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12lease_expiry_count\x18\x1a \x01(\x05\x12\x15\n\rfailure_count\x18\x1b \x01(\x05\x12.\n\nretry_time\x18\x1c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fidempotency_key\x18\x1d \x01(\t\"\xce\x01\n\x0bTaskAttempt\x12\x0f\n\x07\x61ttempt\x18\x01 \x01(\x05\x12\x10\n\x08identity\x18\x02 \x01(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x07outcome\x18\x05 \x01(\x0e\x32\x1d.workengine.v1.AttemptOutcome\x12\x0e\n\x06reason\x18\x06 \x01(\t\"\xaa\x01\n\x11SelectionCriteria\x12\x15\n\rrequired_tags\x18\x01 \x03(\t\x12\x31\n\x0cmin_priority\x18\x02 \x01(\x0e\x32\x1b.workengine.v1.TaskPriority\x12\x31\n\x0cmax_priority\x18\x03 \x01(\x0e\x32\x1b.workengine.v1.TaskPriority\x12\x18\n\x10\x65xclude_task_ids\x18\x04 \x03(\t\"i\n\x0f\x44\x65pendencyState\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12)\n\x06status\x18\x03 \x01(\x0e\x32\x19.workengine.v1.TaskStatus\x12\x0b\n\x03met\x18\x04 \x01(\x08\"\xef\x01\n\x0bTaskContext\x12!\n\x04task\x18\x01 \x01(\x0b\x32\x13.workengine.v1.Task\x12\x31\n\x0corchestrator\x18\x02 \x01(\x0b\x32\x1b.workengine.v1.Orchestrator\x12\x34\n\x0c\x64\x65pendencies\x18\x03 \x03(\x0b\x32\x1e.workengine.v1.DependencyState\x12*\n\rrelated_tasks\x18\x04 \x03(\x0b\x32\x13.workengine.v1.Task\x12\x14\n\x0cworkspace_id\x18\x05 \x01(\t\x12\x12\n\nchannel_id\x18\x06 \x01(\t\"\xf9\x01\n\tTaskEvent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\x03\x12*\n\x04kind\x18\x02 \x01(\x0e\x32\x1c.workengine.v1.TaskEventKind\x12.\n\nevent_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12!\n\x04task\x18\x04 \x01(\x0b\x32\x13.workengine.v1.Task\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05\x12\x10\n\x08progress\x18\x06 \x01(\x05\x12\x0f\n\x07message\x18\x07 \x01(\t\x12)\n\x08metadata\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\"G\n\x0bStatusCount\x12)\n\x06status\x18\x01 \x01(\x0e\x32\x19.workengine.v1.TaskStatus\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"M\n\rPriorityCount\x12-\n\x08priority\x18\x01 \x01(\x0e\x32\x1b.workengine.v1.TaskPriority\x12\r\n\x05\x63ount\x18\x02 \x01(\x03*\x92\x01\n\x0cTaskPriority\x12\x1d\n\x19TASK_PRIORITY_UNSPECIFIED\x10\x00\x12\x15\n\x11TASK_PRIORITY_LOW\x10\x01\x12\x18\n\x14TASK_PRIORITY_MEDIUM\x10\x02\x12\x16\n\x12TASK_PRIORITY_HIGH\x10\x03\x12\x1a\n\x16TASK_PRIORITY_CRITICAL\x10\x04*\xbe\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10TASK_STATUS_TODO\x10\x01\x12\x1b\n\x17TASK_STATUS_IN_PROGRESS\x10\x02\x12\x17\n\x13TASK_STATUS_BLOCKED\x10\x03\x12\x14\n\x10TASK_STATUS_DONE\x10\x04\x12\x16\n\x12TASK_STATUS_FAILED\x10\x05\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x06*\xe8\x01\n\x0e\x41ttemptOutcome\x12\x1f\n\x1b\x41TTEMPT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41TTEMPT_OUTCOME_RUNNING\x10\x01\x12\x1d\n\x19\x41TTEMPT_OUTCOME_COMPLETED\x10\x02\x12\x1a\n\x16\x41TTEMPT_OUTCOME_FAILED\x10\x03\x12\x1b\n\x17\x41TTEMPT_OUTCOME_BLOCKED\x10\x04\x12!\n\x1d\x41TTEMPT_OUTCOME_LEASE_EXPIRED\x10\x05\x12\x1d\n\x19\x41TTEMPT_OUTCOME_CANCELLED\x10\x06*\x9a\x03\n\rTaskEventKind\x12\x1f\n\x1bTASK_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18TASK_EVENT_KIND_SNAPSHOT\x10\x01\x12\x1b\n\x17TASK_EVENT_KIND_CREATED\x10\x02\x12\x1b\n\x17TASK_EVENT_KIND_STARTED\x10\x03\x12\x1c\n\x18TASK_EVENT_KIND_PROGRESS\x10\x04\x12\x1d\n\x19TASK_EVENT_KIND_COMPLETED\x10\x05\x12\x1a\n\x16TASK_EVENT_KIND_FAILED\x10\x06\x12\x1b\n\x17TASK_EVENT_KIND_BLOCKED\x10\x07\x12\x1d\n\x19TASK_EVENT_KIND_UNBLOCKED\x10\x08\x12\x1d\n\x19TASK_EVENT_KIND_CANCELLED\x10\t\x12!\n\x1dTASK_EVENT_KIND_LEASE_EXPIRED\x10\n\x12\x1c\n\x18TASK_EVENT_KIND_BOOKMARK\x10\x0b\x12\x1b\n\x17TASK_EVENT_KIND_RETRIED\x10\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'workengine.v1.task_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TASKPRIORITY']._serialized_start=1960
-  _globals['_TASKPRIORITY']._serialized_end=2106
-  _globals['_TASKSTATUS']._serialized_start=2109
-  _globals['_TASKSTATUS']._serialized_end=2299
-  _globals['_TASKEVENTKIND']._serialized_start=2302
-  _globals['_TASKEVENTKIND']._serialized_end=2683
-  _globals['_ARTIFACT']._serialized_start=140
-  _globals['_ARTIFACT']._serialized_end=181
-  _globals['_TASKRESULT']._serialized_start=184
-  _globals['_TASKRESULT']._serialized_end=338
-  _globals['_TASK']._serialized_start=341
-  _globals['_TASK']._serialized_end=1031
-  _globals['_SELECTIONCRITERIA']._serialized_start=1034
-  _globals['_SELECTIONCRITERIA']._serialized_end=1204
-  _globals['_DEPENDENCYSTATE']._serialized_start=1206
-  _globals['_DEPENDENCYSTATE']._serialized_end=1311
-  _globals['_TASKCONTEXT']._serialized_start=1314
-  _globals['_TASKCONTEXT']._serialized_end=1553
-  _globals['_TASKEVENT']._serialized_start=1556
-  _globals['_TASKEVENT']._serialized_end=1805
-  _globals['_STATUSCOUNT']._serialized_start=1807
-  _globals['_STATUSCOUNT']._serialized_end=1878
-  _globals['_PRIORITYCOUNT']._serialized_start=1880
-  _globals['_PRIORITYCOUNT']._serialized_end=1957
+  _globals['_TASKPRIORITY']._serialized_start=2453
+  _globals['_TASKPRIORITY']._serialized_end=2599
+  _globals['_TASKSTATUS']._serialized_start=2602
+  _globals['_TASKSTATUS']._serialized_end=2792
+  _globals['_ATTEMPTOUTCOME']._serialized_start=2795
+  _globals['_ATTEMPTOUTCOME']._serialized_end=3027
+  _globals['_TASKEVENTKIND']._serialized_start=3030
+  _globals['_TASKEVENTKIND']._serialized_end=3440
+  _globals['_ARTIFACT']._serialized_start=172
+  _globals['_ARTIFACT']._serialized_end=213
+  _globals['_TASKRESULT']._serialized_start=216
+  _globals['_TASKRESULT']._serialized_end=370
+  _globals['_TASK']._serialized_start=373
+  _globals['_TASK']._serialized_end=1315
+  _globals['_TASKATTEMPT']._serialized_start=1318
+  _globals['_TASKATTEMPT']._serialized_end=1524
+  _globals['_SELECTIONCRITERIA']._serialized_start=1527
+  _globals['_SELECTIONCRITERIA']._serialized_end=1697
+  _globals['_DEPENDENCYSTATE']._serialized_start=1699
+  _globals['_DEPENDENCYSTATE']._serialized_end=1804
+  _globals['_TASKCONTEXT']._serialized_start=1807
+  _globals['_TASKCONTEXT']._serialized_end=2046
+  _globals['_TASKEVENT']._serialized_start=2049
+  _globals['_TASKEVENT']._serialized_end=2298
+  _globals['_STATUSCOUNT']._serialized_start=2300
+  _globals['_STATUSCOUNT']._serialized_end=2371
+  _globals['_PRIORITYCOUNT']._serialized_start=2373
+  _globals['_PRIORITYCOUNT']._serialized_end=2450
 # @@protoc_insertion_point(module_scope)

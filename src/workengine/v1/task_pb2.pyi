@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from workengine.v1 import orchestrator_pb2 as _orchestrator_pb2
@@ -30,6 +31,16 @@ class TaskStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_STATUS_FAILED: _ClassVar[TaskStatus]
     TASK_STATUS_CANCELLED: _ClassVar[TaskStatus]
 
+class AttemptOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ATTEMPT_OUTCOME_UNSPECIFIED: _ClassVar[AttemptOutcome]
+    ATTEMPT_OUTCOME_RUNNING: _ClassVar[AttemptOutcome]
+    ATTEMPT_OUTCOME_COMPLETED: _ClassVar[AttemptOutcome]
+    ATTEMPT_OUTCOME_FAILED: _ClassVar[AttemptOutcome]
+    ATTEMPT_OUTCOME_BLOCKED: _ClassVar[AttemptOutcome]
+    ATTEMPT_OUTCOME_LEASE_EXPIRED: _ClassVar[AttemptOutcome]
+    ATTEMPT_OUTCOME_CANCELLED: _ClassVar[AttemptOutcome]
+
 class TaskEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     TASK_EVENT_KIND_UNSPECIFIED: _ClassVar[TaskEventKind]
@@ -44,6 +55,7 @@ class TaskEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_EVENT_KIND_CANCELLED: _ClassVar[TaskEventKind]
     TASK_EVENT_KIND_LEASE_EXPIRED: _ClassVar[TaskEventKind]
     TASK_EVENT_KIND_BOOKMARK: _ClassVar[TaskEventKind]
+    TASK_EVENT_KIND_RETRIED: _ClassVar[TaskEventKind]
 TASK_PRIORITY_UNSPECIFIED: TaskPriority
 TASK_PRIORITY_LOW: TaskPriority
 TASK_PRIORITY_MEDIUM: TaskPriority
@@ -56,6 +68,13 @@ TASK_STATUS_BLOCKED: TaskStatus
 TASK_STATUS_DONE: TaskStatus
 TASK_STATUS_FAILED: TaskStatus
 TASK_STATUS_CANCELLED: TaskStatus
+ATTEMPT_OUTCOME_UNSPECIFIED: AttemptOutcome
+ATTEMPT_OUTCOME_RUNNING: AttemptOutcome
+ATTEMPT_OUTCOME_COMPLETED: AttemptOutcome
+ATTEMPT_OUTCOME_FAILED: AttemptOutcome
+ATTEMPT_OUTCOME_BLOCKED: AttemptOutcome
+ATTEMPT_OUTCOME_LEASE_EXPIRED: AttemptOutcome
+ATTEMPT_OUTCOME_CANCELLED: AttemptOutcome
 TASK_EVENT_KIND_UNSPECIFIED: TaskEventKind
 TASK_EVENT_KIND_SNAPSHOT: TaskEventKind
 TASK_EVENT_KIND_CREATED: TaskEventKind
@@ -68,6 +87,7 @@ TASK_EVENT_KIND_UNBLOCKED: TaskEventKind
 TASK_EVENT_KIND_CANCELLED: TaskEventKind
 TASK_EVENT_KIND_LEASE_EXPIRED: TaskEventKind
 TASK_EVENT_KIND_BOOKMARK: TaskEventKind
+TASK_EVENT_KIND_RETRIED: TaskEventKind
 
 class Artifact(_message.Message):
     __slots__ = ("type", "content")
@@ -90,7 +110,7 @@ class TaskResult(_message.Message):
     def __init__(self, output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., artifacts: _Optional[_Iterable[_Union[Artifact, _Mapping]]] = ..., metrics: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("id", "orchestrator_id", "workspace_id", "channel_id", "title", "description", "priority", "status", "due_time", "tags", "depends_on", "metadata", "progress", "progress_message", "attempt", "create_time", "update_time", "start_time", "complete_time", "result", "status_reason", "unmet_dependency_count")
+    __slots__ = ("id", "orchestrator_id", "workspace_id", "channel_id", "title", "description", "priority", "status", "due_time", "tags", "depends_on", "metadata", "progress", "progress_message", "attempt", "create_time", "update_time", "start_time", "complete_time", "result", "status_reason", "unmet_dependency_count", "max_attempts", "lease_expire_time", "lease_duration", "lease_expiry_count", "failure_count", "retry_time", "idempotency_key")
     ID_FIELD_NUMBER: _ClassVar[int]
     ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +133,13 @@ class Task(_message.Message):
     RESULT_FIELD_NUMBER: _ClassVar[int]
     STATUS_REASON_FIELD_NUMBER: _ClassVar[int]
     UNMET_DEPENDENCY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    LEASE_DURATION_FIELD_NUMBER: _ClassVar[int]
+    LEASE_EXPIRY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    RETRY_TIME_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     id: str
     orchestrator_id: str
     workspace_id: str
@@ -135,7 +162,30 @@ class Task(_message.Message):
     result: TaskResult
     status_reason: str
     unmet_dependency_count: int
-    def __init__(self, id: _Optional[str] = ..., orchestrator_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., priority: _Optional[_Union[TaskPriority, str]] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., depends_on: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., progress: _Optional[int] = ..., progress_message: _Optional[str] = ..., attempt: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., result: _Optional[_Union[TaskResult, _Mapping]] = ..., status_reason: _Optional[str] = ..., unmet_dependency_count: _Optional[int] = ...) -> None: ...
+    max_attempts: int
+    lease_expire_time: _timestamp_pb2.Timestamp
+    lease_duration: _duration_pb2.Duration
+    lease_expiry_count: int
+    failure_count: int
+    retry_time: _timestamp_pb2.Timestamp
+    idempotency_key: str
+    def __init__(self, id: _Optional[str] = ..., orchestrator_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., priority: _Optional[_Union[TaskPriority, str]] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., depends_on: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., progress: _Optional[int] = ..., progress_message: _Optional[str] = ..., attempt: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., result: _Optional[_Union[TaskResult, _Mapping]] = ..., status_reason: _Optional[str] = ..., unmet_dependency_count: _Optional[int] = ..., max_attempts: _Optional[int] = ..., lease_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lease_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., lease_expiry_count: _Optional[int] = ..., failure_count: _Optional[int] = ..., retry_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class TaskAttempt(_message.Message):
+    __slots__ = ("attempt", "identity", "start_time", "end_time", "outcome", "reason")
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    attempt: int
+    identity: str
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    outcome: AttemptOutcome
+    reason: str
+    def __init__(self, attempt: _Optional[int] = ..., identity: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outcome: _Optional[_Union[AttemptOutcome, str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class SelectionCriteria(_message.Message):
     __slots__ = ("required_tags", "min_priority", "max_priority", "exclude_task_ids")

@@ -51,14 +51,18 @@ class SelectNextTaskResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ..., score: _Optional[int] = ...) -> None: ...
 
 class ClaimNextTaskRequest(_message.Message):
-    __slots__ = ("orchestrator_id", "criteria", "wait")
+    __slots__ = ("orchestrator_id", "criteria", "wait", "lease_duration", "identity")
     ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
     CRITERIA_FIELD_NUMBER: _ClassVar[int]
     WAIT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_DURATION_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
     orchestrator_id: str
     criteria: _task_pb2.SelectionCriteria
     wait: _duration_pb2.Duration
-    def __init__(self, orchestrator_id: _Optional[str] = ..., criteria: _Optional[_Union[_task_pb2.SelectionCriteria, _Mapping]] = ..., wait: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    lease_duration: _duration_pb2.Duration
+    identity: str
+    def __init__(self, orchestrator_id: _Optional[str] = ..., criteria: _Optional[_Union[_task_pb2.SelectionCriteria, _Mapping]] = ..., wait: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., lease_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., identity: _Optional[str] = ...) -> None: ...
 
 class ClaimNextTaskResponse(_message.Message):
     __slots__ = ("context", "attempt", "score")
@@ -85,12 +89,16 @@ class PrepareTaskContextResponse(_message.Message):
     def __init__(self, context: _Optional[_Union[_task_pb2.TaskContext, _Mapping]] = ...) -> None: ...
 
 class ExecuteTaskRequest(_message.Message):
-    __slots__ = ("orchestrator_id", "task_id")
+    __slots__ = ("orchestrator_id", "task_id", "lease_duration", "identity")
     ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    LEASE_DURATION_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
     orchestrator_id: str
     task_id: str
-    def __init__(self, orchestrator_id: _Optional[str] = ..., task_id: _Optional[str] = ...) -> None: ...
+    lease_duration: _duration_pb2.Duration
+    identity: str
+    def __init__(self, orchestrator_id: _Optional[str] = ..., task_id: _Optional[str] = ..., lease_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., identity: _Optional[str] = ...) -> None: ...
 
 class ExecuteTaskResponse(_message.Message):
     __slots__ = ("outcome", "context", "attempt", "blocked_reason", "unmet_dependency_ids")
@@ -127,16 +135,48 @@ class UpdateTaskProgressResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ...) -> None: ...
 
 class CompleteTaskRequest(_message.Message):
-    __slots__ = ("task_id", "attempt", "status", "result")
+    __slots__ = ("task_id", "attempt", "status", "result", "retry_after")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     attempt: int
     status: CompletionStatus
     result: _task_pb2.TaskResult
-    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., status: _Optional[_Union[CompletionStatus, str]] = ..., result: _Optional[_Union[_task_pb2.TaskResult, _Mapping]] = ...) -> None: ...
+    retry_after: _duration_pb2.Duration
+    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., status: _Optional[_Union[CompletionStatus, str]] = ..., result: _Optional[_Union[_task_pb2.TaskResult, _Mapping]] = ..., retry_after: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class HeartbeatRequest(_message.Message):
+    __slots__ = ("task_id", "attempt", "lease_duration")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_DURATION_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    attempt: int
+    lease_duration: _duration_pb2.Duration
+    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., lease_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class HeartbeatResponse(_message.Message):
+    __slots__ = ("lease_expire_time",)
+    LEASE_EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    lease_expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, lease_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RetryTaskRequest(_message.Message):
+    __slots__ = ("task_id", "max_attempts")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    max_attempts: int
+    def __init__(self, task_id: _Optional[str] = ..., max_attempts: _Optional[int] = ...) -> None: ...
+
+class RetryTaskResponse(_message.Message):
+    __slots__ = ("task",)
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    task: _task_pb2.Task
+    def __init__(self, task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ...) -> None: ...
 
 class CompleteTaskResponse(_message.Message):
     __slots__ = ("task", "unblocked_task_ids")
@@ -275,7 +315,7 @@ class SetOrchestratorStatusResponse(_message.Message):
     def __init__(self, orchestrator: _Optional[_Union[_orchestrator_pb2.Orchestrator, _Mapping]] = ...) -> None: ...
 
 class CreateTaskRequest(_message.Message):
-    __slots__ = ("task_id", "orchestrator_id", "workspace_id", "channel_id", "title", "description", "priority", "due_time", "tags", "depends_on", "metadata")
+    __slots__ = ("task_id", "orchestrator_id", "workspace_id", "channel_id", "title", "description", "priority", "due_time", "tags", "depends_on", "metadata", "max_attempts", "lease_duration", "idempotency_key")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -287,6 +327,9 @@ class CreateTaskRequest(_message.Message):
     TAGS_FIELD_NUMBER: _ClassVar[int]
     DEPENDS_ON_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_DURATION_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     orchestrator_id: str
     workspace_id: str
@@ -298,7 +341,10 @@ class CreateTaskRequest(_message.Message):
     tags: _containers.RepeatedScalarFieldContainer[str]
     depends_on: _containers.RepeatedScalarFieldContainer[str]
     metadata: _struct_pb2.Struct
-    def __init__(self, task_id: _Optional[str] = ..., orchestrator_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., priority: _Optional[_Union[_task_pb2.TaskPriority, str]] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., depends_on: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    max_attempts: int
+    lease_duration: _duration_pb2.Duration
+    idempotency_key: str
+    def __init__(self, task_id: _Optional[str] = ..., orchestrator_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., priority: _Optional[_Union[_task_pb2.TaskPriority, str]] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., depends_on: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., max_attempts: _Optional[int] = ..., lease_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class CreateTaskResponse(_message.Message):
     __slots__ = ("task",)
@@ -313,10 +359,12 @@ class GetTaskRequest(_message.Message):
     def __init__(self, task_id: _Optional[str] = ...) -> None: ...
 
 class GetTaskResponse(_message.Message):
-    __slots__ = ("task",)
+    __slots__ = ("task", "attempts")
     TASK_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     task: _task_pb2.Task
-    def __init__(self, task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ...) -> None: ...
+    attempts: _containers.RepeatedCompositeFieldContainer[_task_pb2.TaskAttempt]
+    def __init__(self, task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[_task_pb2.TaskAttempt, _Mapping]]] = ...) -> None: ...
 
 class ListTasksRequest(_message.Message):
     __slots__ = ("orchestrator_id", "workspace_id", "statuses", "tag", "page_size", "page_token")

@@ -78,6 +78,16 @@ class WorkEngineServiceStub:
                 request_serializer=workengine_dot_v1_dot_work__engine__service__pb2.CompleteTaskRequest.SerializeToString,
                 response_deserializer=workengine_dot_v1_dot_work__engine__service__pb2.CompleteTaskResponse.FromString,
                 _registered_method=True)
+        self.Heartbeat = channel.unary_unary(
+                '/workengine.v1.WorkEngineService/Heartbeat',
+                request_serializer=workengine_dot_v1_dot_work__engine__service__pb2.HeartbeatRequest.SerializeToString,
+                response_deserializer=workengine_dot_v1_dot_work__engine__service__pb2.HeartbeatResponse.FromString,
+                _registered_method=True)
+        self.RetryTask = channel.unary_unary(
+                '/workengine.v1.WorkEngineService/RetryTask',
+                request_serializer=workengine_dot_v1_dot_work__engine__service__pb2.RetryTaskRequest.SerializeToString,
+                response_deserializer=workengine_dot_v1_dot_work__engine__service__pb2.RetryTaskResponse.FromString,
+                _registered_method=True)
         self.GetExecutionStats = channel.unary_unary(
                 '/workengine.v1.WorkEngineService/GetExecutionStats',
                 request_serializer=workengine_dot_v1_dot_work__engine__service__pb2.GetExecutionStatsRequest.SerializeToString,
@@ -188,9 +198,12 @@ class WorkEngineServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateTaskProgress(self, request, context):
-        """Records progress of the running attempt and publishes a PROGRESS event to watchers.
-        NOT_FOUND: unknown task. FAILED_PRECONDITION: the task is not IN_PROGRESS, or `attempt`
-        is not its current attempt (superseded or never started): stop working on it.
+        """Records progress of the running attempt, extends its lease like Heartbeat, and
+        publishes a PROGRESS event to watchers. NOT_FOUND: unknown task. FAILED_PRECONDITION:
+        stop working on it: the task is not IN_PROGRESS (cancelled, finished), `attempt` is not
+        its current attempt (superseded or never started), or its lease expired; a
+        google.rpc.ErrorInfo detail (domain "workengine.v1") says which: TASK_CANCELLED,
+        TASK_NOT_RUNNING, ATTEMPT_SUPERSEDED, ATTEMPT_NOT_STARTED or LEASE_EXPIRED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -201,7 +214,28 @@ class WorkEngineServiceServicer:
         transaction. Repeating the identical call is harmless: it returns the task unchanged, so
         it is safe to retry. NOT_FOUND: unknown task. FAILED_PRECONDITION: the task is not
         IN_PROGRESS, `attempt` is not its current attempt, or a different completion was already
-        recorded for this attempt.
+        recorded for this attempt; ErrorInfo reasons as for UpdateTaskProgress, plus
+        COMPLETION_CONFLICT. A completion after the lease expired is refused (LEASE_EXPIRED):
+        the attempt may already run elsewhere.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Heartbeat(self, request, context):
+        """Tells the server the running attempt is alive: extends its lease. Call it well within
+        the lease (a third of it is a good period). FAILED_PRECONDITION, with the ErrorInfo
+        reasons of UpdateTaskProgress: stop working, the task was cancelled or finished, or the
+        attempt lost its lease. NOT_FOUND: unknown task. Safe to retry.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryTask(self, request, context):
+        """Puts a FAILED task back to TODO for another attempt. FAILED_PRECONDITION: the task is
+        not FAILED, or it has used up max_attempts (raise it in the request to allow more).
+        NOT_FOUND: unknown task.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -261,7 +295,9 @@ class WorkEngineServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateTask(self, request, context):
-        """Creates a task: TODO when its dependencies are all met, BLOCKED otherwise.
+        """Creates a task: TODO when its dependencies are all met, BLOCKED otherwise. With an
+        idempotency_key, repeating the same request returns the task the first call created,
+        so it is safe to retry; the same key with a different request is INVALID_ARGUMENT.
         NOT_FOUND: unknown orchestrator, or a depends_on id that does not exist (the message
         names the field). ALREADY_EXISTS: the requested task_id is taken. INVALID_ARGUMENT also
         for a task that depends on itself (the only cycle possible: dependencies exist first).
@@ -326,6 +362,16 @@ def add_WorkEngineServiceServicer_to_server(servicer, server):
                     servicer.CompleteTask,
                     request_deserializer=workengine_dot_v1_dot_work__engine__service__pb2.CompleteTaskRequest.FromString,
                     response_serializer=workengine_dot_v1_dot_work__engine__service__pb2.CompleteTaskResponse.SerializeToString,
+            ),
+            'Heartbeat': grpc.unary_unary_rpc_method_handler(
+                    servicer.Heartbeat,
+                    request_deserializer=workengine_dot_v1_dot_work__engine__service__pb2.HeartbeatRequest.FromString,
+                    response_serializer=workengine_dot_v1_dot_work__engine__service__pb2.HeartbeatResponse.SerializeToString,
+            ),
+            'RetryTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryTask,
+                    request_deserializer=workengine_dot_v1_dot_work__engine__service__pb2.RetryTaskRequest.FromString,
+                    response_serializer=workengine_dot_v1_dot_work__engine__service__pb2.RetryTaskResponse.SerializeToString,
             ),
             'GetExecutionStats': grpc.unary_unary_rpc_method_handler(
                     servicer.GetExecutionStats,
@@ -554,6 +600,60 @@ class WorkEngineService:
             '/workengine.v1.WorkEngineService/CompleteTask',
             workengine_dot_v1_dot_work__engine__service__pb2.CompleteTaskRequest.SerializeToString,
             workengine_dot_v1_dot_work__engine__service__pb2.CompleteTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Heartbeat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workengine.v1.WorkEngineService/Heartbeat',
+            workengine_dot_v1_dot_work__engine__service__pb2.HeartbeatRequest.SerializeToString,
+            workengine_dot_v1_dot_work__engine__service__pb2.HeartbeatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workengine.v1.WorkEngineService/RetryTask',
+            workengine_dot_v1_dot_work__engine__service__pb2.RetryTaskRequest.SerializeToString,
+            workengine_dot_v1_dot_work__engine__service__pb2.RetryTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,

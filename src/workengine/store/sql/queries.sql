@@ -35,13 +35,19 @@ RETURNING *;
 SELECT id, status FROM tasks WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR KEY SHARE;
 
 -- name: insert_task
+-- Does nothing when the id or the orchestrator's idempotency key is taken (a concurrent
+-- creation with the same key waits here for the other to commit, then does nothing).
 INSERT INTO tasks (id, orchestrator_id, workspace_id, channel_id, title, description, priority,
-                   status, due_at, tags, depends_on, unmet_dependency_count, metadata)
+                   status, due_at, tags, depends_on, unmet_dependency_count, metadata, max_attempts,
+                   lease_seconds, idempotency_key, request_fingerprint)
 VALUES (:id, :orchestrator_id, :workspace_id, :channel_id, :title, :description, :priority,
         :status, :due_at, CAST(:tags AS text[]), CAST(:depends_on AS text[]), :unmet_dependency_count,
-        CAST(:metadata AS jsonb))
-ON CONFLICT (id) DO NOTHING
+        CAST(:metadata AS jsonb), :max_attempts, :lease_seconds, :idempotency_key, :request_fingerprint)
+ON CONFLICT DO NOTHING
 RETURNING *;
+
+-- name: get_task_by_idempotency_key
+SELECT * FROM tasks WHERE orchestrator_id = :orchestrator_id AND idempotency_key = :idempotency_key;
 
 -- name: insert_dependencies
 INSERT INTO task_dependencies (task_id, depends_on_id)
@@ -49,6 +55,32 @@ SELECT :task_id, unnest(CAST(:ids AS text[]));
 
 -- name: get_task
 SELECT * FROM tasks WHERE id = :id;
+
+-- name: get_task_with_attempts
+-- One round trip: the task and its attempt history as a JSON array, first attempt first.
+SELECT t.*, COALESCE((
+    SELECT json_agg(json_build_object('attempt', a.attempt, 'identity', a.identity,
+                                      'started_at', a.started_at, 'ended_at', a.ended_at,
+                                      'outcome', a.outcome, 'reason', a.reason) ORDER BY a.attempt)
+    FROM task_attempts a WHERE a.task_id = t.id), '[]') AS attempts
+FROM tasks t WHERE t.id = :id;
+
+-- part: start_attempt
+-- The SET list of every start: a new attempt holding a fresh lease of the requested length,
+-- else the task's own, else the server's default.
+status = 'IN_PROGRESS', attempt = t.attempt + 1, started_at = now(), updated_at = now(),
+progress = 0, progress_message = '', status_reason = '', result = NULL,
+completion_fingerprint = NULL, completed_at = NULL, retry_at = NULL,
+attempt_lease_seconds = COALESCE(CAST(:lease_seconds AS integer), t.lease_seconds, :default_lease_seconds),
+lease_expires_at = now() + make_interval(
+    secs => COALESCE(CAST(:lease_seconds AS integer), t.lease_seconds, :default_lease_seconds))
+
+-- part: record_attempt
+-- Appends the started attempt to the history.
+history AS (
+    INSERT INTO task_attempts (task_id, attempt, identity, started_at)
+    SELECT id, attempt, :identity, started_at FROM started
+)
 
 -- part: ready_in_segment
 -- The ready tasks of one (priority, deadline bucket) range, `segment`, in tie-break order: the
@@ -102,49 +134,158 @@ WITH ranked AS MATERIALIZED (
         FOR NO KEY UPDATE OF t SKIP LOCKED
     ) AS picked
     LIMIT 1
-)
-UPDATE tasks t
-SET status = 'IN_PROGRESS', attempt = t.attempt + 1, started_at = now(), updated_at = now(),
-    progress = 0, progress_message = '', status_reason = '', result = NULL,
-    completion_fingerprint = NULL, completed_at = NULL
-FROM winner
-WHERE t.id = winner.id
-RETURNING t.*, winner.score;
+), started AS (
+    UPDATE tasks t
+    SET /*part: start_attempt*/
+    FROM winner
+    WHERE t.id = winner.id
+    RETURNING t.*, winner.score
+), /*part: record_attempt*/
+SELECT * FROM started;
 
 -- name: start_task
-UPDATE tasks
-SET status = 'IN_PROGRESS', attempt = attempt + 1, started_at = now(), updated_at = now(),
-    progress = 0, progress_message = '', status_reason = '', result = NULL,
-    completion_fingerprint = NULL, completed_at = NULL
-WHERE id = :id AND status = 'TODO'
-RETURNING *;
+WITH started AS (
+    UPDATE tasks t
+    SET /*part: start_attempt*/
+    WHERE t.id = :id AND t.status = 'TODO'
+    RETURNING t.*
+), /*part: record_attempt*/
+SELECT * FROM started;
+
+-- part: lease_held
+-- The report's attempt is the running one and its lease has not run out (the reaper may not
+-- have returned the task yet: the attempt has lost it all the same).
+t.status = 'IN_PROGRESS' AND t.attempt = :attempt AND t.lease_expires_at > now()
 
 -- name: record_progress
-UPDATE tasks
-SET progress = :progress, progress_message = :message, updated_at = now()
-WHERE id = :id AND status = 'IN_PROGRESS' AND attempt = :attempt
+-- A progress report extends the lease, as a heartbeat does.
+UPDATE tasks t
+SET progress = :progress, progress_message = :message, updated_at = now(),
+    lease_expires_at = now() + make_interval(secs => t.attempt_lease_seconds)
+WHERE t.id = :id AND /*part: lease_held*/
+RETURNING *;
+
+-- name: heartbeat
+UPDATE tasks t
+SET lease_expires_at = now() + make_interval(
+    secs => COALESCE(CAST(:lease_seconds AS integer), t.attempt_lease_seconds))
+WHERE t.id = :id AND /*part: lease_held*/
 RETURNING *;
 
 -- name: complete_task
--- FOR UPDATE first: see lock_dependencies.
-WITH locked AS (SELECT id FROM tasks WHERE id = :id FOR UPDATE)
-UPDATE tasks t
-SET status = :status, status_reason = :status_reason, result = CAST(:result AS jsonb),
-    completion_fingerprint = :fingerprint, updated_at = now(),
-    completed_at = CASE WHEN :status = 'BLOCKED' THEN NULL ELSE now() END,
-    progress = CASE WHEN :status = 'DONE' THEN 100 ELSE t.progress END
-FROM locked
-WHERE t.id = locked.id AND t.status = 'IN_PROGRESS' AND t.attempt = :attempt
-RETURNING t.*;
+-- FOR UPDATE first: see lock_dependencies. A FAILED report counts against max_attempts; a
+-- BLOCKED one with retry_after gets a time to return to TODO.
+WITH locked AS (SELECT id FROM tasks WHERE id = :id FOR UPDATE), finished AS (
+    UPDATE tasks t
+    SET status = :status, status_reason = :status_reason, result = CAST(:result AS jsonb),
+        completion_fingerprint = :fingerprint, updated_at = now(),
+        completed_at = CASE WHEN :status = 'BLOCKED' THEN NULL ELSE now() END,
+        progress = CASE WHEN :status = 'DONE' THEN 100 ELSE t.progress END,
+        failure_count = t.failure_count + CASE WHEN :status = 'FAILED' THEN 1 ELSE 0 END,
+        retry_at = now() + make_interval(secs => CAST(:retry_after_seconds AS double precision)),
+        lease_expires_at = NULL
+    FROM locked
+    WHERE t.id = locked.id AND /*part: lease_held*/
+    RETURNING t.*
+), history AS (
+    UPDATE task_attempts a SET ended_at = now(), outcome = :outcome, reason = :status_reason
+    FROM finished WHERE a.task_id = finished.id AND a.attempt = finished.attempt
+)
+SELECT * FROM finished;
 
 -- name: cancel_task
--- FOR UPDATE first: see lock_dependencies.
-WITH locked AS (SELECT id FROM tasks WHERE id = :id FOR UPDATE)
+-- FOR UPDATE first: see lock_dependencies. A running attempt ends CANCELLED in the history.
+WITH locked AS (SELECT id, status AS previous_status FROM tasks WHERE id = :id FOR UPDATE), cancelled AS (
+    UPDATE tasks t
+    SET status = 'CANCELLED', status_reason = :reason, completed_at = now(), updated_at = now(),
+        lease_expires_at = NULL, retry_at = NULL
+    FROM locked
+    WHERE t.id = locked.id AND t.status = ANY(CAST(:from_statuses AS text[]))
+    RETURNING t.*, locked.previous_status
+), history AS (
+    UPDATE task_attempts a SET ended_at = now(), outcome = 'CANCELLED', reason = :reason
+    FROM cancelled
+    WHERE cancelled.previous_status = 'IN_PROGRESS' AND a.task_id = cancelled.id AND a.attempt = cancelled.attempt
+)
+SELECT * FROM cancelled;
+
+-- name: lock_task
+SELECT * FROM tasks WHERE id = :id FOR NO KEY UPDATE;
+
+-- name: retry_task
+-- FAILED -> TODO (the engine checked the attempt budget under lock_task). Its dependencies
+-- were met when it started and met is final (DONE or CANCELLED), so it is ready at once.
 UPDATE tasks t
-SET status = 'CANCELLED', status_reason = :reason, completed_at = now(), updated_at = now()
-FROM locked
-WHERE t.id = locked.id AND t.status = ANY(CAST(:from_statuses AS text[]))
-RETURNING t.*;
+SET status = 'TODO', status_reason = '', completed_at = NULL, updated_at = now(),
+    max_attempts = :max_attempts
+WHERE t.id = :id AND t.status = 'FAILED'
+RETURNING *;
+
+-- name: reap_expired_leases
+-- Up to :batch tasks whose lease ran out go back to TODO, or to FAILED once lease expiries
+-- plus reported failures reach max_attempts (the rule of domain/attempts.py), each with a
+-- LEASE_EXPIRED event. SKIP LOCKED lets reapers in several processes share the work; the
+-- UPDATE re-checks the lease, so a heartbeat that committed first wins.
+WITH expired AS MATERIALIZED (
+    SELECT id FROM tasks
+    WHERE status = 'IN_PROGRESS' AND lease_expires_at <= now()
+    ORDER BY lease_expires_at
+    LIMIT :batch
+    FOR NO KEY UPDATE SKIP LOCKED
+), reaped AS (
+    UPDATE tasks t
+    SET lease_expiry_count = t.lease_expiry_count + 1,
+        status = CASE WHEN t.lease_expiry_count + 1 + t.failure_count >= t.max_attempts
+                      THEN 'FAILED' ELSE 'TODO' END,
+        status_reason = 'lease expired',
+        completed_at = CASE WHEN t.lease_expiry_count + 1 + t.failure_count >= t.max_attempts
+                            THEN now() END,
+        lease_expires_at = NULL, updated_at = now()
+    FROM expired
+    WHERE t.id = expired.id AND t.status = 'IN_PROGRESS' AND t.lease_expires_at <= now()
+    RETURNING t.*
+), history AS (
+    UPDATE task_attempts a SET ended_at = now(), outcome = 'LEASE_EXPIRED', reason = 'lease expired'
+    FROM reaped WHERE a.task_id = reaped.id AND a.attempt = reaped.attempt
+), numbered AS (
+    SELECT reaped.*, /*part: event_position*/ + :seq + row_number() OVER (ORDER BY id) - 1 AS event_position
+    FROM reaped
+), events AS (
+    INSERT INTO task_events (position, task_id, orchestrator_id, workspace_id, kind, status, attempt, progress,
+                             message)
+    SELECT event_position, id, orchestrator_id, workspace_id, 'LEASE_EXPIRED', status, attempt, progress,
+           'lease expired'
+    FROM numbered
+)
+SELECT numbered.*, now() AS event_time, 'lease expired' AS event_message FROM numbered ORDER BY event_position;
+
+-- name: release_due_retries
+-- Up to :batch tasks reported BLOCKED with a retry time that has come go back to TODO, each
+-- with an UNBLOCKED event.
+WITH due AS MATERIALIZED (
+    SELECT id FROM tasks
+    WHERE status = 'BLOCKED' AND retry_at <= now()
+    ORDER BY retry_at
+    LIMIT :batch
+    FOR NO KEY UPDATE SKIP LOCKED
+), released AS (
+    UPDATE tasks t
+    SET status = 'TODO', status_reason = '', retry_at = NULL, updated_at = now()
+    FROM due
+    WHERE t.id = due.id AND t.status = 'BLOCKED' AND t.retry_at <= now()
+    RETURNING t.*
+), numbered AS (
+    SELECT released.*, /*part: event_position*/ + :seq + row_number() OVER (ORDER BY id) - 1 AS event_position
+    FROM released
+), events AS (
+    INSERT INTO task_events (position, task_id, orchestrator_id, workspace_id, kind, status, attempt, progress,
+                             message)
+    SELECT event_position, id, orchestrator_id, workspace_id, 'UNBLOCKED', status, attempt, progress,
+           'retry time reached'
+    FROM numbered
+)
+SELECT numbered.*, now() AS event_time, 'retry time reached' AS event_message FROM numbered
+ORDER BY event_position;
 
 -- name: release_dependents
 -- One statement for all dependents, however many: decrement each counter and move a

@@ -4,8 +4,8 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Orchestrator } from "./orchestrator_pb.js";
 import { file_workengine_v1_orchestrator } from "./orchestrator_pb.js";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file workengine/v1/task.proto.
  */
 export const file_workengine_v1_task: GenFile = /*@__PURE__*/
-  fileDesc("Chh3b3JrZW5naW5lL3YxL3Rhc2sucHJvdG8SDXdvcmtlbmdpbmUudjEiKQoIQXJ0aWZhY3QSDAoEdHlwZRgBIAEoCRIPCgdjb250ZW50GAIgASgJIpoBCgpUYXNrUmVzdWx0EicKBm91dHB1dBgBIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDQoFZXJyb3IYAiABKAkSKgoJYXJ0aWZhY3RzGAMgAygLMhcud29ya2VuZ2luZS52MS5BcnRpZmFjdBIoCgdtZXRyaWNzGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCKyBQoEVGFzaxIKCgJpZBgBIAEoCRIXCg9vcmNoZXN0cmF0b3JfaWQYAiABKAkSFAoMd29ya3NwYWNlX2lkGAMgASgJEhIKCmNoYW5uZWxfaWQYBCABKAkSDQoFdGl0bGUYBSABKAkSEwoLZGVzY3JpcHRpb24YBiABKAkSLQoIcHJpb3JpdHkYByABKA4yGy53b3JrZW5naW5lLnYxLlRhc2tQcmlvcml0eRIpCgZzdGF0dXMYCCABKA4yGS53b3JrZW5naW5lLnYxLlRhc2tTdGF0dXMSLAoIZHVlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHRhZ3MYCiADKAkSEgoKZGVwZW5kc19vbhgLIAMoCRIpCghtZXRhZGF0YRgMIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEAoIcHJvZ3Jlc3MYDSABKAUSGAoQcHJvZ3Jlc3NfbWVzc2FnZRgOIAEoCRIPCgdhdHRlbXB0GA8gASgFEi8KC2NyZWF0ZV90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhcnRfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNY29tcGxldGVfdGltZRgTIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoGcmVzdWx0GBQgASgLMhkud29ya2VuZ2luZS52MS5UYXNrUmVzdWx0EhUKDXN0YXR1c19yZWFzb24YFSABKAkSHgoWdW5tZXRfZGVwZW5kZW5jeV9jb3VudBgWIAEoBSKqAQoRU2VsZWN0aW9uQ3JpdGVyaWESFQoNcmVxdWlyZWRfdGFncxgBIAMoCRIxCgxtaW5fcHJpb3JpdHkYAiABKA4yGy53b3JrZW5naW5lLnYxLlRhc2tQcmlvcml0eRIxCgxtYXhfcHJpb3JpdHkYAyABKA4yGy53b3JrZW5naW5lLnYxLlRhc2tQcmlvcml0eRIYChBleGNsdWRlX3Rhc2tfaWRzGAQgAygJImkKD0RlcGVuZGVuY3lTdGF0ZRIPCgd0YXNrX2lkGAEgASgJEg0KBXRpdGxlGAIgASgJEikKBnN0YXR1cxgDIAEoDjIZLndvcmtlbmdpbmUudjEuVGFza1N0YXR1cxILCgNtZXQYBCABKAgi7wEKC1Rhc2tDb250ZXh0EiEKBHRhc2sYASABKAsyEy53b3JrZW5naW5lLnYxLlRhc2sSMQoMb3JjaGVzdHJhdG9yGAIgASgLMhsud29ya2VuZ2luZS52MS5PcmNoZXN0cmF0b3ISNAoMZGVwZW5kZW5jaWVzGAMgAygLMh4ud29ya2VuZ2luZS52MS5EZXBlbmRlbmN5U3RhdGUSKgoNcmVsYXRlZF90YXNrcxgEIAMoCzITLndvcmtlbmdpbmUudjEuVGFzaxIUCgx3b3Jrc3BhY2VfaWQYBSABKAkSEgoKY2hhbm5lbF9pZBgGIAEoCSL5AQoJVGFza0V2ZW50Eg4KBmN1cnNvchgBIAEoAxIqCgRraW5kGAIgASgOMhwud29ya2VuZ2luZS52MS5UYXNrRXZlbnRLaW5kEi4KCmV2ZW50X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiEKBHRhc2sYBCABKAsyEy53b3JrZW5naW5lLnYxLlRhc2sSDwoHYXR0ZW1wdBgFIAEoBRIQCghwcm9ncmVzcxgGIAEoBRIPCgdtZXNzYWdlGAcgASgJEikKCG1ldGFkYXRhGAggASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJHCgtTdGF0dXNDb3VudBIpCgZzdGF0dXMYASABKA4yGS53b3JrZW5naW5lLnYxLlRhc2tTdGF0dXMSDQoFY291bnQYAiABKAMiTQoNUHJpb3JpdHlDb3VudBItCghwcmlvcml0eRgBIAEoDjIbLndvcmtlbmdpbmUudjEuVGFza1ByaW9yaXR5Eg0KBWNvdW50GAIgASgDKpIBCgxUYXNrUHJpb3JpdHkSHQoZVEFTS19QUklPUklUWV9VTlNQRUNJRklFRBAAEhUKEVRBU0tfUFJJT1JJVFlfTE9XEAESGAoUVEFTS19QUklPUklUWV9NRURJVU0QAhIWChJUQVNLX1BSSU9SSVRZX0hJR0gQAxIaChZUQVNLX1BSSU9SSVRZX0NSSVRJQ0FMEAQqvgEKClRhc2tTdGF0dXMSGwoXVEFTS19TVEFUVVNfVU5TUEVDSUZJRUQQABIUChBUQVNLX1NUQVRVU19UT0RPEAESGwoXVEFTS19TVEFUVVNfSU5fUFJPR1JFU1MQAhIXChNUQVNLX1NUQVRVU19CTE9DS0VEEAMSFAoQVEFTS19TVEFUVVNfRE9ORRAEEhYKElRBU0tfU1RBVFVTX0ZBSUxFRBAFEhkKFVRBU0tfU1RBVFVTX0NBTkNFTExFRBAGKv0CCg1UYXNrRXZlbnRLaW5kEh8KG1RBU0tfRVZFTlRfS0lORF9VTlNQRUNJRklFRBAAEhwKGFRBU0tfRVZFTlRfS0lORF9TTkFQU0hPVBABEhsKF1RBU0tfRVZFTlRfS0lORF9DUkVBVEVEEAISGwoXVEFTS19FVkVOVF9LSU5EX1NUQVJURUQQAxIcChhUQVNLX0VWRU5UX0tJTkRfUFJPR1JFU1MQBBIdChlUQVNLX0VWRU5UX0tJTkRfQ09NUExFVEVEEAUSGgoWVEFTS19FVkVOVF9LSU5EX0ZBSUxFRBAGEhsKF1RBU0tfRVZFTlRfS0lORF9CTE9DS0VEEAcSHQoZVEFTS19FVkVOVF9LSU5EX1VOQkxPQ0tFRBAIEh0KGVRBU0tfRVZFTlRfS0lORF9DQU5DRUxMRUQQCRIhCh1UQVNLX0VWRU5UX0tJTkRfTEVBU0VfRVhQSVJFRBAKEhwKGFRBU0tfRVZFTlRfS0lORF9CT09LTUFSSxALYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_workengine_v1_orchestrator]);
+  fileDesc("Chh3b3JrZW5naW5lL3YxL3Rhc2sucHJvdG8SDXdvcmtlbmdpbmUudjEiKQoIQXJ0aWZhY3QSDAoEdHlwZRgBIAEoCRIPCgdjb250ZW50GAIgASgJIpoBCgpUYXNrUmVzdWx0EicKBm91dHB1dBgBIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDQoFZXJyb3IYAiABKAkSKgoJYXJ0aWZhY3RzGAMgAygLMhcud29ya2VuZ2luZS52MS5BcnRpZmFjdBIoCgdtZXRyaWNzGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCKuBwoEVGFzaxIKCgJpZBgBIAEoCRIXCg9vcmNoZXN0cmF0b3JfaWQYAiABKAkSFAoMd29ya3NwYWNlX2lkGAMgASgJEhIKCmNoYW5uZWxfaWQYBCABKAkSDQoFdGl0bGUYBSABKAkSEwoLZGVzY3JpcHRpb24YBiABKAkSLQoIcHJpb3JpdHkYByABKA4yGy53b3JrZW5naW5lLnYxLlRhc2tQcmlvcml0eRIpCgZzdGF0dXMYCCABKA4yGS53b3JrZW5naW5lLnYxLlRhc2tTdGF0dXMSLAoIZHVlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHRhZ3MYCiADKAkSEgoKZGVwZW5kc19vbhgLIAMoCRIpCghtZXRhZGF0YRgMIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEAoIcHJvZ3Jlc3MYDSABKAUSGAoQcHJvZ3Jlc3NfbWVzc2FnZRgOIAEoCRIPCgdhdHRlbXB0GA8gASgFEi8KC2NyZWF0ZV90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhcnRfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNY29tcGxldGVfdGltZRgTIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoGcmVzdWx0GBQgASgLMhkud29ya2VuZ2luZS52MS5UYXNrUmVzdWx0EhUKDXN0YXR1c19yZWFzb24YFSABKAkSHgoWdW5tZXRfZGVwZW5kZW5jeV9jb3VudBgWIAEoBRIUCgxtYXhfYXR0ZW1wdHMYFyABKAUSNQoRbGVhc2VfZXhwaXJlX3RpbWUYGCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDmxlYXNlX2R1cmF0aW9uGBkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhoKEmxlYXNlX2V4cGlyeV9jb3VudBgaIAEoBRIVCg1mYWlsdXJlX2NvdW50GBsgASgFEi4KCnJldHJ5X3RpbWUYHCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2lkZW1wb3RlbmN5X2tleRgdIAEoCSLOAQoLVGFza0F0dGVtcHQSDwoHYXR0ZW1wdBgBIAEoBRIQCghpZGVudGl0eRgCIAEoCRIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoHb3V0Y29tZRgFIAEoDjIdLndvcmtlbmdpbmUudjEuQXR0ZW1wdE91dGNvbWUSDgoGcmVhc29uGAYgASgJIqoBChFTZWxlY3Rpb25Dcml0ZXJpYRIVCg1yZXF1aXJlZF90YWdzGAEgAygJEjEKDG1pbl9wcmlvcml0eRgCIAEoDjIbLndvcmtlbmdpbmUudjEuVGFza1ByaW9yaXR5EjEKDG1heF9wcmlvcml0eRgDIAEoDjIbLndvcmtlbmdpbmUudjEuVGFza1ByaW9yaXR5EhgKEGV4Y2x1ZGVfdGFza19pZHMYBCADKAkiaQoPRGVwZW5kZW5jeVN0YXRlEg8KB3Rhc2tfaWQYASABKAkSDQoFdGl0bGUYAiABKAkSKQoGc3RhdHVzGAMgASgOMhkud29ya2VuZ2luZS52MS5UYXNrU3RhdHVzEgsKA21ldBgEIAEoCCLvAQoLVGFza0NvbnRleHQSIQoEdGFzaxgBIAEoCzITLndvcmtlbmdpbmUudjEuVGFzaxIxCgxvcmNoZXN0cmF0b3IYAiABKAsyGy53b3JrZW5naW5lLnYxLk9yY2hlc3RyYXRvchI0CgxkZXBlbmRlbmNpZXMYAyADKAsyHi53b3JrZW5naW5lLnYxLkRlcGVuZGVuY3lTdGF0ZRIqCg1yZWxhdGVkX3Rhc2tzGAQgAygLMhMud29ya2VuZ2luZS52MS5UYXNrEhQKDHdvcmtzcGFjZV9pZBgFIAEoCRISCgpjaGFubmVsX2lkGAYgASgJIvkBCglUYXNrRXZlbnQSDgoGY3Vyc29yGAEgASgDEioKBGtpbmQYAiABKA4yHC53b3JrZW5naW5lLnYxLlRhc2tFdmVudEtpbmQSLgoKZXZlbnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIQoEdGFzaxgEIAEoCzITLndvcmtlbmdpbmUudjEuVGFzaxIPCgdhdHRlbXB0GAUgASgFEhAKCHByb2dyZXNzGAYgASgFEg8KB21lc3NhZ2UYByABKAkSKQoIbWV0YWRhdGEYCCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IkcKC1N0YXR1c0NvdW50EikKBnN0YXR1cxgBIAEoDjIZLndvcmtlbmdpbmUudjEuVGFza1N0YXR1cxINCgVjb3VudBgCIAEoAyJNCg1Qcmlvcml0eUNvdW50Ei0KCHByaW9yaXR5GAEgASgOMhsud29ya2VuZ2luZS52MS5UYXNrUHJpb3JpdHkSDQoFY291bnQYAiABKAMqkgEKDFRhc2tQcmlvcml0eRIdChlUQVNLX1BSSU9SSVRZX1VOU1BFQ0lGSUVEEAASFQoRVEFTS19QUklPUklUWV9MT1cQARIYChRUQVNLX1BSSU9SSVRZX01FRElVTRACEhYKElRBU0tfUFJJT1JJVFlfSElHSBADEhoKFlRBU0tfUFJJT1JJVFlfQ1JJVElDQUwQBCq+AQoKVGFza1N0YXR1cxIbChdUQVNLX1NUQVRVU19VTlNQRUNJRklFRBAAEhQKEFRBU0tfU1RBVFVTX1RPRE8QARIbChdUQVNLX1NUQVRVU19JTl9QUk9HUkVTUxACEhcKE1RBU0tfU1RBVFVTX0JMT0NLRUQQAxIUChBUQVNLX1NUQVRVU19ET05FEAQSFgoSVEFTS19TVEFUVVNfRkFJTEVEEAUSGQoVVEFTS19TVEFUVVNfQ0FOQ0VMTEVEEAYq6AEKDkF0dGVtcHRPdXRjb21lEh8KG0FUVEVNUFRfT1VUQ09NRV9VTlNQRUNJRklFRBAAEhsKF0FUVEVNUFRfT1VUQ09NRV9SVU5OSU5HEAESHQoZQVRURU1QVF9PVVRDT01FX0NPTVBMRVRFRBACEhoKFkFUVEVNUFRfT1VUQ09NRV9GQUlMRUQQAxIbChdBVFRFTVBUX09VVENPTUVfQkxPQ0tFRBAEEiEKHUFUVEVNUFRfT1VUQ09NRV9MRUFTRV9FWFBJUkVEEAUSHQoZQVRURU1QVF9PVVRDT01FX0NBTkNFTExFRBAGKpoDCg1UYXNrRXZlbnRLaW5kEh8KG1RBU0tfRVZFTlRfS0lORF9VTlNQRUNJRklFRBAAEhwKGFRBU0tfRVZFTlRfS0lORF9TTkFQU0hPVBABEhsKF1RBU0tfRVZFTlRfS0lORF9DUkVBVEVEEAISGwoXVEFTS19FVkVOVF9LSU5EX1NUQVJURUQQAxIcChhUQVNLX0VWRU5UX0tJTkRfUFJPR1JFU1MQBBIdChlUQVNLX0VWRU5UX0tJTkRfQ09NUExFVEVEEAUSGgoWVEFTS19FVkVOVF9LSU5EX0ZBSUxFRBAGEhsKF1RBU0tfRVZFTlRfS0lORF9CTE9DS0VEEAcSHQoZVEFTS19FVkVOVF9LSU5EX1VOQkxPQ0tFRBAIEh0KGVRBU0tfRVZFTlRfS0lORF9DQU5DRUxMRUQQCRIhCh1UQVNLX0VWRU5UX0tJTkRfTEVBU0VfRVhQSVJFRBAKEhwKGFRBU0tfRVZFTlRfS0lORF9CT09LTUFSSxALEhsKF1RBU0tfRVZFTlRfS0lORF9SRVRSSUVEEAxiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_workengine_v1_orchestrator]);
 
 /**
  * A file, link or blob a task produced.
@@ -248,6 +248,61 @@ export type Task = Message<"workengine.v1.Task"> & {
    * @generated from field: int32 unmet_dependency_count = 22;
    */
   unmetDependencyCount: number;
+
+  /**
+   * How many attempts may fail (lease expiries plus reported failures) before the task
+   * stays FAILED: once lease_expiry_count + failure_count reaches it, an expired lease fails
+   * the task and RetryTask is refused. 1-100; 3 unless given at creation.
+   *
+   * @generated from field: int32 max_attempts = 23;
+   */
+  maxAttempts: number;
+
+  /**
+   * While IN_PROGRESS: when the running attempt's lease ends unless a Heartbeat or a
+   * progress report extends it. After it, reports of that attempt are refused and the task
+   * returns to TODO (or FAILED, out of attempts). Unset otherwise.
+   *
+   * @generated from field: google.protobuf.Timestamp lease_expire_time = 24;
+   */
+  leaseExpireTime?: Timestamp | undefined;
+
+  /**
+   * The lease each start grants unless the start asks for another; unset: the server's
+   * default (5 minutes unless configured).
+   *
+   * @generated from field: google.protobuf.Duration lease_duration = 25;
+   */
+  leaseDuration?: Duration | undefined;
+
+  /**
+   * Attempts abandoned because their lease expired (infrastructure retries).
+   *
+   * @generated from field: int32 lease_expiry_count = 26;
+   */
+  leaseExpiryCount: number;
+
+  /**
+   * Attempts the daemon reported FAILED (application retries).
+   *
+   * @generated from field: int32 failure_count = 27;
+   */
+  failureCount: number;
+
+  /**
+   * While BLOCKED by a completion that carried retry_after: when it returns to TODO by
+   * itself. Unset otherwise.
+   *
+   * @generated from field: google.protobuf.Timestamp retry_time = 28;
+   */
+  retryTime?: Timestamp | undefined;
+
+  /**
+   * The idempotency key the task was created with; empty when none.
+   *
+   * @generated from field: string idempotency_key = 29;
+   */
+  idempotencyKey: string;
 };
 
 /**
@@ -256,6 +311,63 @@ export type Task = Message<"workengine.v1.Task"> & {
  */
 export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
   messageDesc(file_workengine_v1_task, 2);
+
+/**
+ * One run of a task: who ran it, when, and how it ended.
+ *
+ * @generated from message workengine.v1.TaskAttempt
+ */
+export type TaskAttempt = Message<"workengine.v1.TaskAttempt"> & {
+  /**
+   * The attempt number, 1 for the first start.
+   *
+   * @generated from field: int32 attempt = 1;
+   */
+  attempt: number;
+
+  /**
+   * Who started it: the identity the daemon gave (ClaimNextTask/ExecuteTask), else the
+   * client's network address.
+   *
+   * @generated from field: string identity = 2;
+   */
+  identity: string;
+
+  /**
+   * When it started.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 3;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * When it ended; unset while RUNNING.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 4;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * How it ended.
+   *
+   * @generated from field: workengine.v1.AttemptOutcome outcome = 5;
+   */
+  outcome: AttemptOutcome;
+
+  /**
+   * The reported error, the block reason, the cancel reason or "lease expired".
+   *
+   * @generated from field: string reason = 6;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message workengine.v1.TaskAttempt.
+ * Use `create(TaskAttemptSchema)` to create a new message.
+ */
+export const TaskAttemptSchema: GenMessage<TaskAttempt> = /*@__PURE__*/
+  messageDesc(file_workengine_v1_task, 3);
 
 /**
  * Narrows which ready tasks selection may choose.
@@ -297,7 +409,7 @@ export type SelectionCriteria = Message<"workengine.v1.SelectionCriteria"> & {
  * Use `create(SelectionCriteriaSchema)` to create a new message.
  */
 export const SelectionCriteriaSchema: GenMessage<SelectionCriteria> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_task, 3);
+  messageDesc(file_workengine_v1_task, 4);
 
 /**
  * A dependency of a task and whether it is met.
@@ -339,7 +451,7 @@ export type DependencyState = Message<"workengine.v1.DependencyState"> & {
  * Use `create(DependencyStateSchema)` to create a new message.
  */
 export const DependencyStateSchema: GenMessage<DependencyState> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_task, 4);
+  messageDesc(file_workengine_v1_task, 5);
 
 /**
  * Everything a daemon needs to carry out a task.
@@ -395,7 +507,7 @@ export type TaskContext = Message<"workengine.v1.TaskContext"> & {
  * Use `create(TaskContextSchema)` to create a new message.
  */
 export const TaskContextSchema: GenMessage<TaskContext> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_task, 5);
+  messageDesc(file_workengine_v1_task, 6);
 
 /**
  * One recorded change to a task.
@@ -467,7 +579,7 @@ export type TaskEvent = Message<"workengine.v1.TaskEvent"> & {
  * Use `create(TaskEventSchema)` to create a new message.
  */
 export const TaskEventSchema: GenMessage<TaskEvent> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_task, 6);
+  messageDesc(file_workengine_v1_task, 7);
 
 /**
  * Number of tasks in one status.
@@ -495,7 +607,7 @@ export type StatusCount = Message<"workengine.v1.StatusCount"> & {
  * Use `create(StatusCountSchema)` to create a new message.
  */
 export const StatusCountSchema: GenMessage<StatusCount> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_task, 7);
+  messageDesc(file_workengine_v1_task, 8);
 
 /**
  * Number of tasks of one priority.
@@ -523,7 +635,7 @@ export type PriorityCount = Message<"workengine.v1.PriorityCount"> & {
  * Use `create(PriorityCountSchema)` to create a new message.
  */
 export const PriorityCountSchema: GenMessage<PriorityCount> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_task, 8);
+  messageDesc(file_workengine_v1_task, 9);
 
 /**
  * How urgent a task is. Selection weight: CRITICAL 1000, HIGH 100, MEDIUM 10, LOW 1.
@@ -638,6 +750,68 @@ export const TaskStatusSchema: GenEnum<TaskStatus> = /*@__PURE__*/
   enumDesc(file_workengine_v1_task, 1);
 
 /**
+ * How an attempt ended.
+ *
+ * @generated from enum workengine.v1.AttemptOutcome
+ */
+export enum AttemptOutcome {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: ATTEMPT_OUTCOME_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Still running.
+   *
+   * @generated from enum value: ATTEMPT_OUTCOME_RUNNING = 1;
+   */
+  RUNNING = 1,
+
+  /**
+   * Reported COMPLETED: the task became DONE.
+   *
+   * @generated from enum value: ATTEMPT_OUTCOME_COMPLETED = 2;
+   */
+  COMPLETED = 2,
+
+  /**
+   * Reported FAILED.
+   *
+   * @generated from enum value: ATTEMPT_OUTCOME_FAILED = 3;
+   */
+  FAILED = 3,
+
+  /**
+   * Reported BLOCKED.
+   *
+   * @generated from enum value: ATTEMPT_OUTCOME_BLOCKED = 4;
+   */
+  BLOCKED = 4,
+
+  /**
+   * Abandoned: its lease expired.
+   *
+   * @generated from enum value: ATTEMPT_OUTCOME_LEASE_EXPIRED = 5;
+   */
+  LEASE_EXPIRED = 5,
+
+  /**
+   * The task was cancelled while it ran.
+   *
+   * @generated from enum value: ATTEMPT_OUTCOME_CANCELLED = 6;
+   */
+  CANCELLED = 6,
+}
+
+/**
+ * Describes the enum workengine.v1.AttemptOutcome.
+ */
+export const AttemptOutcomeSchema: GenEnum<AttemptOutcome> = /*@__PURE__*/
+  enumDesc(file_workengine_v1_task, 2);
+
+/**
  * What kind of change a TaskEvent reports.
  *
  * @generated from enum workengine.v1.TaskEventKind
@@ -700,7 +874,7 @@ export enum TaskEventKind {
   BLOCKED = 7,
 
   /**
-   * Moved from BLOCKED to TODO.
+   * Moved from BLOCKED to TODO: its last dependency finished, or its retry time came.
    *
    * @generated from enum value: TASK_EVENT_KIND_UNBLOCKED = 8;
    */
@@ -714,7 +888,8 @@ export enum TaskEventKind {
   CANCELLED = 9,
 
   /**
-   * A lease expired and the attempt was abandoned (reserved for leases).
+   * A lease expired and the attempt was abandoned: the task is TODO again, or FAILED when
+   * it ran out of attempts.
    *
    * @generated from enum value: TASK_EVENT_KIND_LEASE_EXPIRED = 10;
    */
@@ -729,11 +904,18 @@ export enum TaskEventKind {
    * @generated from enum value: TASK_EVENT_KIND_BOOKMARK = 11;
    */
   BOOKMARK = 11,
+
+  /**
+   * A FAILED task was put back to TODO by RetryTask.
+   *
+   * @generated from enum value: TASK_EVENT_KIND_RETRIED = 12;
+   */
+  RETRIED = 12,
 }
 
 /**
  * Describes the enum workengine.v1.TaskEventKind.
  */
 export const TaskEventKindSchema: GenEnum<TaskEventKind> = /*@__PURE__*/
-  enumDesc(file_workengine_v1_task, 2);
+  enumDesc(file_workengine_v1_task, 3);
 

@@ -8,7 +8,7 @@ import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Charter, Orchestrator, OrchestratorStatus } from "./orchestrator_pb.js";
 import { file_workengine_v1_orchestrator } from "./orchestrator_pb.js";
-import type { PriorityCount, SelectionCriteria, StatusCount, Task, TaskContext, TaskEvent, TaskEventKind, TaskPriority, TaskResult, TaskStatus } from "./task_pb.js";
+import type { PriorityCount, SelectionCriteria, StatusCount, Task, TaskAttempt, TaskContext, TaskEvent, TaskEventKind, TaskPriority, TaskResult, TaskStatus } from "./task_pb.js";
 import { file_workengine_v1_task } from "./task_pb.js";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
@@ -16,7 +16,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file workengine/v1/work_engine_service.proto.
  */
 export const file_workengine_v1_work_engine_service: GenFile = /*@__PURE__*/
-  fileDesc("Cid3b3JrZW5naW5lL3YxL3dvcmtfZW5naW5lX3NlcnZpY2UucHJvdG8SDXdvcmtlbmdpbmUudjEiZAoVU2VsZWN0TmV4dFRhc2tSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIyCghjcml0ZXJpYRgCIAEoCzIgLndvcmtlbmdpbmUudjEuU2VsZWN0aW9uQ3JpdGVyaWEiSgoWU2VsZWN0TmV4dFRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEg0KBXNjb3JlGAIgASgDIowBChRDbGFpbU5leHRUYXNrUmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkSMgoIY3JpdGVyaWEYAiABKAsyIC53b3JrZW5naW5lLnYxLlNlbGVjdGlvbkNyaXRlcmlhEicKBHdhaXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iZAoVQ2xhaW1OZXh0VGFza1Jlc3BvbnNlEisKB2NvbnRleHQYASABKAsyGi53b3JrZW5naW5lLnYxLlRhc2tDb250ZXh0Eg8KB2F0dGVtcHQYAiABKAUSDQoFc2NvcmUYAyABKAMiRQoZUHJlcGFyZVRhc2tDb250ZXh0UmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkSDwoHdGFza19pZBgCIAEoCSJJChpQcmVwYXJlVGFza0NvbnRleHRSZXNwb25zZRIrCgdjb250ZXh0GAEgASgLMhoud29ya2VuZ2luZS52MS5UYXNrQ29udGV4dCI+ChJFeGVjdXRlVGFza1JlcXVlc3QSFwoPb3JjaGVzdHJhdG9yX2lkGAEgASgJEg8KB3Rhc2tfaWQYAiABKAkiuQEKE0V4ZWN1dGVUYXNrUmVzcG9uc2USLgoHb3V0Y29tZRgBIAEoDjIdLndvcmtlbmdpbmUudjEuRXhlY3V0ZU91dGNvbWUSKwoHY29udGV4dBgCIAEoCzIaLndvcmtlbmdpbmUudjEuVGFza0NvbnRleHQSDwoHYXR0ZW1wdBgDIAEoBRIWCg5ibG9ja2VkX3JlYXNvbhgEIAEoCRIcChR1bm1ldF9kZXBlbmRlbmN5X2lkcxgFIAMoCSKLAQoZVXBkYXRlVGFza1Byb2dyZXNzUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKAUSEAoIcHJvZ3Jlc3MYAyABKAUSDwoHbWVzc2FnZRgEIAEoCRIpCghtZXRhZGF0YRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiPwoaVXBkYXRlVGFza1Byb2dyZXNzUmVzcG9uc2USIQoEdGFzaxgBIAEoCzITLndvcmtlbmdpbmUudjEuVGFzayKTAQoTQ29tcGxldGVUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKAUSLwoGc3RhdHVzGAMgASgOMh8ud29ya2VuZ2luZS52MS5Db21wbGV0aW9uU3RhdHVzEikKBnJlc3VsdBgEIAEoCzIZLndvcmtlbmdpbmUudjEuVGFza1Jlc3VsdCJVChRDb21wbGV0ZVRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEhoKEnVuYmxvY2tlZF90YXNrX2lkcxgCIAMoCSKRAQoYR2V0RXhlY3V0aW9uU3RhdHNSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiwwIKGUdldEV4ZWN1dGlvblN0YXRzUmVzcG9uc2USEwoLdG90YWxfdGFza3MYASABKAMSFwoPY29tcGxldGVkX3Rhc2tzGAIgASgDEhQKDGZhaWxlZF90YXNrcxgDIAEoAxIcChRzdWNjZXNzX3JhdGVfcGVyY2VudBgEIAEoARIiChphdmVyYWdlX2NvbXBsZXRpb25fc2Vjb25kcxgFIAEoARIeChZwNTBfY29tcGxldGlvbl9zZWNvbmRzGAYgASgBEh4KFnA5NV9jb21wbGV0aW9uX3NlY29uZHMYByABKAESLQoJYnlfc3RhdHVzGAggAygLMhoud29ya2VuZ2luZS52MS5TdGF0dXNDb3VudBIxCgtieV9wcmlvcml0eRgJIAMoCzIcLndvcmtlbmdpbmUudjEuUHJpb3JpdHlDb3VudCL2AQoYV2F0Y2hUYXNrUHJvZ3Jlc3NSZXF1ZXN0EhEKB3Rhc2tfaWQYASABKAlIABIZCg9vcmNoZXN0cmF0b3JfaWQYAiABKAlIABIWCgx3b3Jrc3BhY2VfaWQYAyABKAlIABIUCgxhZnRlcl9jdXJzb3IYBCABKAMSKwoFa2luZHMYBSADKA4yHC53b3JrZW5naW5lLnYxLlRhc2tFdmVudEtpbmQSEQoJa2VlcF9vcGVuGAYgASgIEjQKEWJvb2ttYXJrX2ludGVydmFsGAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQggKBnRhcmdldCJEChlXYXRjaFRhc2tQcm9ncmVzc1Jlc3BvbnNlEicKBWV2ZW50GAEgASgLMhgud29ya2VuZ2luZS52MS5UYXNrRXZlbnQiiwIKG1JlZ2lzdGVyT3JjaGVzdHJhdG9yUmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEgwKBHJvbGUYAyABKAkSEgoKZGlzY2lwbGluZRgEIAEoCRIUCgxjYXBhYmlsaXRpZXMYBSADKAkSFwoPZGFlbW9uX2VuZHBvaW50GAYgASgJEhAKCHRpbWV6b25lGAcgASgJEicKB2NoYXJ0ZXIYCCABKAsyFi53b3JrZW5naW5lLnYxLkNoYXJ0ZXISMQoGc3RhdHVzGAkgASgOMiEud29ya2VuZ2luZS52MS5PcmNoZXN0cmF0b3JTdGF0dXMiUQocUmVnaXN0ZXJPcmNoZXN0cmF0b3JSZXNwb25zZRIxCgxvcmNoZXN0cmF0b3IYASABKAsyGy53b3JrZW5naW5lLnYxLk9yY2hlc3RyYXRvciIxChZHZXRPcmNoZXN0cmF0b3JSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCSJMChdHZXRPcmNoZXN0cmF0b3JSZXNwb25zZRIxCgxvcmNoZXN0cmF0b3IYASABKAsyGy53b3JrZW5naW5lLnYxLk9yY2hlc3RyYXRvciJ0ChhMaXN0T3JjaGVzdHJhdG9yc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSMQoGc3RhdHVzGAMgASgOMiEud29ya2VuZ2luZS52MS5PcmNoZXN0cmF0b3JTdGF0dXMiaAoZTGlzdE9yY2hlc3RyYXRvcnNSZXNwb25zZRIyCg1vcmNoZXN0cmF0b3JzGAEgAygLMhsud29ya2VuZ2luZS52MS5PcmNoZXN0cmF0b3ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImoKHFNldE9yY2hlc3RyYXRvclN0YXR1c1JlcXVlc3QSFwoPb3JjaGVzdHJhdG9yX2lkGAEgASgJEjEKBnN0YXR1cxgCIAEoDjIhLndvcmtlbmdpbmUudjEuT3JjaGVzdHJhdG9yU3RhdHVzIlIKHVNldE9yY2hlc3RyYXRvclN0YXR1c1Jlc3BvbnNlEjEKDG9yY2hlc3RyYXRvchgBIAEoCzIbLndvcmtlbmdpbmUudjEuT3JjaGVzdHJhdG9yIrUCChFDcmVhdGVUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEhcKD29yY2hlc3RyYXRvcl9pZBgCIAEoCRIUCgx3b3Jrc3BhY2VfaWQYAyABKAkSEgoKY2hhbm5lbF9pZBgEIAEoCRINCgV0aXRsZRgFIAEoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRItCghwcmlvcml0eRgHIAEoDjIbLndvcmtlbmdpbmUudjEuVGFza1ByaW9yaXR5EiwKCGR1ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR0YWdzGAkgAygJEhIKCmRlcGVuZHNfb24YCiADKAkSKQoIbWV0YWRhdGEYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IjcKEkNyZWF0ZVRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrIiEKDkdldFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiNAoPR2V0VGFza1Jlc3BvbnNlEiEKBHRhc2sYASABKAsyEy53b3JrZW5naW5lLnYxLlRhc2siogEKEExpc3RUYXNrc1JlcXVlc3QSFwoPb3JjaGVzdHJhdG9yX2lkGAEgASgJEhQKDHdvcmtzcGFjZV9pZBgCIAEoCRIrCghzdGF0dXNlcxgDIAMoDjIZLndvcmtlbmdpbmUudjEuVGFza1N0YXR1cxILCgN0YWcYBCABKAkSEQoJcGFnZV9zaXplGAUgASgFEhIKCnBhZ2VfdG9rZW4YBiABKAkiUAoRTGlzdFRhc2tzUmVzcG9uc2USIgoFdGFza3MYASADKAsyEy53b3JrZW5naW5lLnYxLlRhc2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjQKEUNhbmNlbFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIlMKEkNhbmNlbFRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEhoKEnVuYmxvY2tlZF90YXNrX2lkcxgCIAMoCSprCg5FeGVjdXRlT3V0Y29tZRIfChtFWEVDVVRFX09VVENPTUVfVU5TUEVDSUZJRUQQABIbChdFWEVDVVRFX09VVENPTUVfU1RBUlRFRBABEhsKF0VYRUNVVEVfT1VUQ09NRV9CTE9DS0VEEAIqkwEKEENvbXBsZXRpb25TdGF0dXMSIQodQ09NUExFVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIfChtDT01QTEVUSU9OX1NUQVRVU19DT01QTEVURUQQARIcChhDT01QTEVUSU9OX1NUQVRVU19GQUlMRUQQAhIdChlDT01QTEVUSU9OX1NUQVRVU19CTE9DS0VEEAMylAwKEVdvcmtFbmdpbmVTZXJ2aWNlEl0KDlNlbGVjdE5leHRUYXNrEiQud29ya2VuZ2luZS52MS5TZWxlY3ROZXh0VGFza1JlcXVlc3QaJS53b3JrZW5naW5lLnYxLlNlbGVjdE5leHRUYXNrUmVzcG9uc2USWgoNQ2xhaW1OZXh0VGFzaxIjLndvcmtlbmdpbmUudjEuQ2xhaW1OZXh0VGFza1JlcXVlc3QaJC53b3JrZW5naW5lLnYxLkNsYWltTmV4dFRhc2tSZXNwb25zZRJpChJQcmVwYXJlVGFza0NvbnRleHQSKC53b3JrZW5naW5lLnYxLlByZXBhcmVUYXNrQ29udGV4dFJlcXVlc3QaKS53b3JrZW5naW5lLnYxLlByZXBhcmVUYXNrQ29udGV4dFJlc3BvbnNlElQKC0V4ZWN1dGVUYXNrEiEud29ya2VuZ2luZS52MS5FeGVjdXRlVGFza1JlcXVlc3QaIi53b3JrZW5naW5lLnYxLkV4ZWN1dGVUYXNrUmVzcG9uc2USaQoSVXBkYXRlVGFza1Byb2dyZXNzEigud29ya2VuZ2luZS52MS5VcGRhdGVUYXNrUHJvZ3Jlc3NSZXF1ZXN0Gikud29ya2VuZ2luZS52MS5VcGRhdGVUYXNrUHJvZ3Jlc3NSZXNwb25zZRJXCgxDb21wbGV0ZVRhc2sSIi53b3JrZW5naW5lLnYxLkNvbXBsZXRlVGFza1JlcXVlc3QaIy53b3JrZW5naW5lLnYxLkNvbXBsZXRlVGFza1Jlc3BvbnNlEmYKEUdldEV4ZWN1dGlvblN0YXRzEicud29ya2VuZ2luZS52MS5HZXRFeGVjdXRpb25TdGF0c1JlcXVlc3QaKC53b3JrZW5naW5lLnYxLkdldEV4ZWN1dGlvblN0YXRzUmVzcG9uc2USaAoRV2F0Y2hUYXNrUHJvZ3Jlc3MSJy53b3JrZW5naW5lLnYxLldhdGNoVGFza1Byb2dyZXNzUmVxdWVzdBooLndvcmtlbmdpbmUudjEuV2F0Y2hUYXNrUHJvZ3Jlc3NSZXNwb25zZTABEm8KFFJlZ2lzdGVyT3JjaGVzdHJhdG9yEioud29ya2VuZ2luZS52MS5SZWdpc3Rlck9yY2hlc3RyYXRvclJlcXVlc3QaKy53b3JrZW5naW5lLnYxLlJlZ2lzdGVyT3JjaGVzdHJhdG9yUmVzcG9uc2USYAoPR2V0T3JjaGVzdHJhdG9yEiUud29ya2VuZ2luZS52MS5HZXRPcmNoZXN0cmF0b3JSZXF1ZXN0GiYud29ya2VuZ2luZS52MS5HZXRPcmNoZXN0cmF0b3JSZXNwb25zZRJmChFMaXN0T3JjaGVzdHJhdG9ycxInLndvcmtlbmdpbmUudjEuTGlzdE9yY2hlc3RyYXRvcnNSZXF1ZXN0Gigud29ya2VuZ2luZS52MS5MaXN0T3JjaGVzdHJhdG9yc1Jlc3BvbnNlEnIKFVNldE9yY2hlc3RyYXRvclN0YXR1cxIrLndvcmtlbmdpbmUudjEuU2V0T3JjaGVzdHJhdG9yU3RhdHVzUmVxdWVzdBosLndvcmtlbmdpbmUudjEuU2V0T3JjaGVzdHJhdG9yU3RhdHVzUmVzcG9uc2USUQoKQ3JlYXRlVGFzaxIgLndvcmtlbmdpbmUudjEuQ3JlYXRlVGFza1JlcXVlc3QaIS53b3JrZW5naW5lLnYxLkNyZWF0ZVRhc2tSZXNwb25zZRJICgdHZXRUYXNrEh0ud29ya2VuZ2luZS52MS5HZXRUYXNrUmVxdWVzdBoeLndvcmtlbmdpbmUudjEuR2V0VGFza1Jlc3BvbnNlEk4KCUxpc3RUYXNrcxIfLndvcmtlbmdpbmUudjEuTGlzdFRhc2tzUmVxdWVzdBogLndvcmtlbmdpbmUudjEuTGlzdFRhc2tzUmVzcG9uc2USUQoKQ2FuY2VsVGFzaxIgLndvcmtlbmdpbmUudjEuQ2FuY2VsVGFza1JlcXVlc3QaIS53b3JrZW5naW5lLnYxLkNhbmNlbFRhc2tSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_workengine_v1_orchestrator, file_workengine_v1_task]);
+  fileDesc("Cid3b3JrZW5naW5lL3YxL3dvcmtfZW5naW5lX3NlcnZpY2UucHJvdG8SDXdvcmtlbmdpbmUudjEiZAoVU2VsZWN0TmV4dFRhc2tSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIyCghjcml0ZXJpYRgCIAEoCzIgLndvcmtlbmdpbmUudjEuU2VsZWN0aW9uQ3JpdGVyaWEiSgoWU2VsZWN0TmV4dFRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEg0KBXNjb3JlGAIgASgDItEBChRDbGFpbU5leHRUYXNrUmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkSMgoIY3JpdGVyaWEYAiABKAsyIC53b3JrZW5naW5lLnYxLlNlbGVjdGlvbkNyaXRlcmlhEicKBHdhaXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMQoObGVhc2VfZHVyYXRpb24YBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIaWRlbnRpdHkYBSABKAkiZAoVQ2xhaW1OZXh0VGFza1Jlc3BvbnNlEisKB2NvbnRleHQYASABKAsyGi53b3JrZW5naW5lLnYxLlRhc2tDb250ZXh0Eg8KB2F0dGVtcHQYAiABKAUSDQoFc2NvcmUYAyABKAMiRQoZUHJlcGFyZVRhc2tDb250ZXh0UmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkSDwoHdGFza19pZBgCIAEoCSJJChpQcmVwYXJlVGFza0NvbnRleHRSZXNwb25zZRIrCgdjb250ZXh0GAEgASgLMhoud29ya2VuZ2luZS52MS5UYXNrQ29udGV4dCKDAQoSRXhlY3V0ZVRhc2tSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEjEKDmxlYXNlX2R1cmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCGlkZW50aXR5GAQgASgJIrkBChNFeGVjdXRlVGFza1Jlc3BvbnNlEi4KB291dGNvbWUYASABKA4yHS53b3JrZW5naW5lLnYxLkV4ZWN1dGVPdXRjb21lEisKB2NvbnRleHQYAiABKAsyGi53b3JrZW5naW5lLnYxLlRhc2tDb250ZXh0Eg8KB2F0dGVtcHQYAyABKAUSFgoOYmxvY2tlZF9yZWFzb24YBCABKAkSHAoUdW5tZXRfZGVwZW5kZW5jeV9pZHMYBSADKAkiiwEKGVVwZGF0ZVRhc2tQcm9ncmVzc1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgFEhAKCHByb2dyZXNzGAMgASgFEg8KB21lc3NhZ2UYBCABKAkSKQoIbWV0YWRhdGEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ij8KGlVwZGF0ZVRhc2tQcm9ncmVzc1Jlc3BvbnNlEiEKBHRhc2sYASABKAsyEy53b3JrZW5naW5lLnYxLlRhc2siwwEKE0NvbXBsZXRlVGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgFEi8KBnN0YXR1cxgDIAEoDjIfLndvcmtlbmdpbmUudjEuQ29tcGxldGlvblN0YXR1cxIpCgZyZXN1bHQYBCABKAsyGS53b3JrZW5naW5lLnYxLlRhc2tSZXN1bHQSLgoLcmV0cnlfYWZ0ZXIYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iZwoQSGVhcnRiZWF0UmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKAUSMQoObGVhc2VfZHVyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iSgoRSGVhcnRiZWF0UmVzcG9uc2USNQoRbGVhc2VfZXhwaXJlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjkKEFJldHJ5VGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIUCgxtYXhfYXR0ZW1wdHMYAiABKAUiNgoRUmV0cnlUYXNrUmVzcG9uc2USIQoEdGFzaxgBIAEoCzITLndvcmtlbmdpbmUudjEuVGFzayJVChRDb21wbGV0ZVRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEhoKEnVuYmxvY2tlZF90YXNrX2lkcxgCIAMoCSKRAQoYR2V0RXhlY3V0aW9uU3RhdHNSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiwwIKGUdldEV4ZWN1dGlvblN0YXRzUmVzcG9uc2USEwoLdG90YWxfdGFza3MYASABKAMSFwoPY29tcGxldGVkX3Rhc2tzGAIgASgDEhQKDGZhaWxlZF90YXNrcxgDIAEoAxIcChRzdWNjZXNzX3JhdGVfcGVyY2VudBgEIAEoARIiChphdmVyYWdlX2NvbXBsZXRpb25fc2Vjb25kcxgFIAEoARIeChZwNTBfY29tcGxldGlvbl9zZWNvbmRzGAYgASgBEh4KFnA5NV9jb21wbGV0aW9uX3NlY29uZHMYByABKAESLQoJYnlfc3RhdHVzGAggAygLMhoud29ya2VuZ2luZS52MS5TdGF0dXNDb3VudBIxCgtieV9wcmlvcml0eRgJIAMoCzIcLndvcmtlbmdpbmUudjEuUHJpb3JpdHlDb3VudCL2AQoYV2F0Y2hUYXNrUHJvZ3Jlc3NSZXF1ZXN0EhEKB3Rhc2tfaWQYASABKAlIABIZCg9vcmNoZXN0cmF0b3JfaWQYAiABKAlIABIWCgx3b3Jrc3BhY2VfaWQYAyABKAlIABIUCgxhZnRlcl9jdXJzb3IYBCABKAMSKwoFa2luZHMYBSADKA4yHC53b3JrZW5naW5lLnYxLlRhc2tFdmVudEtpbmQSEQoJa2VlcF9vcGVuGAYgASgIEjQKEWJvb2ttYXJrX2ludGVydmFsGAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQggKBnRhcmdldCJEChlXYXRjaFRhc2tQcm9ncmVzc1Jlc3BvbnNlEicKBWV2ZW50GAEgASgLMhgud29ya2VuZ2luZS52MS5UYXNrRXZlbnQiiwIKG1JlZ2lzdGVyT3JjaGVzdHJhdG9yUmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEgwKBHJvbGUYAyABKAkSEgoKZGlzY2lwbGluZRgEIAEoCRIUCgxjYXBhYmlsaXRpZXMYBSADKAkSFwoPZGFlbW9uX2VuZHBvaW50GAYgASgJEhAKCHRpbWV6b25lGAcgASgJEicKB2NoYXJ0ZXIYCCABKAsyFi53b3JrZW5naW5lLnYxLkNoYXJ0ZXISMQoGc3RhdHVzGAkgASgOMiEud29ya2VuZ2luZS52MS5PcmNoZXN0cmF0b3JTdGF0dXMiUQocUmVnaXN0ZXJPcmNoZXN0cmF0b3JSZXNwb25zZRIxCgxvcmNoZXN0cmF0b3IYASABKAsyGy53b3JrZW5naW5lLnYxLk9yY2hlc3RyYXRvciIxChZHZXRPcmNoZXN0cmF0b3JSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCSJMChdHZXRPcmNoZXN0cmF0b3JSZXNwb25zZRIxCgxvcmNoZXN0cmF0b3IYASABKAsyGy53b3JrZW5naW5lLnYxLk9yY2hlc3RyYXRvciJ0ChhMaXN0T3JjaGVzdHJhdG9yc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSMQoGc3RhdHVzGAMgASgOMiEud29ya2VuZ2luZS52MS5PcmNoZXN0cmF0b3JTdGF0dXMiaAoZTGlzdE9yY2hlc3RyYXRvcnNSZXNwb25zZRIyCg1vcmNoZXN0cmF0b3JzGAEgAygLMhsud29ya2VuZ2luZS52MS5PcmNoZXN0cmF0b3ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImoKHFNldE9yY2hlc3RyYXRvclN0YXR1c1JlcXVlc3QSFwoPb3JjaGVzdHJhdG9yX2lkGAEgASgJEjEKBnN0YXR1cxgCIAEoDjIhLndvcmtlbmdpbmUudjEuT3JjaGVzdHJhdG9yU3RhdHVzIlIKHVNldE9yY2hlc3RyYXRvclN0YXR1c1Jlc3BvbnNlEjEKDG9yY2hlc3RyYXRvchgBIAEoCzIbLndvcmtlbmdpbmUudjEuT3JjaGVzdHJhdG9yIpcDChFDcmVhdGVUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEhcKD29yY2hlc3RyYXRvcl9pZBgCIAEoCRIUCgx3b3Jrc3BhY2VfaWQYAyABKAkSEgoKY2hhbm5lbF9pZBgEIAEoCRINCgV0aXRsZRgFIAEoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRItCghwcmlvcml0eRgHIAEoDjIbLndvcmtlbmdpbmUudjEuVGFza1ByaW9yaXR5EiwKCGR1ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR0YWdzGAkgAygJEhIKCmRlcGVuZHNfb24YCiADKAkSKQoIbWV0YWRhdGEYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhQKDG1heF9hdHRlbXB0cxgMIAEoBRIxCg5sZWFzZV9kdXJhdGlvbhgNIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIXCg9pZGVtcG90ZW5jeV9rZXkYDiABKAkiNwoSQ3JlYXRlVGFza1Jlc3BvbnNlEiEKBHRhc2sYASABKAsyEy53b3JrZW5naW5lLnYxLlRhc2siIQoOR2V0VGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCSJiCg9HZXRUYXNrUmVzcG9uc2USIQoEdGFzaxgBIAEoCzITLndvcmtlbmdpbmUudjEuVGFzaxIsCghhdHRlbXB0cxgCIAMoCzIaLndvcmtlbmdpbmUudjEuVGFza0F0dGVtcHQiogEKEExpc3RUYXNrc1JlcXVlc3QSFwoPb3JjaGVzdHJhdG9yX2lkGAEgASgJEhQKDHdvcmtzcGFjZV9pZBgCIAEoCRIrCghzdGF0dXNlcxgDIAMoDjIZLndvcmtlbmdpbmUudjEuVGFza1N0YXR1cxILCgN0YWcYBCABKAkSEQoJcGFnZV9zaXplGAUgASgFEhIKCnBhZ2VfdG9rZW4YBiABKAkiUAoRTGlzdFRhc2tzUmVzcG9uc2USIgoFdGFza3MYASADKAsyEy53b3JrZW5naW5lLnYxLlRhc2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjQKEUNhbmNlbFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIlMKEkNhbmNlbFRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEhoKEnVuYmxvY2tlZF90YXNrX2lkcxgCIAMoCSprCg5FeGVjdXRlT3V0Y29tZRIfChtFWEVDVVRFX09VVENPTUVfVU5TUEVDSUZJRUQQABIbChdFWEVDVVRFX09VVENPTUVfU1RBUlRFRBABEhsKF0VYRUNVVEVfT1VUQ09NRV9CTE9DS0VEEAIqkwEKEENvbXBsZXRpb25TdGF0dXMSIQodQ09NUExFVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIfChtDT01QTEVUSU9OX1NUQVRVU19DT01QTEVURUQQARIcChhDT01QTEVUSU9OX1NUQVRVU19GQUlMRUQQAhIdChlDT01QTEVUSU9OX1NUQVRVU19CTE9DS0VEEAMytA0KEVdvcmtFbmdpbmVTZXJ2aWNlEl0KDlNlbGVjdE5leHRUYXNrEiQud29ya2VuZ2luZS52MS5TZWxlY3ROZXh0VGFza1JlcXVlc3QaJS53b3JrZW5naW5lLnYxLlNlbGVjdE5leHRUYXNrUmVzcG9uc2USWgoNQ2xhaW1OZXh0VGFzaxIjLndvcmtlbmdpbmUudjEuQ2xhaW1OZXh0VGFza1JlcXVlc3QaJC53b3JrZW5naW5lLnYxLkNsYWltTmV4dFRhc2tSZXNwb25zZRJpChJQcmVwYXJlVGFza0NvbnRleHQSKC53b3JrZW5naW5lLnYxLlByZXBhcmVUYXNrQ29udGV4dFJlcXVlc3QaKS53b3JrZW5naW5lLnYxLlByZXBhcmVUYXNrQ29udGV4dFJlc3BvbnNlElQKC0V4ZWN1dGVUYXNrEiEud29ya2VuZ2luZS52MS5FeGVjdXRlVGFza1JlcXVlc3QaIi53b3JrZW5naW5lLnYxLkV4ZWN1dGVUYXNrUmVzcG9uc2USaQoSVXBkYXRlVGFza1Byb2dyZXNzEigud29ya2VuZ2luZS52MS5VcGRhdGVUYXNrUHJvZ3Jlc3NSZXF1ZXN0Gikud29ya2VuZ2luZS52MS5VcGRhdGVUYXNrUHJvZ3Jlc3NSZXNwb25zZRJXCgxDb21wbGV0ZVRhc2sSIi53b3JrZW5naW5lLnYxLkNvbXBsZXRlVGFza1JlcXVlc3QaIy53b3JrZW5naW5lLnYxLkNvbXBsZXRlVGFza1Jlc3BvbnNlEk4KCUhlYXJ0YmVhdBIfLndvcmtlbmdpbmUudjEuSGVhcnRiZWF0UmVxdWVzdBogLndvcmtlbmdpbmUudjEuSGVhcnRiZWF0UmVzcG9uc2USTgoJUmV0cnlUYXNrEh8ud29ya2VuZ2luZS52MS5SZXRyeVRhc2tSZXF1ZXN0GiAud29ya2VuZ2luZS52MS5SZXRyeVRhc2tSZXNwb25zZRJmChFHZXRFeGVjdXRpb25TdGF0cxInLndvcmtlbmdpbmUudjEuR2V0RXhlY3V0aW9uU3RhdHNSZXF1ZXN0Gigud29ya2VuZ2luZS52MS5HZXRFeGVjdXRpb25TdGF0c1Jlc3BvbnNlEmgKEVdhdGNoVGFza1Byb2dyZXNzEicud29ya2VuZ2luZS52MS5XYXRjaFRhc2tQcm9ncmVzc1JlcXVlc3QaKC53b3JrZW5naW5lLnYxLldhdGNoVGFza1Byb2dyZXNzUmVzcG9uc2UwARJvChRSZWdpc3Rlck9yY2hlc3RyYXRvchIqLndvcmtlbmdpbmUudjEuUmVnaXN0ZXJPcmNoZXN0cmF0b3JSZXF1ZXN0Gisud29ya2VuZ2luZS52MS5SZWdpc3Rlck9yY2hlc3RyYXRvclJlc3BvbnNlEmAKD0dldE9yY2hlc3RyYXRvchIlLndvcmtlbmdpbmUudjEuR2V0T3JjaGVzdHJhdG9yUmVxdWVzdBomLndvcmtlbmdpbmUudjEuR2V0T3JjaGVzdHJhdG9yUmVzcG9uc2USZgoRTGlzdE9yY2hlc3RyYXRvcnMSJy53b3JrZW5naW5lLnYxLkxpc3RPcmNoZXN0cmF0b3JzUmVxdWVzdBooLndvcmtlbmdpbmUudjEuTGlzdE9yY2hlc3RyYXRvcnNSZXNwb25zZRJyChVTZXRPcmNoZXN0cmF0b3JTdGF0dXMSKy53b3JrZW5naW5lLnYxLlNldE9yY2hlc3RyYXRvclN0YXR1c1JlcXVlc3QaLC53b3JrZW5naW5lLnYxLlNldE9yY2hlc3RyYXRvclN0YXR1c1Jlc3BvbnNlElEKCkNyZWF0ZVRhc2sSIC53b3JrZW5naW5lLnYxLkNyZWF0ZVRhc2tSZXF1ZXN0GiEud29ya2VuZ2luZS52MS5DcmVhdGVUYXNrUmVzcG9uc2USSAoHR2V0VGFzaxIdLndvcmtlbmdpbmUudjEuR2V0VGFza1JlcXVlc3QaHi53b3JrZW5naW5lLnYxLkdldFRhc2tSZXNwb25zZRJOCglMaXN0VGFza3MSHy53b3JrZW5naW5lLnYxLkxpc3RUYXNrc1JlcXVlc3QaIC53b3JrZW5naW5lLnYxLkxpc3RUYXNrc1Jlc3BvbnNlElEKCkNhbmNlbFRhc2sSIC53b3JrZW5naW5lLnYxLkNhbmNlbFRhc2tSZXF1ZXN0GiEud29ya2VuZ2luZS52MS5DYW5jZWxUYXNrUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_workengine_v1_orchestrator, file_workengine_v1_task]);
 
 /**
  * Request of SelectNextTask.
@@ -102,6 +102,22 @@ export type ClaimNextTaskRequest = Message<"workengine.v1.ClaimNextTaskRequest">
    * @generated from field: google.protobuf.Duration wait = 3;
    */
   wait?: Duration | undefined;
+
+  /**
+   * The lease the started attempt holds (1 s to 24 h). Unset: the task's lease_duration,
+   * else the server's default.
+   *
+   * @generated from field: google.protobuf.Duration lease_duration = 4;
+   */
+  leaseDuration?: Duration | undefined;
+
+  /**
+   * Who is claiming (e.g. "host/pid"), recorded in the attempt history. At most 200
+   * characters. Empty: the client's network address.
+   *
+   * @generated from field: string identity = 5;
+   */
+  identity: string;
 };
 
 /**
@@ -215,6 +231,22 @@ export type ExecuteTaskRequest = Message<"workengine.v1.ExecuteTaskRequest"> & {
    * @generated from field: string task_id = 2;
    */
   taskId: string;
+
+  /**
+   * The lease the started attempt holds (1 s to 24 h). Unset: the task's lease_duration,
+   * else the server's default.
+   *
+   * @generated from field: google.protobuf.Duration lease_duration = 3;
+   */
+  leaseDuration?: Duration | undefined;
+
+  /**
+   * Who is starting it, recorded in the attempt history. At most 200 characters. Empty: the
+   * client's network address.
+   *
+   * @generated from field: string identity = 4;
+   */
+  identity: string;
 };
 
 /**
@@ -379,6 +411,14 @@ export type CompleteTaskRequest = Message<"workengine.v1.CompleteTaskRequest"> &
    * @generated from field: workengine.v1.TaskResult result = 4;
    */
   result?: TaskResult | undefined;
+
+  /**
+   * Only with status BLOCKED: the task returns to TODO by itself this long from now (1 s to
+   * 30 days), like an HTTP Retry-After. Unset: it stays BLOCKED until cancelled.
+   *
+   * @generated from field: google.protobuf.Duration retry_after = 5;
+   */
+  retryAfter?: Duration | undefined;
 };
 
 /**
@@ -387,6 +427,112 @@ export type CompleteTaskRequest = Message<"workengine.v1.CompleteTaskRequest"> &
  */
 export const CompleteTaskRequestSchema: GenMessage<CompleteTaskRequest> = /*@__PURE__*/
   messageDesc(file_workengine_v1_work_engine_service, 10);
+
+/**
+ * Request of Heartbeat.
+ *
+ * @generated from message workengine.v1.HeartbeatRequest
+ */
+export type HeartbeatRequest = Message<"workengine.v1.HeartbeatRequest"> & {
+  /**
+   * The running task. Required.
+   *
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * The attempt returned when it was started. Required (>= 1).
+   *
+   * @generated from field: int32 attempt = 2;
+   */
+  attempt: number;
+
+  /**
+   * Extend the lease to this long from now (1 s to 24 h). Unset: by the duration the
+   * attempt started with.
+   *
+   * @generated from field: google.protobuf.Duration lease_duration = 3;
+   */
+  leaseDuration?: Duration | undefined;
+};
+
+/**
+ * Describes the message workengine.v1.HeartbeatRequest.
+ * Use `create(HeartbeatRequestSchema)` to create a new message.
+ */
+export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
+  messageDesc(file_workengine_v1_work_engine_service, 11);
+
+/**
+ * Response of Heartbeat.
+ *
+ * @generated from message workengine.v1.HeartbeatResponse
+ */
+export type HeartbeatResponse = Message<"workengine.v1.HeartbeatResponse"> & {
+  /**
+   * When the lease now ends.
+   *
+   * @generated from field: google.protobuf.Timestamp lease_expire_time = 1;
+   */
+  leaseExpireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message workengine.v1.HeartbeatResponse.
+ * Use `create(HeartbeatResponseSchema)` to create a new message.
+ */
+export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
+  messageDesc(file_workengine_v1_work_engine_service, 12);
+
+/**
+ * Request of RetryTask.
+ *
+ * @generated from message workengine.v1.RetryTaskRequest
+ */
+export type RetryTaskRequest = Message<"workengine.v1.RetryTaskRequest"> & {
+  /**
+   * The FAILED task. Required.
+   *
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * Raise the task's max_attempts to this (it never lowers it; 1-100). 0: unchanged.
+   *
+   * @generated from field: int32 max_attempts = 2;
+   */
+  maxAttempts: number;
+};
+
+/**
+ * Describes the message workengine.v1.RetryTaskRequest.
+ * Use `create(RetryTaskRequestSchema)` to create a new message.
+ */
+export const RetryTaskRequestSchema: GenMessage<RetryTaskRequest> = /*@__PURE__*/
+  messageDesc(file_workengine_v1_work_engine_service, 13);
+
+/**
+ * Response of RetryTask.
+ *
+ * @generated from message workengine.v1.RetryTaskResponse
+ */
+export type RetryTaskResponse = Message<"workengine.v1.RetryTaskResponse"> & {
+  /**
+   * The task, TODO again (its dependencies, DONE or CANCELLED, stay met).
+   *
+   * @generated from field: workengine.v1.Task task = 1;
+   */
+  task?: Task | undefined;
+};
+
+/**
+ * Describes the message workengine.v1.RetryTaskResponse.
+ * Use `create(RetryTaskResponseSchema)` to create a new message.
+ */
+export const RetryTaskResponseSchema: GenMessage<RetryTaskResponse> = /*@__PURE__*/
+  messageDesc(file_workengine_v1_work_engine_service, 14);
 
 /**
  * Response of CompleteTask.
@@ -415,7 +561,7 @@ export type CompleteTaskResponse = Message<"workengine.v1.CompleteTaskResponse">
  * Use `create(CompleteTaskResponseSchema)` to create a new message.
  */
 export const CompleteTaskResponseSchema: GenMessage<CompleteTaskResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 11);
+  messageDesc(file_workengine_v1_work_engine_service, 15);
 
 /**
  * Request of GetExecutionStats.
@@ -450,7 +596,7 @@ export type GetExecutionStatsRequest = Message<"workengine.v1.GetExecutionStatsR
  * Use `create(GetExecutionStatsRequestSchema)` to create a new message.
  */
 export const GetExecutionStatsRequestSchema: GenMessage<GetExecutionStatsRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 12);
+  messageDesc(file_workengine_v1_work_engine_service, 16);
 
 /**
  * Response of GetExecutionStats. Completion times are complete_time - start_time of DONE tasks.
@@ -527,7 +673,7 @@ export type GetExecutionStatsResponse = Message<"workengine.v1.GetExecutionStats
  * Use `create(GetExecutionStatsResponseSchema)` to create a new message.
  */
 export const GetExecutionStatsResponseSchema: GenMessage<GetExecutionStatsResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 13);
+  messageDesc(file_workengine_v1_work_engine_service, 17);
 
 /**
  * Request of WatchTaskProgress. Exactly one target must be set.
@@ -607,7 +753,7 @@ export type WatchTaskProgressRequest = Message<"workengine.v1.WatchTaskProgressR
  * Use `create(WatchTaskProgressRequestSchema)` to create a new message.
  */
 export const WatchTaskProgressRequestSchema: GenMessage<WatchTaskProgressRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 14);
+  messageDesc(file_workengine_v1_work_engine_service, 18);
 
 /**
  * One message of the WatchTaskProgress stream.
@@ -628,7 +774,7 @@ export type WatchTaskProgressResponse = Message<"workengine.v1.WatchTaskProgress
  * Use `create(WatchTaskProgressResponseSchema)` to create a new message.
  */
 export const WatchTaskProgressResponseSchema: GenMessage<WatchTaskProgressResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 15);
+  messageDesc(file_workengine_v1_work_engine_service, 19);
 
 /**
  * Request of RegisterOrchestrator.
@@ -706,7 +852,7 @@ export type RegisterOrchestratorRequest = Message<"workengine.v1.RegisterOrchest
  * Use `create(RegisterOrchestratorRequestSchema)` to create a new message.
  */
 export const RegisterOrchestratorRequestSchema: GenMessage<RegisterOrchestratorRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 16);
+  messageDesc(file_workengine_v1_work_engine_service, 20);
 
 /**
  * Response of RegisterOrchestrator.
@@ -727,7 +873,7 @@ export type RegisterOrchestratorResponse = Message<"workengine.v1.RegisterOrches
  * Use `create(RegisterOrchestratorResponseSchema)` to create a new message.
  */
 export const RegisterOrchestratorResponseSchema: GenMessage<RegisterOrchestratorResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 17);
+  messageDesc(file_workengine_v1_work_engine_service, 21);
 
 /**
  * Request of GetOrchestrator.
@@ -748,7 +894,7 @@ export type GetOrchestratorRequest = Message<"workengine.v1.GetOrchestratorReque
  * Use `create(GetOrchestratorRequestSchema)` to create a new message.
  */
 export const GetOrchestratorRequestSchema: GenMessage<GetOrchestratorRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 18);
+  messageDesc(file_workengine_v1_work_engine_service, 22);
 
 /**
  * Response of GetOrchestrator.
@@ -769,7 +915,7 @@ export type GetOrchestratorResponse = Message<"workengine.v1.GetOrchestratorResp
  * Use `create(GetOrchestratorResponseSchema)` to create a new message.
  */
 export const GetOrchestratorResponseSchema: GenMessage<GetOrchestratorResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 19);
+  messageDesc(file_workengine_v1_work_engine_service, 23);
 
 /**
  * Request of ListOrchestrators.
@@ -804,7 +950,7 @@ export type ListOrchestratorsRequest = Message<"workengine.v1.ListOrchestratorsR
  * Use `create(ListOrchestratorsRequestSchema)` to create a new message.
  */
 export const ListOrchestratorsRequestSchema: GenMessage<ListOrchestratorsRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 20);
+  messageDesc(file_workengine_v1_work_engine_service, 24);
 
 /**
  * Response of ListOrchestrators.
@@ -832,7 +978,7 @@ export type ListOrchestratorsResponse = Message<"workengine.v1.ListOrchestrators
  * Use `create(ListOrchestratorsResponseSchema)` to create a new message.
  */
 export const ListOrchestratorsResponseSchema: GenMessage<ListOrchestratorsResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 21);
+  messageDesc(file_workengine_v1_work_engine_service, 25);
 
 /**
  * Request of SetOrchestratorStatus.
@@ -860,7 +1006,7 @@ export type SetOrchestratorStatusRequest = Message<"workengine.v1.SetOrchestrato
  * Use `create(SetOrchestratorStatusRequestSchema)` to create a new message.
  */
 export const SetOrchestratorStatusRequestSchema: GenMessage<SetOrchestratorStatusRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 22);
+  messageDesc(file_workengine_v1_work_engine_service, 26);
 
 /**
  * Response of SetOrchestratorStatus.
@@ -881,7 +1027,7 @@ export type SetOrchestratorStatusResponse = Message<"workengine.v1.SetOrchestrat
  * Use `create(SetOrchestratorStatusResponseSchema)` to create a new message.
  */
 export const SetOrchestratorStatusResponseSchema: GenMessage<SetOrchestratorStatusResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 23);
+  messageDesc(file_workengine_v1_work_engine_service, 27);
 
 /**
  * Request of CreateTask.
@@ -967,6 +1113,32 @@ export type CreateTaskRequest = Message<"workengine.v1.CreateTaskRequest"> & {
    * @generated from field: google.protobuf.Struct metadata = 11;
    */
   metadata?: JsonObject | undefined;
+
+  /**
+   * Failed attempts allowed before the task stays FAILED (see Task.max_attempts), 1-100.
+   * 0: 3.
+   *
+   * @generated from field: int32 max_attempts = 12;
+   */
+  maxAttempts: number;
+
+  /**
+   * The lease each start grants (1 s to 24 h) unless the start asks for another. Unset: the
+   * server's default.
+   *
+   * @generated from field: google.protobuf.Duration lease_duration = 13;
+   */
+  leaseDuration?: Duration | undefined;
+
+  /**
+   * Makes the call safe to retry: the same key with the same request returns the task the
+   * first call created (the response is identical); with a different request it is
+   * INVALID_ARGUMENT. Scoped to the orchestrator, kept as long as the task. At most 200
+   * characters; empty: none.
+   *
+   * @generated from field: string idempotency_key = 14;
+   */
+  idempotencyKey: string;
 };
 
 /**
@@ -974,7 +1146,7 @@ export type CreateTaskRequest = Message<"workengine.v1.CreateTaskRequest"> & {
  * Use `create(CreateTaskRequestSchema)` to create a new message.
  */
 export const CreateTaskRequestSchema: GenMessage<CreateTaskRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 24);
+  messageDesc(file_workengine_v1_work_engine_service, 28);
 
 /**
  * Response of CreateTask.
@@ -995,7 +1167,7 @@ export type CreateTaskResponse = Message<"workengine.v1.CreateTaskResponse"> & {
  * Use `create(CreateTaskResponseSchema)` to create a new message.
  */
 export const CreateTaskResponseSchema: GenMessage<CreateTaskResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 25);
+  messageDesc(file_workengine_v1_work_engine_service, 29);
 
 /**
  * Request of GetTask.
@@ -1016,7 +1188,7 @@ export type GetTaskRequest = Message<"workengine.v1.GetTaskRequest"> & {
  * Use `create(GetTaskRequestSchema)` to create a new message.
  */
 export const GetTaskRequestSchema: GenMessage<GetTaskRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 26);
+  messageDesc(file_workengine_v1_work_engine_service, 30);
 
 /**
  * Response of GetTask.
@@ -1030,6 +1202,13 @@ export type GetTaskResponse = Message<"workengine.v1.GetTaskResponse"> & {
    * @generated from field: workengine.v1.Task task = 1;
    */
   task?: Task | undefined;
+
+  /**
+   * Every attempt, first to last: who ran it, when, and how it ended.
+   *
+   * @generated from field: repeated workengine.v1.TaskAttempt attempts = 2;
+   */
+  attempts: TaskAttempt[];
 };
 
 /**
@@ -1037,7 +1216,7 @@ export type GetTaskResponse = Message<"workengine.v1.GetTaskResponse"> & {
  * Use `create(GetTaskResponseSchema)` to create a new message.
  */
 export const GetTaskResponseSchema: GenMessage<GetTaskResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 27);
+  messageDesc(file_workengine_v1_work_engine_service, 31);
 
 /**
  * Request of ListTasks. Filters combine with AND.
@@ -1093,7 +1272,7 @@ export type ListTasksRequest = Message<"workengine.v1.ListTasksRequest"> & {
  * Use `create(ListTasksRequestSchema)` to create a new message.
  */
 export const ListTasksRequestSchema: GenMessage<ListTasksRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 28);
+  messageDesc(file_workengine_v1_work_engine_service, 32);
 
 /**
  * Response of ListTasks.
@@ -1121,7 +1300,7 @@ export type ListTasksResponse = Message<"workengine.v1.ListTasksResponse"> & {
  * Use `create(ListTasksResponseSchema)` to create a new message.
  */
 export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 29);
+  messageDesc(file_workengine_v1_work_engine_service, 33);
 
 /**
  * Request of CancelTask.
@@ -1149,7 +1328,7 @@ export type CancelTaskRequest = Message<"workengine.v1.CancelTaskRequest"> & {
  * Use `create(CancelTaskRequestSchema)` to create a new message.
  */
 export const CancelTaskRequestSchema: GenMessage<CancelTaskRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 30);
+  messageDesc(file_workengine_v1_work_engine_service, 34);
 
 /**
  * Response of CancelTask.
@@ -1177,7 +1356,7 @@ export type CancelTaskResponse = Message<"workengine.v1.CancelTaskResponse"> & {
  * Use `create(CancelTaskResponseSchema)` to create a new message.
  */
 export const CancelTaskResponseSchema: GenMessage<CancelTaskResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 31);
+  messageDesc(file_workengine_v1_work_engine_service, 35);
 
 /**
  * Whether ExecuteTask started the task.
@@ -1326,9 +1505,12 @@ export const WorkEngineService: GenService<{
     output: typeof ExecuteTaskResponseSchema;
   },
   /**
-   * Records progress of the running attempt and publishes a PROGRESS event to watchers.
-   * NOT_FOUND: unknown task. FAILED_PRECONDITION: the task is not IN_PROGRESS, or `attempt`
-   * is not its current attempt (superseded or never started): stop working on it.
+   * Records progress of the running attempt, extends its lease like Heartbeat, and
+   * publishes a PROGRESS event to watchers. NOT_FOUND: unknown task. FAILED_PRECONDITION:
+   * stop working on it: the task is not IN_PROGRESS (cancelled, finished), `attempt` is not
+   * its current attempt (superseded or never started), or its lease expired; a
+   * google.rpc.ErrorInfo detail (domain "workengine.v1") says which: TASK_CANCELLED,
+   * TASK_NOT_RUNNING, ATTEMPT_SUPERSEDED, ATTEMPT_NOT_STARTED or LEASE_EXPIRED.
    *
    * @generated from rpc workengine.v1.WorkEngineService.UpdateTaskProgress
    */
@@ -1342,7 +1524,9 @@ export const WorkEngineService: GenService<{
    * transaction. Repeating the identical call is harmless: it returns the task unchanged, so
    * it is safe to retry. NOT_FOUND: unknown task. FAILED_PRECONDITION: the task is not
    * IN_PROGRESS, `attempt` is not its current attempt, or a different completion was already
-   * recorded for this attempt.
+   * recorded for this attempt; ErrorInfo reasons as for UpdateTaskProgress, plus
+   * COMPLETION_CONFLICT. A completion after the lease expired is refused (LEASE_EXPIRED):
+   * the attempt may already run elsewhere.
    *
    * @generated from rpc workengine.v1.WorkEngineService.CompleteTask
    */
@@ -1350,6 +1534,31 @@ export const WorkEngineService: GenService<{
     methodKind: "unary";
     input: typeof CompleteTaskRequestSchema;
     output: typeof CompleteTaskResponseSchema;
+  },
+  /**
+   * Tells the server the running attempt is alive: extends its lease. Call it well within
+   * the lease (a third of it is a good period). FAILED_PRECONDITION, with the ErrorInfo
+   * reasons of UpdateTaskProgress: stop working, the task was cancelled or finished, or the
+   * attempt lost its lease. NOT_FOUND: unknown task. Safe to retry.
+   *
+   * @generated from rpc workengine.v1.WorkEngineService.Heartbeat
+   */
+  heartbeat: {
+    methodKind: "unary";
+    input: typeof HeartbeatRequestSchema;
+    output: typeof HeartbeatResponseSchema;
+  },
+  /**
+   * Puts a FAILED task back to TODO for another attempt. FAILED_PRECONDITION: the task is
+   * not FAILED, or it has used up max_attempts (raise it in the request to allow more).
+   * NOT_FOUND: unknown task.
+   *
+   * @generated from rpc workengine.v1.WorkEngineService.RetryTask
+   */
+  retryTask: {
+    methodKind: "unary";
+    input: typeof RetryTaskRequestSchema;
+    output: typeof RetryTaskResponseSchema;
   },
   /**
    * Counts, success rate and completion-time percentiles of one orchestrator's tasks,
@@ -1423,7 +1632,9 @@ export const WorkEngineService: GenService<{
     output: typeof SetOrchestratorStatusResponseSchema;
   },
   /**
-   * Creates a task: TODO when its dependencies are all met, BLOCKED otherwise.
+   * Creates a task: TODO when its dependencies are all met, BLOCKED otherwise. With an
+   * idempotency_key, repeating the same request returns the task the first call created,
+   * so it is safe to retry; the same key with a different request is INVALID_ARGUMENT.
    * NOT_FOUND: unknown orchestrator, or a depends_on id that does not exist (the message
    * names the field). ALREADY_EXISTS: the requested task_id is taken. INVALID_ARGUMENT also
    * for a task that depends on itself (the only cycle possible: dependencies exist first).
