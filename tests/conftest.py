@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from workengine.api.server import RunningServer, start_server
 from workengine.engine import WorkEngine
+from workengine.engine.maintenance import MaintenanceSettings
 from workengine.store.database import Database
 from workengine.store.embedded import EmbeddedPostgres
 from workengine.store.migrate import migrate
@@ -76,7 +77,10 @@ def database_url(database_server_url: str, template_database: str) -> Iterator[s
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[WorkEngine]:
-    work_engine = WorkEngine(Database(database_url, pool_size=20))
+    # Expired leases and due retries are looked for often, so tests wait little past them.
+    work_engine = WorkEngine(
+        Database(database_url, pool_size=20), maintenance_settings=MaintenanceSettings(interval=0.2)
+    )
     yield work_engine
     await work_engine.close()
 

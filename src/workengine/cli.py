@@ -14,6 +14,8 @@ from google.protobuf import json_format, timestamp_pb2
 
 from workengine.config import (
     DEFAULT_EVENT_RETENTION,
+    DEFAULT_LEASE_DURATION,
+    DEFAULT_MAINTENANCE_INTERVAL,
     DEFAULT_POLL_INTERVAL,
     ServeSettings,
     default_target,
@@ -78,6 +80,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
             listen=False if args.no_listen else None,
             poll_interval=args.poll_interval,
             event_retention=args.event_retention,
+            lease_duration=args.lease_duration,
+            maintenance_interval=args.maintenance_interval,
         )
     )
 
@@ -218,6 +222,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=_duration,
         help=f"how long events stay resumable, e.g. 12h or 7d (default {DEFAULT_EVENT_RETENTION}, "
         "env WORKENGINE_EVENT_RETENTION)",
+    )
+    serve.add_argument(
+        "--lease-duration",
+        type=_duration,
+        help=f"lease a started task holds unless the task or the start asks for another "
+        f"(default {DEFAULT_LEASE_DURATION}, env WORKENGINE_LEASE_DURATION)",
+    )
+    serve.add_argument(
+        "--maintenance-interval",
+        type=_positive_seconds,
+        help=f"seconds between looks for expired leases and due retries (default "
+        f"{DEFAULT_MAINTENANCE_INTERVAL}, env WORKENGINE_MAINTENANCE_INTERVAL)",
     )
     serve.set_defaults(handler=cmd_serve)
 

@@ -13,6 +13,8 @@ import platformdirs
 DEFAULT_PORT = 50051
 DEFAULT_EVENT_RETENTION = "7d"
 DEFAULT_POLL_INTERVAL = 0.1
+DEFAULT_LEASE_DURATION = "5m"
+DEFAULT_MAINTENANCE_INTERVAL = 1.0
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -43,6 +45,8 @@ class ServeSettings:
     listen: bool
     poll_interval: float
     event_retention: timedelta
+    lease_duration: timedelta
+    maintenance_interval: float
 
     @classmethod
     def from_sources(
@@ -56,6 +60,8 @@ class ServeSettings:
         listen: bool | None = None,
         poll_interval: float | None = None,
         event_retention: timedelta | None = None,
+        lease_duration: timedelta | None = None,
+        maintenance_interval: float | None = None,
     ) -> ServeSettings:
         env = os.environ
         return cls(
@@ -72,6 +78,11 @@ class ServeSettings:
             else float(env.get("WORKENGINE_POLL_INTERVAL", DEFAULT_POLL_INTERVAL)),
             event_retention=event_retention
             or parse_duration(env.get("WORKENGINE_EVENT_RETENTION", DEFAULT_EVENT_RETENTION)),
+            lease_duration=lease_duration
+            or parse_duration(env.get("WORKENGINE_LEASE_DURATION", DEFAULT_LEASE_DURATION)),
+            maintenance_interval=maintenance_interval
+            if maintenance_interval is not None
+            else float(env.get("WORKENGINE_MAINTENANCE_INTERVAL", DEFAULT_MAINTENANCE_INTERVAL)),
         )
 
 

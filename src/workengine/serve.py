@@ -10,6 +10,7 @@ from workengine.api.server import start_server
 from workengine.config import ServeSettings
 from workengine.engine import WorkEngine
 from workengine.engine.feed import FeedSettings
+from workengine.engine.maintenance import MaintenanceSettings
 from workengine.store.database import Database
 from workengine.store.embedded import EmbeddedPostgres
 from workengine.store.migrate import migrate
@@ -35,7 +36,12 @@ async def run(settings: ServeSettings, database_url: str) -> None:
     feed = FeedSettings(
         listen=settings.listen, poll_interval=settings.poll_interval, retention=settings.event_retention
     )
-    engine = WorkEngine(Database(database_url, pool_size=settings.pool_size), feed_settings=feed)
+    engine = WorkEngine(
+        Database(database_url, pool_size=settings.pool_size),
+        feed_settings=feed,
+        maintenance_settings=MaintenanceSettings(interval=settings.maintenance_interval),
+        default_lease=settings.lease_duration,
+    )
     running = await start_server(engine, settings.host, settings.port)
     print(f"workengine listening on {settings.host}:{running.port}", flush=True)
     await stop.wait()

@@ -104,7 +104,7 @@ async def test_a_superseded_attempt_cannot_report(stub: Stub, database_url: str)
     await register(stub)
     task = await create(stub)
     first = (await claim(stub)).attempt
-    # v1 has no lease expiry or RetryTask yet (they re-queue a started task); do it in SQL.
+    # Back to TODO in SQL, as the lease reaper would do, without waiting for a lease.
     with psycopg.connect(database_url, autocommit=True) as connection:
         connection.execute("UPDATE tasks SET status = 'TODO' WHERE id = %s", (task.id,))
     second = (await claim(stub)).attempt
