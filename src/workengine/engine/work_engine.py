@@ -36,9 +36,11 @@ class WorkEngine:
         self.watcher = Watcher(deps)
 
     def start(self) -> None:
-        """Starts background work (event feed, listener, pruning) on the running loop."""
+        """Starts background work (event feed, listener, pruning, statistics folding) on the running loop."""
         self.feed.start()
+        self.stats.start()
 
     async def close(self) -> None:
         await self.feed.close()
+        await self.stats.close()
         await self.db.close()

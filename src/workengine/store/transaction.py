@@ -345,18 +345,19 @@ class Transaction:
 
     # Statistics
 
-    async def execution_totals(
-        self, orchestrator_id: str, start: datetime | None, end: datetime | None
-    ) -> RowMapping:
-        row = await self._row(
-            "execution_totals", orchestrator_id=orchestrator_id, start_time=start, end_time=end
-        )
-        assert row is not None
-        return row
-
-    async def execution_breakdown(
+    async def execution_rollup(
         self, orchestrator_id: str, start: datetime | None, end: datetime | None
     ) -> Sequence[RowMapping]:
+        """(status, priority, bucket, tasks, seconds) rows; see queries.sql and migration 0005."""
         return await self._rows(
-            "execution_breakdown", orchestrator_id=orchestrator_id, start_time=start, end_time=end
+            "execution_rollup", orchestrator_id=orchestrator_id, start_time=start, end_time=end
         )
+
+    async def fold_execution_deltas(self) -> int | None:
+        """Folds the committed rollup deltas; how many, or None when another process is folding."""
+        locked = await self._row("try_lock_folding")
+        if locked is None or not locked["locked"]:
+            return None
+        row = await self._row("fold_execution_deltas")
+        assert row is not None
+        return int(row["deltas"])
