@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
-
-from sqlalchemy import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
+from typing import TYPE_CHECKING, Any
 
 from workengine.domain.model import (
     EventKind,
@@ -30,6 +27,10 @@ from workengine.domain.model import (
 from workengine.domain.scoring import PRIORITY_WEIGHT, Segment
 from workengine.store import rows
 from workengine.store.queries import query
+from workengine.store.rows import Row
+
+if TYPE_CHECKING:
+    from workengine.store.database import Connection
 
 # An event's position keeps its transaction's id above these low bits (see queries.sql).
 EVENTS_PER_TRANSACTION = 1 << 20
@@ -55,17 +56,20 @@ def _segment_params(segments: Sequence[Segment]) -> dict[str, list[Any]]:
 class Transaction:
     """Bound to one open transaction; the engine composes these calls into a use case."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._connection = connection
         self._event_seq = 0
 
-    async def _rows(self, name: str, **params: Any) -> Sequence[RowMapping]:
-        result = await self._connection.execute(query(name), params)
-        return result.mappings().all()
+    async def _execute(self, name: str, **params: Any) -> None:
+        await self._connection.execute(query(name), params)
 
-    async def _row(self, name: str, **params: Any) -> RowMapping | None:
-        result = await self._connection.execute(query(name), params)
-        return result.mappings().first()
+    async def _rows(self, name: str, **params: Any) -> list[Row]:
+        cursor = await self._connection.execute(query(name), params)
+        return await cursor.fetchall()
+
+    async def _row(self, name: str, **params: Any) -> Row | None:
+        cursor = await self._connection.execute(query(name), params)
+        return await cursor.fetchone()
 
     # Orchestrators
 
@@ -142,9 +146,7 @@ class Transaction:
         if row is None:
             return None
         if new.depends_on:
-            await self._connection.execute(
-                query("insert_dependencies"), {"task_id": new.id, "ids": list(new.depends_on)}
-            )
+            await self._execute("insert_dependencies", task_id=new.id, ids=list(new.depends_on))
         return rows.to_task(row)
 
     async def get_task(self, task_id: str) -> Task | None:
@@ -256,7 +258,7 @@ class Transaction:
             for r in found
         ]
 
-    async def dependency_states(self, ids: Sequence[str]) -> list[RowMapping]:
+    async def dependency_states(self, ids: Sequence[str]) -> list[Row]:
         return list(await self._rows("dependency_states", ids=list(ids)))
 
     async def related_tasks(self, task: Task, limit: int) -> list[Task]:
@@ -341,13 +343,13 @@ class Transaction:
         return int(row["deleted"])
 
     async def notify(self, channel: str, payload: str) -> None:
-        await self._connection.execute(query("notify_events"), {"channel": channel, "payload": payload})
+        await self._execute("notify_events", channel=channel, payload=payload)
 
     # Statistics
 
     async def execution_rollup(
         self, orchestrator_id: str, start: datetime | None, end: datetime | None
-    ) -> Sequence[RowMapping]:
+    ) -> Sequence[Row]:
         """(status, priority, bucket, tasks, seconds) rows; see queries.sql and migration 0005."""
         return await self._rows(
             "execution_rollup", orchestrator_id=orchestrator_id, start_time=start, end_time=end
