@@ -120,7 +120,8 @@ def churn(connection: psycopg.Connection[Any], rng: random.Random, orchestrator:
                 "UPDATE tasks SET status = 'TODO', completed_at = NULL WHERE id = %s", (task_id,)
             )
             connection.execute(
-                "UPDATE tasks SET status = 'IN_PROGRESS', started_at = now() - interval '1 hour' WHERE id = %s",
+                "UPDATE tasks SET status = 'IN_PROGRESS', started_at = now() - interval '1 hour'"
+                " WHERE id = %s",
                 (task_id,),
             )
             connection.execute(
@@ -132,7 +133,8 @@ def churn(connection: psycopg.Connection[Any], rng: random.Random, orchestrator:
             connection.execute("UPDATE tasks SET progress = 7, updated_at = now() WHERE id = %s", (task_id,))
         elif action == 4:
             connection.execute(
-                "UPDATE tasks SET created_at = created_at + make_interval(mins => %s), priority = %s WHERE id = %s",
+                "UPDATE tasks SET created_at = created_at + make_interval(mins => %s), priority = %s"
+                " WHERE id = %s",
                 (rng.randrange(-300, 300), rng.randint(1, 4), task_id),
             )
         else:

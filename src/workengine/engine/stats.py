@@ -9,6 +9,7 @@ taken as its bucket's geometric middle, so p50 and p95 are within 2.2 % of the e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import Iterable, Mapping
@@ -104,7 +105,7 @@ class Statistics:
         validation.require_id("orchestrator_id", orchestrator_id)
         if start is not None and end is not None and end <= start:
             raise InvalidArgument("end_time", "must be after start_time")
-        async with self._deps.db.transaction() as tx:
+        async with self._deps.db.read() as tx:
             await require_orchestrator(tx, orchestrator_id)
             found = await tx.execution_rollup(orchestrator_id, start, end)
         return summarize(found)
@@ -132,8 +133,6 @@ class Statistics:
     async def close(self) -> None:
         if self._folding is not None:
             self._folding.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._folding
-            except asyncio.CancelledError:
-                pass
             self._folding = None

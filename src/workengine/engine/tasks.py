@@ -38,7 +38,7 @@ class Tasks:
 
     async def get(self, task_id: str) -> Task:
         validation.require_id("task_id", task_id)
-        async with self._deps.db.transaction() as tx:
+        async with self._deps.db.read() as tx:
             return await require_task(tx, task_id)
 
     async def list_page(self, where: TaskFilter, page_size: int, page_token: str) -> Page[Task]:
@@ -47,7 +47,7 @@ class Tasks:
         validation.text("tag", where.tag, validation.MAX_TAG_LENGTH)
         limit = validation.page_size(page_size)
         after = paging.decode(page_token, where)
-        async with self._deps.db.transaction() as tx:
+        async with self._deps.db.read() as tx:
             found = await tx.list_tasks(where, after, limit + 1)
         token = ""
         if len(found) > limit:

@@ -133,14 +133,33 @@ class Database:
         a transaction the database aborted to resolve a conflict (deadlock, serialization
         failure) surfaces as `TransactionConflict`, which the engine retries.
         """
+        async with self._session(autocommit=False) as tx:
+            yield tx
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Transaction]:
+        """For use cases that only read: every statement runs on its own (autocommit), so a
+        lone statement costs one round trip instead of three (BEGIN, it, COMMIT). Several
+        statements each see their own snapshot; writes are not allowed here."""
+        async with self._session(autocommit=True) as tx:
+            yield tx
+
+    @asynccontextmanager
+    async def _session(self, *, autocommit: bool) -> AsyncIterator[Transaction]:
         connection = await self.pool.acquire()
         try:
             try:
+                if autocommit:
+                    await connection.set_autocommit(True)  # no round trip: psycopg stops sending BEGIN
                 yield Transaction(connection)
-                await connection.commit()
+                if not autocommit:
+                    await connection.commit()
             except BaseException:
                 await _roll_back(connection)
                 raise
+            finally:
+                if autocommit and connection.info.transaction_status is TransactionStatus.IDLE:
+                    await connection.set_autocommit(False)
         except psycopg.Error as error:
             # By SQLSTATE: psycopg files DeadlockDetected (40P01) under OperationalError.
             if error.sqlstate in CONFLICT_SQLSTATES:

@@ -11,7 +11,6 @@ import re
 from functools import cache
 from importlib import resources
 
-
 _SECTION = re.compile(r"^-- (name|part): (\w+)\s*$", re.MULTILINE)
 _INCLUDE = re.compile(r"/\*part: (\w+)\*/")
 # A bind parameter as SQLAlchemy's text() finds one: not part of a "::type" cast.

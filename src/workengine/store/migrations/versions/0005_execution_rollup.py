@@ -70,7 +70,8 @@ def upgrade() -> None:
                    v.bucket, sign::bigint, sign * v.seconds
             FROM (VALUES (t.status, t.priority, -1::smallint, 0::double precision),
                          ('DONE', 0::smallint,
-                          execution_time_bucket(extract(epoch FROM t.completed_at - t.started_at)::double precision),
+                          execution_time_bucket(
+                              extract(epoch FROM t.completed_at - t.started_at)::double precision),
                           extract(epoch FROM t.completed_at - t.started_at)::double precision))
                  AS v(status, priority, bucket, seconds)
             WHERE v.bucket = -1 OR (t.status = 'DONE' AND v.bucket IS NOT NULL)
@@ -88,9 +89,11 @@ def upgrade() -> None:
         CREATE TRIGGER tasks_execution_rollup_update
             AFTER UPDATE OF status, priority, created_at, started_at, completed_at, orchestrator_id ON tasks
             FOR EACH ROW
-            WHEN ((OLD.status, OLD.priority, OLD.created_at, OLD.started_at, OLD.completed_at, OLD.orchestrator_id)
+            WHEN ((OLD.status, OLD.priority, OLD.created_at, OLD.started_at, OLD.completed_at,
+                   OLD.orchestrator_id)
                   IS DISTINCT FROM
-                  (NEW.status, NEW.priority, NEW.created_at, NEW.started_at, NEW.completed_at, NEW.orchestrator_id))
+                  (NEW.status, NEW.priority, NEW.created_at, NEW.started_at, NEW.completed_at,
+                   NEW.orchestrator_id))
             EXECUTE FUNCTION execution_rollup_on_update();
 
         -- Inserts and deletes per statement, so a set-based insert of many tasks appends its
