@@ -19,6 +19,7 @@ import statistics
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -71,7 +72,7 @@ def run_once(
         everything = asyncio.run(latencies(server.target, whole, calls, total))
         recent = asyncio.run(latencies(server.target, last_day, calls, total))
         peak = server.peak_rss_mb()
-    params = {"orchestrator_id": orchestrator_id, "start_time": None, "end_time": None}
+    params: dict[str, Any] = {"orchestrator_id": orchestrator_id, "start_time": None, "end_time": None}
     plans["execution_rollup, whole history"], _ = asyncio.run(
         explain(database_url, "execution_rollup", params)
     )

@@ -63,7 +63,7 @@ class Transaction:
     async def _execute(self, name: str, **params: Any) -> None:
         await self._connection.execute(query(name), params)
 
-    async def _rows(self, name: str, **params: Any) -> list[Row]:
+    async def _rows(self, name: str, **params: Any) -> Sequence[Row]:
         cursor = await self._connection.execute(query(name), params)
         return await cursor.fetchall()
 
