@@ -7,12 +7,12 @@ import statistics
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text
+import psycopg
 
 from workengine.domain import scoring
 from workengine.domain.model import SelectionCriteria
-from workengine.store.database import Database
-from workengine.store.queries import source
+from workengine.store.database import libpq_url
+from workengine.store.queries import query
 from workengine.store.transaction import LeaseRequest, Transaction
 
 _EXECUTION = re.compile(r"Execution Time: ([\d.]+) ms")
@@ -32,20 +32,15 @@ async def explain(database_url: str, name: str, params: dict[str, Any], runs: in
 
     Runs inside a transaction that is rolled back, so statements that write leave no trace.
     """
-    db = Database(database_url, pool_size=1)
-    statement = text("EXPLAIN (ANALYZE, BUFFERS) " + source(name))
+    statement = "EXPLAIN (ANALYZE, BUFFERS) " + query(name)
     times: list[float] = []
     plan = ""
-    try:
-        async with db.engine.connect() as connection:
-            for _ in range(runs):
-                transaction = await connection.begin()
-                result = await connection.execute(statement, params)
-                plan = "\n".join(row[0] for row in result)
-                await transaction.rollback()
-                found = _EXECUTION.search(plan)
-                assert found is not None
-                times.append(float(found[1]))
-    finally:
-        await db.close()
+    async with await psycopg.AsyncConnection.connect(libpq_url(database_url)) as connection:
+        for _ in range(runs):
+            cursor = await connection.execute(statement, params)
+            plan = "\n".join(str(row[0]) for row in await cursor.fetchall())
+            await connection.rollback()
+            found = _EXECUTION.search(plan)
+            assert found is not None
+            times.append(float(found[1]))
     return plan, statistics.median(times)

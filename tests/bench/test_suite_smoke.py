@@ -68,8 +68,8 @@ def test_stats(database_url: str) -> None:
     plans: dict[str, str] = {}
     figures = stats.run_once(database_url, orchestrator_id, 50, 1, plans)
     assert len(figures) == 2 and set(plans) == {
-        "execution_totals, whole history",
-        "execution_breakdown, whole history",
+        "execution_rollup, whole history",
+        "execution_rollup, last day",
     }
     assert "missed" not in table(figures)
 

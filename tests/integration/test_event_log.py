@@ -290,11 +290,11 @@ async def test_cancelled_streams_release_their_tasks_subscriptions_and_connectio
 
     await wait_for_subscribers(engine, 0)
     for _ in range(100):
-        if len(asyncio.all_tasks()) <= baseline_tasks and engine.db.engine.pool.checkedout() == 0:  # type: ignore[attr-defined]
+        if len(asyncio.all_tasks()) <= baseline_tasks and engine.db.pool.checked_out == 0:
             break
         await asyncio.sleep(0.05)
     assert len(asyncio.all_tasks()) <= baseline_tasks
-    assert engine.db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert engine.db.pool.checked_out == 0
 
 
 async def test_a_stream_past_its_deadline_ends_and_releases_its_subscription(

@@ -8,6 +8,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import grpc
+import psycopg
 import pytest
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2
@@ -317,14 +318,11 @@ async def test_reapers_in_several_processes_expire_each_lease_once(
     assert sorted(expiries) == sorted(ids)
 
 
-async def test_the_schema_refuses_a_running_task_without_a_lease(stub: Stub, engine: WorkEngine) -> None:
-    from sqlalchemy import text
-    from sqlalchemy.exc import IntegrityError
-
+async def test_the_schema_refuses_a_running_task_without_a_lease(stub: Stub, database_url: str) -> None:
     await register(stub)
     task = await create(stub)
-    with pytest.raises(IntegrityError, match="tasks_running_has_lease"):
-        async with engine.db.transaction() as tx:
-            await tx._connection.execute(
-                text("UPDATE tasks SET status = 'IN_PROGRESS' WHERE id = :id"), {"id": task.id}
-            )
+    with (
+        psycopg.connect(database_url, autocommit=True) as connection,
+        pytest.raises(psycopg.errors.CheckViolation, match="tasks_running_has_lease"),
+    ):
+        connection.execute("UPDATE tasks SET status = 'IN_PROGRESS' WHERE id = %s", (task.id,))

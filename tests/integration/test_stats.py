@@ -1,7 +1,8 @@
 """GetExecutionStats: counts, success rate, completion-time percentiles and the time range.
 
 Completion times come from the clock, so each test runs its tasks through claim/complete and
-then pins started_at/completed_at (and created_at, for the range) in SQL.
+then pins started_at/completed_at (and created_at, for the range) in SQL. Percentiles are
+exact within PERCENTILE_PRECISION (test_stats_rollup.py checks that against random data).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import psycopg
 import pytest
 
 from tests.integration.helpers import Stub, claim, complete, create, expect_error, register, timestamp
+from workengine.engine.stats import PERCENTILE_PRECISION
 from workengine.v1 import task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
 
@@ -76,8 +78,8 @@ async def test_completion_times_average_and_percentiles(stub: Stub, database_url
     assert (result.total_tasks, result.completed_tasks, result.failed_tasks) == (5, 4, 1)
     assert result.success_rate_percent == pytest.approx(80.0)
     assert result.average_completion_seconds == pytest.approx(25.0)
-    assert result.p50_completion_seconds == pytest.approx(25.0)
-    assert result.p95_completion_seconds == pytest.approx(38.5)
+    assert result.p50_completion_seconds == pytest.approx(25.0, rel=PERCENTILE_PRECISION)
+    assert result.p95_completion_seconds == pytest.approx(38.5, rel=PERCENTILE_PRECISION)
 
 
 async def test_counts_by_status_and_priority(stub: Stub) -> None:
@@ -138,8 +140,8 @@ async def test_failed_tasks_are_counted_against_the_success_rate(stub: Stub, dat
     assert (result.total_tasks, result.completed_tasks, result.failed_tasks) == (4, 1, 3)
     assert result.success_rate_percent == pytest.approx(25.0)
     assert result.average_completion_seconds == pytest.approx(12.0)
-    assert result.p50_completion_seconds == pytest.approx(12.0)
-    assert result.p95_completion_seconds == pytest.approx(12.0)
+    assert result.p50_completion_seconds == pytest.approx(12.0, rel=PERCENTILE_PRECISION)
+    assert result.p95_completion_seconds == pytest.approx(12.0, rel=PERCENTILE_PRECISION)
 
     await register(stub, "bob")
     await finish(stub, "only failure", pb.COMPLETION_STATUS_FAILED, orchestrator_id="bob")
@@ -162,7 +164,7 @@ async def test_time_range_includes_start_and_excludes_end(stub: Stub, database_u
     inside = await stats(stub, start_time=start, end_time=end)
     assert (inside.total_tasks, inside.completed_tasks, inside.failed_tasks) == (3, 2, 1)
     assert inside.average_completion_seconds == pytest.approx(20.0)
-    assert inside.p50_completion_seconds == pytest.approx(20.0)
+    assert inside.p50_completion_seconds == pytest.approx(20.0, rel=PERCENTILE_PRECISION)
     assert inside.success_rate_percent == pytest.approx(200 / 3)
 
     from_ten = await stats(stub, start_time=start)

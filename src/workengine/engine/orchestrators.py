@@ -28,7 +28,7 @@ class Orchestrators:
 
     async def get(self, orchestrator_id: str) -> Orchestrator:
         validation.require_id("orchestrator_id", orchestrator_id)
-        async with self._deps.db.transaction() as tx:
+        async with self._deps.db.read() as tx:
             return await require_orchestrator(tx, orchestrator_id)
 
     async def list_page(
@@ -36,7 +36,7 @@ class Orchestrators:
     ) -> Page[Orchestrator]:
         limit = validation.page_size(page_size)
         after = paging.decode(page_token, ("orchestrators", status))
-        async with self._deps.db.transaction() as tx:
+        async with self._deps.db.read() as tx:
             found = await tx.list_orchestrators(status, after, limit + 1)
         token = ""
         if len(found) > limit:

@@ -72,7 +72,7 @@ class Tasks:
 
     async def get(self, task_id: str) -> Task:
         validation.require_id("task_id", task_id)
-        async with self._deps.db.transaction() as tx:
+        async with self._deps.db.read() as tx:
             return await require_task(tx, task_id)
 
     async def get_with_attempts(self, task_id: str) -> tuple[Task, tuple[TaskAttempt, ...]]:
@@ -107,7 +107,7 @@ class Tasks:
         validation.text("tag", where.tag, validation.MAX_TAG_LENGTH)
         limit = validation.page_size(page_size)
         after = paging.decode(page_token, where)
-        async with self._deps.db.transaction() as tx:
+        async with self._deps.db.read() as tx:
             found = await tx.list_tasks(where, after, limit + 1)
         token = ""
         if len(found) > limit:

@@ -42,11 +42,13 @@ class WorkEngine:
 
     def start(self) -> None:
         """Starts background work (event feed, listener, pruning, lease reaper, retry
-        scheduler) on the running loop."""
+        scheduler, statistics folding) on the running loop."""
         self.feed.start()
         self.maintenance.start()
+        self.stats.start()
 
     async def close(self) -> None:
         await self.maintenance.close()
         await self.feed.close()
+        await self.stats.close()
         await self.db.close()

@@ -1,12 +1,22 @@
-"""The connection pool and the one way in: `Database.transaction()`."""
+"""The connection pool and the one way in: `Database.transaction()`.
+
+Statements run on psycopg's AsyncConnection directly (dict rows, prepared after a few uses),
+not through SQLAlchemy's engine: its execution and result layers cost a third of the server's
+CPU per task lifecycle (issue 6). Migrations still use SQLAlchemy, through Alembic.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import select
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from sqlalchemy import exc
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+import psycopg
+from psycopg.pq import TransactionStatus
+from psycopg.rows import dict_row
 
 from workengine.domain.errors import TransactionConflict, Unavailable
 from workengine.store import types
@@ -19,28 +29,101 @@ types.register()
 CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})
 APPLICATION_NAME = "workengine"
 
+Connection = psycopg.AsyncConnection[dict[str, Any]]
+
 
 def sqlalchemy_url(url: str) -> str:
-    """Accepts plain libpq URLs (postgresql://...) and selects the psycopg 3 driver."""
+    """Accepts plain libpq URLs (postgresql://...) and selects the psycopg 3 driver (for Alembic)."""
     for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     raise ValueError("database URL must start with postgresql://")
 
 
+def libpq_url(url: str) -> str:
+    if url.startswith("postgresql+psycopg://"):
+        return "postgresql://" + url[len("postgresql+psycopg://") :]
+    sqlalchemy_url(url)  # validates the scheme
+    return url
+
+
+def _has_input(connection: Connection) -> bool:
+    """Whether an idle connection has something to read: the server's goodbye (terminated,
+    shut down) or a closed socket. A check without a round trip, instead of a ping."""
+    try:
+        readable, _, _ = select.select([connection.fileno()], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        return True
+    return bool(readable)
+
+
+class Pool:
+    """At most `size` connections; idle ones are reused newest first and dropped when the
+    server has closed them (checked without a round trip when taken)."""
+
+    def __init__(self, url: str, size: int, timeout: float) -> None:
+        self._url = libpq_url(url)
+        self._timeout = timeout
+        self._slots = asyncio.Semaphore(size)
+        self._idle: deque[Connection] = deque()
+        self.checked_out = 0
+
+    async def acquire(self) -> Connection:
+        try:
+            if self._slots.locked():
+                async with asyncio.timeout(self._timeout):
+                    await self._slots.acquire()
+            else:
+                await self._slots.acquire()
+        except TimeoutError:
+            raise Unavailable("database unavailable") from None  # no connection became free in time
+        try:
+            connection = await self._take_idle() or await self._connect()
+        except BaseException:
+            self._slots.release()
+            raise
+        self.checked_out += 1
+        return connection
+
+    async def _take_idle(self) -> Connection | None:
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.closed and not _has_input(connection):
+                return connection
+            await connection.close()
+        return None
+
+    async def _connect(self) -> Connection:
+        try:
+            return await psycopg.AsyncConnection.connect(
+                self._url,
+                row_factory=dict_row,
+                # Forced, not taken from the URL: the event log's watermark tells WorkEngine's own
+                # transactions (which may write events) from everyone else's by this name.
+                application_name=APPLICATION_NAME,
+                connect_timeout=10,
+            )
+        except psycopg.OperationalError as error:
+            raise Unavailable("database unavailable") from error
+
+    def release(self, connection: Connection) -> None:
+        """Back to the pool when idle outside a transaction; anything else is closed."""
+        self.checked_out -= 1
+        self._slots.release()
+        if not connection.closed and connection.info.transaction_status is TransactionStatus.IDLE:
+            self._idle.append(connection)
+        else:
+            asyncio.get_running_loop().create_task(connection.close())
+
+    async def close(self) -> None:
+        while self._idle:
+            await self._idle.pop().close()
+
+
 class Database:
     def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> None:
         self.url = url
-        self.engine: AsyncEngine = create_async_engine(
-            sqlalchemy_url(url),
-            pool_size=pool_size,
-            max_overflow=max_overflow,
-            pool_pre_ping=True,
-            pool_timeout=10,
-            # Forced, not taken from the URL: the event log's watermark tells WorkEngine's own
-            # transactions (which may write events) from everyone else's by this name.
-            connect_args={"application_name": APPLICATION_NAME},
-        )
+        self.pool = Pool(url, pool_size + max_overflow, timeout=10)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -50,18 +133,54 @@ class Database:
         a transaction the database aborted to resolve a conflict (deadlock, serialization
         failure) surfaces as `TransactionConflict`, which the engine retries.
         """
+        async with self._session(autocommit=False) as tx:
+            yield tx
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Transaction]:
+        """For use cases that only read: every statement runs on its own (autocommit), so a
+        lone statement costs one round trip instead of three (BEGIN, it, COMMIT). Several
+        statements each see their own snapshot; writes are not allowed here."""
+        async with self._session(autocommit=True) as tx:
+            yield tx
+
+    @asynccontextmanager
+    async def _session(self, *, autocommit: bool) -> AsyncIterator[Transaction]:
+        connection = await self.pool.acquire()
         try:
-            async with self.engine.begin() as connection:
+            try:
+                if autocommit:
+                    await connection.set_autocommit(True)  # no round trip: psycopg stops sending BEGIN
                 yield Transaction(connection)
-        except exc.DBAPIError as error:
+                if not autocommit:
+                    await connection.commit()
+            except BaseException:
+                await _roll_back(connection)
+                raise
+            finally:
+                if autocommit and connection.info.transaction_status is TransactionStatus.IDLE:
+                    await connection.set_autocommit(False)
+        except psycopg.Error as error:
             # By SQLSTATE: psycopg files DeadlockDetected (40P01) under OperationalError.
-            if getattr(error.orig, "sqlstate", None) in CONFLICT_SQLSTATES:
+            if error.sqlstate in CONFLICT_SQLSTATES:
                 raise TransactionConflict("the transaction conflicted with a concurrent one") from error
-            if isinstance(error, exc.OperationalError | exc.InterfaceError) or error.connection_invalidated:
+            if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError) or connection.closed:
                 raise Unavailable("database unavailable") from error
             raise
-        except exc.TimeoutError as error:  # no pooled connection became free in time
-            raise Unavailable("database unavailable") from error
+        finally:
+            self.pool.release(connection)
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        await self.pool.close()
+
+
+async def _roll_back(connection: Connection) -> None:
+    """Rolls back what is open; a connection left mid-statement (a cancelled call) is closed."""
+    status = connection.info.transaction_status
+    try:
+        if status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+            await connection.rollback()
+        elif status is not TransactionStatus.IDLE:
+            await connection.close()
+    except (psycopg.Error, asyncio.CancelledError):
+        await connection.close()

@@ -1,7 +1,8 @@
 """Loads the named statements of sql/queries.sql once.
 
 `-- name: x` starts statement x; `-- part: y` starts a piece of SQL that statements (and other
-parts) share by writing `/*part: y*/` where it belongs.
+parts) share by writing `/*part: y*/` where it belongs. Parameters are written `:name` (as
+SQLAlchemy's text() reads them) and compiled once to psycopg's `%(name)s`.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ import re
 from functools import cache
 from importlib import resources
 
-from sqlalchemy import TextClause, text
-
 _SECTION = re.compile(r"^-- (name|part): (\w+)\s*$", re.MULTILINE)
 _INCLUDE = re.compile(r"/\*part: (\w+)\*/")
+# A bind parameter as SQLAlchemy's text() finds one: not part of a "::type" cast.
+_PARAMETER = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
 
 
 def parse(source: str) -> dict[str, str]:
@@ -37,9 +38,14 @@ def _sources() -> dict[str, str]:
     return parse((resources.files("workengine.store") / "sql" / "queries.sql").read_text())
 
 
+def to_psycopg(sql: str) -> str:
+    """`:name` parameters as psycopg's `%(name)s`, literal percent signs doubled."""
+    return _PARAMETER.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
 @cache
-def _all() -> dict[str, TextClause]:
-    return {name: text(sql) for name, sql in _sources().items()}
+def _all() -> dict[str, str]:
+    return {name: to_psycopg(sql) for name, sql in _sources().items()}
 
 
 def source(name: str) -> str:
@@ -47,5 +53,6 @@ def source(name: str) -> str:
     return _sources()[name]
 
 
-def query(name: str) -> TextClause:
+def query(name: str) -> str:
+    """The statement in psycopg's parameter style, ready to execute (and to prepare)."""
     return _all()[name]

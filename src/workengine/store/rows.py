@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
-
-from sqlalchemy import RowMapping
 
 from workengine.domain.model import (
     Artifact,
@@ -25,8 +23,10 @@ from workengine.domain.model import (
     TaskStatus,
 )
 
+Row = Mapping[str, Any]  # a psycopg dict row
 
-def to_orchestrator(row: RowMapping) -> Orchestrator:
+
+def to_orchestrator(row: Row) -> Orchestrator:
     charter: dict[str, Any] = row["charter"] or {}
     return Orchestrator(
         id=row["id"],
@@ -60,7 +60,7 @@ def to_result(value: dict[str, Any] | None) -> TaskResult | None:
     )
 
 
-def to_task(row: RowMapping) -> Task:
+def to_task(row: Row) -> Task:
     return Task(
         id=row["id"],
         orchestrator_id=row["orchestrator_id"],
@@ -120,7 +120,7 @@ def to_attempts(values: Sequence[dict[str, Any]]) -> tuple[TaskAttempt, ...]:
 KNOWN_EVENT_KINDS = frozenset(kind.value for kind in EventKind)
 
 
-def to_event_page(found: Sequence[RowMapping]) -> EventPage:
+def to_event_page(found: Sequence[Row]) -> EventPage:
     """Rows of an events page statement; a lone row without an event means an empty page.
 
     An event of a kind this version does not know (written by a newer one during a rolling
@@ -137,7 +137,7 @@ def to_event_page(found: Sequence[RowMapping]) -> EventPage:
     )
 
 
-def to_event(row: RowMapping) -> TaskEvent:
+def to_event(row: Row) -> TaskEvent:
     """An events page row: the event columns prefixed event_, then the task's as it is now.
 
     The task is shown with the status, attempt and percent recorded with the event (and, for

@@ -6,10 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-from sqlalchemy import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
+from typing import TYPE_CHECKING, Any
 
 from workengine.domain.attempts import whole_seconds
 from workengine.domain.model import (
@@ -34,6 +31,10 @@ from workengine.domain.model import (
 from workengine.domain.scoring import PRIORITY_WEIGHT, Segment
 from workengine.store import rows
 from workengine.store.queries import query
+from workengine.store.rows import Row
+
+if TYPE_CHECKING:
+    from workengine.store.database import Connection
 
 # An event's position keeps its transaction's id above these low bits (see queries.sql).
 EVENTS_PER_TRANSACTION = 1 << 20
@@ -76,17 +77,20 @@ class LeaseRequest:
 class Transaction:
     """Bound to one open transaction; the engine composes these calls into a use case."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._connection = connection
         self._event_seq = 0
 
-    async def _rows(self, name: str, **params: Any) -> Sequence[RowMapping]:
-        result = await self._connection.execute(query(name), params)
-        return result.mappings().all()
+    async def _execute(self, name: str, **params: Any) -> None:
+        await self._connection.execute(query(name), params)
 
-    async def _row(self, name: str, **params: Any) -> RowMapping | None:
-        result = await self._connection.execute(query(name), params)
-        return result.mappings().first()
+    async def _rows(self, name: str, **params: Any) -> Sequence[Row]:
+        cursor = await self._connection.execute(query(name), params)
+        return await cursor.fetchall()
+
+    async def _row(self, name: str, **params: Any) -> Row | None:
+        cursor = await self._connection.execute(query(name), params)
+        return await cursor.fetchone()
 
     # Orchestrators
 
@@ -170,9 +174,7 @@ class Transaction:
         if row is None:
             return None
         if new.depends_on:
-            await self._connection.execute(
-                query("insert_dependencies"), {"task_id": new.id, "ids": list(new.depends_on)}
-            )
+            await self._execute("insert_dependencies", task_id=new.id, ids=list(new.depends_on))
         return rows.to_task(row)
 
     async def get_task(self, task_id: str) -> Task | None:
@@ -325,7 +327,7 @@ class Transaction:
         found = await self._rows("release_dependents", id=task_id, seq=self._event_seq + 1)
         return self._batch_events(EventKind.UNBLOCKED, found)
 
-    def _batch_events(self, kind: EventKind, found: Sequence[RowMapping]) -> list[TaskEvent]:
+    def _batch_events(self, kind: EventKind, found: Sequence[Row]) -> list[TaskEvent]:
         """The events a statement inserted for the tasks it returned (with event_position and
         event_time), numbered from this transaction's next event number."""
         self._take_event_numbers(len(found))
@@ -341,7 +343,7 @@ class Transaction:
             for r in found
         ]
 
-    async def dependency_states(self, ids: Sequence[str]) -> list[RowMapping]:
+    async def dependency_states(self, ids: Sequence[str]) -> list[Row]:
         return list(await self._rows("dependency_states", ids=list(ids)))
 
     async def related_tasks(self, task: Task, limit: int) -> list[Task]:
@@ -426,22 +428,23 @@ class Transaction:
         return int(row["deleted"])
 
     async def notify(self, channel: str, payload: str) -> None:
-        await self._connection.execute(query("notify_events"), {"channel": channel, "payload": payload})
+        await self._execute("notify_events", channel=channel, payload=payload)
 
     # Statistics
 
-    async def execution_totals(
+    async def execution_rollup(
         self, orchestrator_id: str, start: datetime | None, end: datetime | None
-    ) -> RowMapping:
-        row = await self._row(
-            "execution_totals", orchestrator_id=orchestrator_id, start_time=start, end_time=end
-        )
-        assert row is not None
-        return row
-
-    async def execution_breakdown(
-        self, orchestrator_id: str, start: datetime | None, end: datetime | None
-    ) -> Sequence[RowMapping]:
+    ) -> Sequence[Row]:
+        """(status, priority, bucket, tasks, seconds) rows; see queries.sql and migration 0005."""
         return await self._rows(
-            "execution_breakdown", orchestrator_id=orchestrator_id, start_time=start, end_time=end
+            "execution_rollup", orchestrator_id=orchestrator_id, start_time=start, end_time=end
         )
+
+    async def fold_execution_deltas(self) -> int | None:
+        """Folds the committed rollup deltas; how many, or None when another process is folding."""
+        locked = await self._row("try_lock_folding")
+        if locked is None or not locked["locked"]:
+            return None
+        row = await self._row("fold_execution_deltas")
+        assert row is not None
+        return int(row["deltas"])

@@ -633,21 +633,24 @@ export type GetExecutionStatsResponse = Message<"workengine.v1.GetExecutionStats
   successRatePercent: number;
 
   /**
-   * Mean completion time in seconds; 0 when nothing completed.
+   * Mean completion time in seconds (exact); 0 when nothing completed.
    *
    * @generated from field: double average_completion_seconds = 5;
    */
   averageCompletionSeconds: number;
 
   /**
-   * Median completion time in seconds; 0 when nothing completed.
+   * Median completion time in seconds; 0 when nothing completed. Computed from a histogram
+   * of completion times (16 log-spaced buckets per doubling from 1 ms), so within 2.2 % of
+   * the exact median (times under 1 ms count as 0.5 ms).
    *
    * @generated from field: double p50_completion_seconds = 6;
    */
   p50CompletionSeconds: number;
 
   /**
-   * 95th percentile completion time in seconds; 0 when nothing completed.
+   * 95th percentile completion time in seconds; 0 when nothing completed. Same precision
+   * as p50_completion_seconds.
    *
    * @generated from field: double p95_completion_seconds = 7;
    */
