@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from workengine.engine.access import Access
 from workengine.engine.base import Deps, utc_now
 from workengine.engine.events import EventHub
 from workengine.engine.execution import ExecutionFlow
@@ -34,6 +35,7 @@ class WorkEngine:
         self.execution = ExecutionFlow(deps)
         self.stats = Statistics(deps)
         self.watcher = Watcher(deps)
+        self.access = Access(deps)
 
     def start(self) -> None:
         """Starts background work (event feed, listener, pruning) on the running loop."""

@@ -16,7 +16,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file workengine/v1/work_engine_service.proto.
  */
 export const file_workengine_v1_work_engine_service: GenFile = /*@__PURE__*/
-  fileDesc("Cid3b3JrZW5naW5lL3YxL3dvcmtfZW5naW5lX3NlcnZpY2UucHJvdG8SDXdvcmtlbmdpbmUudjEiZAoVU2VsZWN0TmV4dFRhc2tSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIyCghjcml0ZXJpYRgCIAEoCzIgLndvcmtlbmdpbmUudjEuU2VsZWN0aW9uQ3JpdGVyaWEiSgoWU2VsZWN0TmV4dFRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEg0KBXNjb3JlGAIgASgDIowBChRDbGFpbU5leHRUYXNrUmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkSMgoIY3JpdGVyaWEYAiABKAsyIC53b3JrZW5naW5lLnYxLlNlbGVjdGlvbkNyaXRlcmlhEicKBHdhaXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iZAoVQ2xhaW1OZXh0VGFza1Jlc3BvbnNlEisKB2NvbnRleHQYASABKAsyGi53b3JrZW5naW5lLnYxLlRhc2tDb250ZXh0Eg8KB2F0dGVtcHQYAiABKAUSDQoFc2NvcmUYAyABKAMiRQoZUHJlcGFyZVRhc2tDb250ZXh0UmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkSDwoHdGFza19pZBgCIAEoCSJJChpQcmVwYXJlVGFza0NvbnRleHRSZXNwb25zZRIrCgdjb250ZXh0GAEgASgLMhoud29ya2VuZ2luZS52MS5UYXNrQ29udGV4dCI+ChJFeGVjdXRlVGFza1JlcXVlc3QSFwoPb3JjaGVzdHJhdG9yX2lkGAEgASgJEg8KB3Rhc2tfaWQYAiABKAkiuQEKE0V4ZWN1dGVUYXNrUmVzcG9uc2USLgoHb3V0Y29tZRgBIAEoDjIdLndvcmtlbmdpbmUudjEuRXhlY3V0ZU91dGNvbWUSKwoHY29udGV4dBgCIAEoCzIaLndvcmtlbmdpbmUudjEuVGFza0NvbnRleHQSDwoHYXR0ZW1wdBgDIAEoBRIWCg5ibG9ja2VkX3JlYXNvbhgEIAEoCRIcChR1bm1ldF9kZXBlbmRlbmN5X2lkcxgFIAMoCSKLAQoZVXBkYXRlVGFza1Byb2dyZXNzUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKAUSEAoIcHJvZ3Jlc3MYAyABKAUSDwoHbWVzc2FnZRgEIAEoCRIpCghtZXRhZGF0YRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiPwoaVXBkYXRlVGFza1Byb2dyZXNzUmVzcG9uc2USIQoEdGFzaxgBIAEoCzITLndvcmtlbmdpbmUudjEuVGFzayKTAQoTQ29tcGxldGVUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKAUSLwoGc3RhdHVzGAMgASgOMh8ud29ya2VuZ2luZS52MS5Db21wbGV0aW9uU3RhdHVzEikKBnJlc3VsdBgEIAEoCzIZLndvcmtlbmdpbmUudjEuVGFza1Jlc3VsdCJVChRDb21wbGV0ZVRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEhoKEnVuYmxvY2tlZF90YXNrX2lkcxgCIAMoCSKRAQoYR2V0RXhlY3V0aW9uU3RhdHNSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiwwIKGUdldEV4ZWN1dGlvblN0YXRzUmVzcG9uc2USEwoLdG90YWxfdGFza3MYASABKAMSFwoPY29tcGxldGVkX3Rhc2tzGAIgASgDEhQKDGZhaWxlZF90YXNrcxgDIAEoAxIcChRzdWNjZXNzX3JhdGVfcGVyY2VudBgEIAEoARIiChphdmVyYWdlX2NvbXBsZXRpb25fc2Vjb25kcxgFIAEoARIeChZwNTBfY29tcGxldGlvbl9zZWNvbmRzGAYgASgBEh4KFnA5NV9jb21wbGV0aW9uX3NlY29uZHMYByABKAESLQoJYnlfc3RhdHVzGAggAygLMhoud29ya2VuZ2luZS52MS5TdGF0dXNDb3VudBIxCgtieV9wcmlvcml0eRgJIAMoCzIcLndvcmtlbmdpbmUudjEuUHJpb3JpdHlDb3VudCL2AQoYV2F0Y2hUYXNrUHJvZ3Jlc3NSZXF1ZXN0EhEKB3Rhc2tfaWQYASABKAlIABIZCg9vcmNoZXN0cmF0b3JfaWQYAiABKAlIABIWCgx3b3Jrc3BhY2VfaWQYAyABKAlIABIUCgxhZnRlcl9jdXJzb3IYBCABKAMSKwoFa2luZHMYBSADKA4yHC53b3JrZW5naW5lLnYxLlRhc2tFdmVudEtpbmQSEQoJa2VlcF9vcGVuGAYgASgIEjQKEWJvb2ttYXJrX2ludGVydmFsGAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQggKBnRhcmdldCJEChlXYXRjaFRhc2tQcm9ncmVzc1Jlc3BvbnNlEicKBWV2ZW50GAEgASgLMhgud29ya2VuZ2luZS52MS5UYXNrRXZlbnQiiwIKG1JlZ2lzdGVyT3JjaGVzdHJhdG9yUmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEgwKBHJvbGUYAyABKAkSEgoKZGlzY2lwbGluZRgEIAEoCRIUCgxjYXBhYmlsaXRpZXMYBSADKAkSFwoPZGFlbW9uX2VuZHBvaW50GAYgASgJEhAKCHRpbWV6b25lGAcgASgJEicKB2NoYXJ0ZXIYCCABKAsyFi53b3JrZW5naW5lLnYxLkNoYXJ0ZXISMQoGc3RhdHVzGAkgASgOMiEud29ya2VuZ2luZS52MS5PcmNoZXN0cmF0b3JTdGF0dXMiUQocUmVnaXN0ZXJPcmNoZXN0cmF0b3JSZXNwb25zZRIxCgxvcmNoZXN0cmF0b3IYASABKAsyGy53b3JrZW5naW5lLnYxLk9yY2hlc3RyYXRvciIxChZHZXRPcmNoZXN0cmF0b3JSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCSJMChdHZXRPcmNoZXN0cmF0b3JSZXNwb25zZRIxCgxvcmNoZXN0cmF0b3IYASABKAsyGy53b3JrZW5naW5lLnYxLk9yY2hlc3RyYXRvciJ0ChhMaXN0T3JjaGVzdHJhdG9yc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSMQoGc3RhdHVzGAMgASgOMiEud29ya2VuZ2luZS52MS5PcmNoZXN0cmF0b3JTdGF0dXMiaAoZTGlzdE9yY2hlc3RyYXRvcnNSZXNwb25zZRIyCg1vcmNoZXN0cmF0b3JzGAEgAygLMhsud29ya2VuZ2luZS52MS5PcmNoZXN0cmF0b3ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImoKHFNldE9yY2hlc3RyYXRvclN0YXR1c1JlcXVlc3QSFwoPb3JjaGVzdHJhdG9yX2lkGAEgASgJEjEKBnN0YXR1cxgCIAEoDjIhLndvcmtlbmdpbmUudjEuT3JjaGVzdHJhdG9yU3RhdHVzIlIKHVNldE9yY2hlc3RyYXRvclN0YXR1c1Jlc3BvbnNlEjEKDG9yY2hlc3RyYXRvchgBIAEoCzIbLndvcmtlbmdpbmUudjEuT3JjaGVzdHJhdG9yIrUCChFDcmVhdGVUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEhcKD29yY2hlc3RyYXRvcl9pZBgCIAEoCRIUCgx3b3Jrc3BhY2VfaWQYAyABKAkSEgoKY2hhbm5lbF9pZBgEIAEoCRINCgV0aXRsZRgFIAEoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRItCghwcmlvcml0eRgHIAEoDjIbLndvcmtlbmdpbmUudjEuVGFza1ByaW9yaXR5EiwKCGR1ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR0YWdzGAkgAygJEhIKCmRlcGVuZHNfb24YCiADKAkSKQoIbWV0YWRhdGEYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IjcKEkNyZWF0ZVRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrIiEKDkdldFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiNAoPR2V0VGFza1Jlc3BvbnNlEiEKBHRhc2sYASABKAsyEy53b3JrZW5naW5lLnYxLlRhc2siogEKEExpc3RUYXNrc1JlcXVlc3QSFwoPb3JjaGVzdHJhdG9yX2lkGAEgASgJEhQKDHdvcmtzcGFjZV9pZBgCIAEoCRIrCghzdGF0dXNlcxgDIAMoDjIZLndvcmtlbmdpbmUudjEuVGFza1N0YXR1cxILCgN0YWcYBCABKAkSEQoJcGFnZV9zaXplGAUgASgFEhIKCnBhZ2VfdG9rZW4YBiABKAkiUAoRTGlzdFRhc2tzUmVzcG9uc2USIgoFdGFza3MYASADKAsyEy53b3JrZW5naW5lLnYxLlRhc2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjQKEUNhbmNlbFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIlMKEkNhbmNlbFRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEhoKEnVuYmxvY2tlZF90YXNrX2lkcxgCIAMoCSprCg5FeGVjdXRlT3V0Y29tZRIfChtFWEVDVVRFX09VVENPTUVfVU5TUEVDSUZJRUQQABIbChdFWEVDVVRFX09VVENPTUVfU1RBUlRFRBABEhsKF0VYRUNVVEVfT1VUQ09NRV9CTE9DS0VEEAIqkwEKEENvbXBsZXRpb25TdGF0dXMSIQodQ09NUExFVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIfChtDT01QTEVUSU9OX1NUQVRVU19DT01QTEVURUQQARIcChhDT01QTEVUSU9OX1NUQVRVU19GQUlMRUQQAhIdChlDT01QTEVUSU9OX1NUQVRVU19CTE9DS0VEEAMylAwKEVdvcmtFbmdpbmVTZXJ2aWNlEl0KDlNlbGVjdE5leHRUYXNrEiQud29ya2VuZ2luZS52MS5TZWxlY3ROZXh0VGFza1JlcXVlc3QaJS53b3JrZW5naW5lLnYxLlNlbGVjdE5leHRUYXNrUmVzcG9uc2USWgoNQ2xhaW1OZXh0VGFzaxIjLndvcmtlbmdpbmUudjEuQ2xhaW1OZXh0VGFza1JlcXVlc3QaJC53b3JrZW5naW5lLnYxLkNsYWltTmV4dFRhc2tSZXNwb25zZRJpChJQcmVwYXJlVGFza0NvbnRleHQSKC53b3JrZW5naW5lLnYxLlByZXBhcmVUYXNrQ29udGV4dFJlcXVlc3QaKS53b3JrZW5naW5lLnYxLlByZXBhcmVUYXNrQ29udGV4dFJlc3BvbnNlElQKC0V4ZWN1dGVUYXNrEiEud29ya2VuZ2luZS52MS5FeGVjdXRlVGFza1JlcXVlc3QaIi53b3JrZW5naW5lLnYxLkV4ZWN1dGVUYXNrUmVzcG9uc2USaQoSVXBkYXRlVGFza1Byb2dyZXNzEigud29ya2VuZ2luZS52MS5VcGRhdGVUYXNrUHJvZ3Jlc3NSZXF1ZXN0Gikud29ya2VuZ2luZS52MS5VcGRhdGVUYXNrUHJvZ3Jlc3NSZXNwb25zZRJXCgxDb21wbGV0ZVRhc2sSIi53b3JrZW5naW5lLnYxLkNvbXBsZXRlVGFza1JlcXVlc3QaIy53b3JrZW5naW5lLnYxLkNvbXBsZXRlVGFza1Jlc3BvbnNlEmYKEUdldEV4ZWN1dGlvblN0YXRzEicud29ya2VuZ2luZS52MS5HZXRFeGVjdXRpb25TdGF0c1JlcXVlc3QaKC53b3JrZW5naW5lLnYxLkdldEV4ZWN1dGlvblN0YXRzUmVzcG9uc2USaAoRV2F0Y2hUYXNrUHJvZ3Jlc3MSJy53b3JrZW5naW5lLnYxLldhdGNoVGFza1Byb2dyZXNzUmVxdWVzdBooLndvcmtlbmdpbmUudjEuV2F0Y2hUYXNrUHJvZ3Jlc3NSZXNwb25zZTABEm8KFFJlZ2lzdGVyT3JjaGVzdHJhdG9yEioud29ya2VuZ2luZS52MS5SZWdpc3Rlck9yY2hlc3RyYXRvclJlcXVlc3QaKy53b3JrZW5naW5lLnYxLlJlZ2lzdGVyT3JjaGVzdHJhdG9yUmVzcG9uc2USYAoPR2V0T3JjaGVzdHJhdG9yEiUud29ya2VuZ2luZS52MS5HZXRPcmNoZXN0cmF0b3JSZXF1ZXN0GiYud29ya2VuZ2luZS52MS5HZXRPcmNoZXN0cmF0b3JSZXNwb25zZRJmChFMaXN0T3JjaGVzdHJhdG9ycxInLndvcmtlbmdpbmUudjEuTGlzdE9yY2hlc3RyYXRvcnNSZXF1ZXN0Gigud29ya2VuZ2luZS52MS5MaXN0T3JjaGVzdHJhdG9yc1Jlc3BvbnNlEnIKFVNldE9yY2hlc3RyYXRvclN0YXR1cxIrLndvcmtlbmdpbmUudjEuU2V0T3JjaGVzdHJhdG9yU3RhdHVzUmVxdWVzdBosLndvcmtlbmdpbmUudjEuU2V0T3JjaGVzdHJhdG9yU3RhdHVzUmVzcG9uc2USUQoKQ3JlYXRlVGFzaxIgLndvcmtlbmdpbmUudjEuQ3JlYXRlVGFza1JlcXVlc3QaIS53b3JrZW5naW5lLnYxLkNyZWF0ZVRhc2tSZXNwb25zZRJICgdHZXRUYXNrEh0ud29ya2VuZ2luZS52MS5HZXRUYXNrUmVxdWVzdBoeLndvcmtlbmdpbmUudjEuR2V0VGFza1Jlc3BvbnNlEk4KCUxpc3RUYXNrcxIfLndvcmtlbmdpbmUudjEuTGlzdFRhc2tzUmVxdWVzdBogLndvcmtlbmdpbmUudjEuTGlzdFRhc2tzUmVzcG9uc2USUQoKQ2FuY2VsVGFzaxIgLndvcmtlbmdpbmUudjEuQ2FuY2VsVGFza1JlcXVlc3QaIS53b3JrZW5naW5lLnYxLkNhbmNlbFRhc2tSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_workengine_v1_orchestrator, file_workengine_v1_task]);
+  fileDesc("Cid3b3JrZW5naW5lL3YxL3dvcmtfZW5naW5lX3NlcnZpY2UucHJvdG8SDXdvcmtlbmdpbmUudjEiZAoVU2VsZWN0TmV4dFRhc2tSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIyCghjcml0ZXJpYRgCIAEoCzIgLndvcmtlbmdpbmUudjEuU2VsZWN0aW9uQ3JpdGVyaWEiSgoWU2VsZWN0TmV4dFRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEg0KBXNjb3JlGAIgASgDIowBChRDbGFpbU5leHRUYXNrUmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkSMgoIY3JpdGVyaWEYAiABKAsyIC53b3JrZW5naW5lLnYxLlNlbGVjdGlvbkNyaXRlcmlhEicKBHdhaXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iZAoVQ2xhaW1OZXh0VGFza1Jlc3BvbnNlEisKB2NvbnRleHQYASABKAsyGi53b3JrZW5naW5lLnYxLlRhc2tDb250ZXh0Eg8KB2F0dGVtcHQYAiABKAUSDQoFc2NvcmUYAyABKAMiRQoZUHJlcGFyZVRhc2tDb250ZXh0UmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkSDwoHdGFza19pZBgCIAEoCSJJChpQcmVwYXJlVGFza0NvbnRleHRSZXNwb25zZRIrCgdjb250ZXh0GAEgASgLMhoud29ya2VuZ2luZS52MS5UYXNrQ29udGV4dCI+ChJFeGVjdXRlVGFza1JlcXVlc3QSFwoPb3JjaGVzdHJhdG9yX2lkGAEgASgJEg8KB3Rhc2tfaWQYAiABKAkiuQEKE0V4ZWN1dGVUYXNrUmVzcG9uc2USLgoHb3V0Y29tZRgBIAEoDjIdLndvcmtlbmdpbmUudjEuRXhlY3V0ZU91dGNvbWUSKwoHY29udGV4dBgCIAEoCzIaLndvcmtlbmdpbmUudjEuVGFza0NvbnRleHQSDwoHYXR0ZW1wdBgDIAEoBRIWCg5ibG9ja2VkX3JlYXNvbhgEIAEoCRIcChR1bm1ldF9kZXBlbmRlbmN5X2lkcxgFIAMoCSKLAQoZVXBkYXRlVGFza1Byb2dyZXNzUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKAUSEAoIcHJvZ3Jlc3MYAyABKAUSDwoHbWVzc2FnZRgEIAEoCRIpCghtZXRhZGF0YRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiPwoaVXBkYXRlVGFza1Byb2dyZXNzUmVzcG9uc2USIQoEdGFzaxgBIAEoCzITLndvcmtlbmdpbmUudjEuVGFzayKTAQoTQ29tcGxldGVUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKAUSLwoGc3RhdHVzGAMgASgOMh8ud29ya2VuZ2luZS52MS5Db21wbGV0aW9uU3RhdHVzEikKBnJlc3VsdBgEIAEoCzIZLndvcmtlbmdpbmUudjEuVGFza1Jlc3VsdCJVChRDb21wbGV0ZVRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEhoKEnVuYmxvY2tlZF90YXNrX2lkcxgCIAMoCSKRAQoYR2V0RXhlY3V0aW9uU3RhdHNSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiwwIKGUdldEV4ZWN1dGlvblN0YXRzUmVzcG9uc2USEwoLdG90YWxfdGFza3MYASABKAMSFwoPY29tcGxldGVkX3Rhc2tzGAIgASgDEhQKDGZhaWxlZF90YXNrcxgDIAEoAxIcChRzdWNjZXNzX3JhdGVfcGVyY2VudBgEIAEoARIiChphdmVyYWdlX2NvbXBsZXRpb25fc2Vjb25kcxgFIAEoARIeChZwNTBfY29tcGxldGlvbl9zZWNvbmRzGAYgASgBEh4KFnA5NV9jb21wbGV0aW9uX3NlY29uZHMYByABKAESLQoJYnlfc3RhdHVzGAggAygLMhoud29ya2VuZ2luZS52MS5TdGF0dXNDb3VudBIxCgtieV9wcmlvcml0eRgJIAMoCzIcLndvcmtlbmdpbmUudjEuUHJpb3JpdHlDb3VudCL2AQoYV2F0Y2hUYXNrUHJvZ3Jlc3NSZXF1ZXN0EhEKB3Rhc2tfaWQYASABKAlIABIZCg9vcmNoZXN0cmF0b3JfaWQYAiABKAlIABIWCgx3b3Jrc3BhY2VfaWQYAyABKAlIABIUCgxhZnRlcl9jdXJzb3IYBCABKAMSKwoFa2luZHMYBSADKA4yHC53b3JrZW5naW5lLnYxLlRhc2tFdmVudEtpbmQSEQoJa2VlcF9vcGVuGAYgASgIEjQKEWJvb2ttYXJrX2ludGVydmFsGAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQggKBnRhcmdldCJEChlXYXRjaFRhc2tQcm9ncmVzc1Jlc3BvbnNlEicKBWV2ZW50GAEgASgLMhgud29ya2VuZ2luZS52MS5UYXNrRXZlbnQiuQIKG1JlZ2lzdGVyT3JjaGVzdHJhdG9yUmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEgwKBHJvbGUYAyABKAkSEgoKZGlzY2lwbGluZRgEIAEoCRIUCgxjYXBhYmlsaXRpZXMYBSADKAkSFwoPZGFlbW9uX2VuZHBvaW50GAYgASgJEhAKCHRpbWV6b25lGAcgASgJEicKB2NoYXJ0ZXIYCCABKAsyFi53b3JrZW5naW5lLnYxLkNoYXJ0ZXISMQoGc3RhdHVzGAkgASgOMiEud29ya2VuZ2luZS52MS5PcmNoZXN0cmF0b3JTdGF0dXMSLAoJdG9rZW5fdHRsGAogASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIpcBChxSZWdpc3Rlck9yY2hlc3RyYXRvclJlc3BvbnNlEjEKDG9yY2hlc3RyYXRvchgBIAEoCzIbLndvcmtlbmdpbmUudjEuT3JjaGVzdHJhdG9yEg0KBXRva2VuGAIgASgJEjUKEXRva2VuX2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKgAQoeUm90YXRlT3JjaGVzdHJhdG9yVG9rZW5SZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIsCgl0b2tlbl90dGwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNwoUcHJldmlvdXNfdG9rZW5fZ3JhY2UYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iZwofUm90YXRlT3JjaGVzdHJhdG9yVG9rZW5SZXNwb25zZRINCgV0b2tlbhgBIAEoCRI1ChF0b2tlbl9leHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOgofUmV2b2tlT3JjaGVzdHJhdG9yVG9rZW5zUmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkiOQogUmV2b2tlT3JjaGVzdHJhdG9yVG9rZW5zUmVzcG9uc2USFQoNcmV2b2tlZF9jb3VudBgBIAEoBSIxChZHZXRPcmNoZXN0cmF0b3JSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCSJMChdHZXRPcmNoZXN0cmF0b3JSZXNwb25zZRIxCgxvcmNoZXN0cmF0b3IYASABKAsyGy53b3JrZW5naW5lLnYxLk9yY2hlc3RyYXRvciJ0ChhMaXN0T3JjaGVzdHJhdG9yc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSMQoGc3RhdHVzGAMgASgOMiEud29ya2VuZ2luZS52MS5PcmNoZXN0cmF0b3JTdGF0dXMiaAoZTGlzdE9yY2hlc3RyYXRvcnNSZXNwb25zZRIyCg1vcmNoZXN0cmF0b3JzGAEgAygLMhsud29ya2VuZ2luZS52MS5PcmNoZXN0cmF0b3ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImoKHFNldE9yY2hlc3RyYXRvclN0YXR1c1JlcXVlc3QSFwoPb3JjaGVzdHJhdG9yX2lkGAEgASgJEjEKBnN0YXR1cxgCIAEoDjIhLndvcmtlbmdpbmUudjEuT3JjaGVzdHJhdG9yU3RhdHVzIlIKHVNldE9yY2hlc3RyYXRvclN0YXR1c1Jlc3BvbnNlEjEKDG9yY2hlc3RyYXRvchgBIAEoCzIbLndvcmtlbmdpbmUudjEuT3JjaGVzdHJhdG9yIrUCChFDcmVhdGVUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEhcKD29yY2hlc3RyYXRvcl9pZBgCIAEoCRIUCgx3b3Jrc3BhY2VfaWQYAyABKAkSEgoKY2hhbm5lbF9pZBgEIAEoCRINCgV0aXRsZRgFIAEoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRItCghwcmlvcml0eRgHIAEoDjIbLndvcmtlbmdpbmUudjEuVGFza1ByaW9yaXR5EiwKCGR1ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR0YWdzGAkgAygJEhIKCmRlcGVuZHNfb24YCiADKAkSKQoIbWV0YWRhdGEYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IjcKEkNyZWF0ZVRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrIiEKDkdldFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiNAoPR2V0VGFza1Jlc3BvbnNlEiEKBHRhc2sYASABKAsyEy53b3JrZW5naW5lLnYxLlRhc2siogEKEExpc3RUYXNrc1JlcXVlc3QSFwoPb3JjaGVzdHJhdG9yX2lkGAEgASgJEhQKDHdvcmtzcGFjZV9pZBgCIAEoCRIrCghzdGF0dXNlcxgDIAMoDjIZLndvcmtlbmdpbmUudjEuVGFza1N0YXR1cxILCgN0YWcYBCABKAkSEQoJcGFnZV9zaXplGAUgASgFEhIKCnBhZ2VfdG9rZW4YBiABKAkiUAoRTGlzdFRhc2tzUmVzcG9uc2USIgoFdGFza3MYASADKAsyEy53b3JrZW5naW5lLnYxLlRhc2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjQKEUNhbmNlbFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIlMKEkNhbmNlbFRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEhoKEnVuYmxvY2tlZF90YXNrX2lkcxgCIAMoCSprCg5FeGVjdXRlT3V0Y29tZRIfChtFWEVDVVRFX09VVENPTUVfVU5TUEVDSUZJRUQQABIbChdFWEVDVVRFX09VVENPTUVfU1RBUlRFRBABEhsKF0VYRUNVVEVfT1VUQ09NRV9CTE9DS0VEEAIqkwEKEENvbXBsZXRpb25TdGF0dXMSIQodQ09NUExFVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIfChtDT01QTEVUSU9OX1NUQVRVU19DT01QTEVURUQQARIcChhDT01QTEVUSU9OX1NUQVRVU19GQUlMRUQQAhIdChlDT01QTEVUSU9OX1NUQVRVU19CTE9DS0VEEAMyiw4KEVdvcmtFbmdpbmVTZXJ2aWNlEl0KDlNlbGVjdE5leHRUYXNrEiQud29ya2VuZ2luZS52MS5TZWxlY3ROZXh0VGFza1JlcXVlc3QaJS53b3JrZW5naW5lLnYxLlNlbGVjdE5leHRUYXNrUmVzcG9uc2USWgoNQ2xhaW1OZXh0VGFzaxIjLndvcmtlbmdpbmUudjEuQ2xhaW1OZXh0VGFza1JlcXVlc3QaJC53b3JrZW5naW5lLnYxLkNsYWltTmV4dFRhc2tSZXNwb25zZRJpChJQcmVwYXJlVGFza0NvbnRleHQSKC53b3JrZW5naW5lLnYxLlByZXBhcmVUYXNrQ29udGV4dFJlcXVlc3QaKS53b3JrZW5naW5lLnYxLlByZXBhcmVUYXNrQ29udGV4dFJlc3BvbnNlElQKC0V4ZWN1dGVUYXNrEiEud29ya2VuZ2luZS52MS5FeGVjdXRlVGFza1JlcXVlc3QaIi53b3JrZW5naW5lLnYxLkV4ZWN1dGVUYXNrUmVzcG9uc2USaQoSVXBkYXRlVGFza1Byb2dyZXNzEigud29ya2VuZ2luZS52MS5VcGRhdGVUYXNrUHJvZ3Jlc3NSZXF1ZXN0Gikud29ya2VuZ2luZS52MS5VcGRhdGVUYXNrUHJvZ3Jlc3NSZXNwb25zZRJXCgxDb21wbGV0ZVRhc2sSIi53b3JrZW5naW5lLnYxLkNvbXBsZXRlVGFza1JlcXVlc3QaIy53b3JrZW5naW5lLnYxLkNvbXBsZXRlVGFza1Jlc3BvbnNlEmYKEUdldEV4ZWN1dGlvblN0YXRzEicud29ya2VuZ2luZS52MS5HZXRFeGVjdXRpb25TdGF0c1JlcXVlc3QaKC53b3JrZW5naW5lLnYxLkdldEV4ZWN1dGlvblN0YXRzUmVzcG9uc2USaAoRV2F0Y2hUYXNrUHJvZ3Jlc3MSJy53b3JrZW5naW5lLnYxLldhdGNoVGFza1Byb2dyZXNzUmVxdWVzdBooLndvcmtlbmdpbmUudjEuV2F0Y2hUYXNrUHJvZ3Jlc3NSZXNwb25zZTABEm8KFFJlZ2lzdGVyT3JjaGVzdHJhdG9yEioud29ya2VuZ2luZS52MS5SZWdpc3Rlck9yY2hlc3RyYXRvclJlcXVlc3QaKy53b3JrZW5naW5lLnYxLlJlZ2lzdGVyT3JjaGVzdHJhdG9yUmVzcG9uc2USYAoPR2V0T3JjaGVzdHJhdG9yEiUud29ya2VuZ2luZS52MS5HZXRPcmNoZXN0cmF0b3JSZXF1ZXN0GiYud29ya2VuZ2luZS52MS5HZXRPcmNoZXN0cmF0b3JSZXNwb25zZRJmChFMaXN0T3JjaGVzdHJhdG9ycxInLndvcmtlbmdpbmUudjEuTGlzdE9yY2hlc3RyYXRvcnNSZXF1ZXN0Gigud29ya2VuZ2luZS52MS5MaXN0T3JjaGVzdHJhdG9yc1Jlc3BvbnNlEnIKFVNldE9yY2hlc3RyYXRvclN0YXR1cxIrLndvcmtlbmdpbmUudjEuU2V0T3JjaGVzdHJhdG9yU3RhdHVzUmVxdWVzdBosLndvcmtlbmdpbmUudjEuU2V0T3JjaGVzdHJhdG9yU3RhdHVzUmVzcG9uc2USeAoXUm90YXRlT3JjaGVzdHJhdG9yVG9rZW4SLS53b3JrZW5naW5lLnYxLlJvdGF0ZU9yY2hlc3RyYXRvclRva2VuUmVxdWVzdBouLndvcmtlbmdpbmUudjEuUm90YXRlT3JjaGVzdHJhdG9yVG9rZW5SZXNwb25zZRJ7ChhSZXZva2VPcmNoZXN0cmF0b3JUb2tlbnMSLi53b3JrZW5naW5lLnYxLlJldm9rZU9yY2hlc3RyYXRvclRva2Vuc1JlcXVlc3QaLy53b3JrZW5naW5lLnYxLlJldm9rZU9yY2hlc3RyYXRvclRva2Vuc1Jlc3BvbnNlElEKCkNyZWF0ZVRhc2sSIC53b3JrZW5naW5lLnYxLkNyZWF0ZVRhc2tSZXF1ZXN0GiEud29ya2VuZ2luZS52MS5DcmVhdGVUYXNrUmVzcG9uc2USSAoHR2V0VGFzaxIdLndvcmtlbmdpbmUudjEuR2V0VGFza1JlcXVlc3QaHi53b3JrZW5naW5lLnYxLkdldFRhc2tSZXNwb25zZRJOCglMaXN0VGFza3MSHy53b3JrZW5naW5lLnYxLkxpc3RUYXNrc1JlcXVlc3QaIC53b3JrZW5naW5lLnYxLkxpc3RUYXNrc1Jlc3BvbnNlElEKCkNhbmNlbFRhc2sSIC53b3JrZW5naW5lLnYxLkNhbmNlbFRhc2tSZXF1ZXN0GiEud29ya2VuZ2luZS52MS5DYW5jZWxUYXNrUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_workengine_v1_orchestrator, file_workengine_v1_task]);
 
 /**
  * Request of SelectNextTask.
@@ -558,7 +558,7 @@ export type WatchTaskProgressRequest = Message<"workengine.v1.WatchTaskProgressR
     case: "orchestratorId";
   } | {
     /**
-     * Every task of one workspace.
+     * Every task of one workspace (admin only when authentication is on).
      *
      * @generated from field: string workspace_id = 3;
      */
@@ -699,6 +699,14 @@ export type RegisterOrchestratorRequest = Message<"workengine.v1.RegisterOrchest
    * @generated from field: workengine.v1.OrchestratorStatus status = 9;
    */
   status: OrchestratorStatus;
+
+  /**
+   * Lifetime of the token issued with the registration, up to 3650 days. Unset: it does not
+   * expire (until rotated or revoked).
+   *
+   * @generated from field: google.protobuf.Duration token_ttl = 10;
+   */
+  tokenTtl?: Duration | undefined;
 };
 
 /**
@@ -720,6 +728,21 @@ export type RegisterOrchestratorResponse = Message<"workengine.v1.RegisterOrches
    * @generated from field: workengine.v1.Orchestrator orchestrator = 1;
    */
   orchestrator?: Orchestrator | undefined;
+
+  /**
+   * The orchestrator's bearer token, for `authorization: Bearer <token>`. Shown only here:
+   * the server keeps its hash. Used when the server runs with authentication.
+   *
+   * @generated from field: string token = 2;
+   */
+  token: string;
+
+  /**
+   * When the token expires; unset when it does not.
+   *
+   * @generated from field: google.protobuf.Timestamp token_expire_time = 3;
+   */
+  tokenExpireTime?: Timestamp | undefined;
 };
 
 /**
@@ -728,6 +751,112 @@ export type RegisterOrchestratorResponse = Message<"workengine.v1.RegisterOrches
  */
 export const RegisterOrchestratorResponseSchema: GenMessage<RegisterOrchestratorResponse> = /*@__PURE__*/
   messageDesc(file_workengine_v1_work_engine_service, 17);
+
+/**
+ * Request of RotateOrchestratorToken.
+ *
+ * @generated from message workengine.v1.RotateOrchestratorTokenRequest
+ */
+export type RotateOrchestratorTokenRequest = Message<"workengine.v1.RotateOrchestratorTokenRequest"> & {
+  /**
+   * The orchestrator. Required.
+   *
+   * @generated from field: string orchestrator_id = 1;
+   */
+  orchestratorId: string;
+
+  /**
+   * Lifetime of the new token, up to 3650 days. Unset: it does not expire.
+   *
+   * @generated from field: google.protobuf.Duration token_ttl = 2;
+   */
+  tokenTtl?: Duration | undefined;
+
+  /**
+   * How long the previous tokens keep working, up to 30 days, so a daemon can switch without
+   * downtime. Unset or zero: they stop working at once.
+   *
+   * @generated from field: google.protobuf.Duration previous_token_grace = 3;
+   */
+  previousTokenGrace?: Duration | undefined;
+};
+
+/**
+ * Describes the message workengine.v1.RotateOrchestratorTokenRequest.
+ * Use `create(RotateOrchestratorTokenRequestSchema)` to create a new message.
+ */
+export const RotateOrchestratorTokenRequestSchema: GenMessage<RotateOrchestratorTokenRequest> = /*@__PURE__*/
+  messageDesc(file_workengine_v1_work_engine_service, 18);
+
+/**
+ * Response of RotateOrchestratorToken.
+ *
+ * @generated from message workengine.v1.RotateOrchestratorTokenResponse
+ */
+export type RotateOrchestratorTokenResponse = Message<"workengine.v1.RotateOrchestratorTokenResponse"> & {
+  /**
+   * The new bearer token. Shown only here: the server keeps its hash.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * When it expires; unset when it does not.
+   *
+   * @generated from field: google.protobuf.Timestamp token_expire_time = 2;
+   */
+  tokenExpireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message workengine.v1.RotateOrchestratorTokenResponse.
+ * Use `create(RotateOrchestratorTokenResponseSchema)` to create a new message.
+ */
+export const RotateOrchestratorTokenResponseSchema: GenMessage<RotateOrchestratorTokenResponse> = /*@__PURE__*/
+  messageDesc(file_workengine_v1_work_engine_service, 19);
+
+/**
+ * Request of RevokeOrchestratorTokens.
+ *
+ * @generated from message workengine.v1.RevokeOrchestratorTokensRequest
+ */
+export type RevokeOrchestratorTokensRequest = Message<"workengine.v1.RevokeOrchestratorTokensRequest"> & {
+  /**
+   * The orchestrator. Required.
+   *
+   * @generated from field: string orchestrator_id = 1;
+   */
+  orchestratorId: string;
+};
+
+/**
+ * Describes the message workengine.v1.RevokeOrchestratorTokensRequest.
+ * Use `create(RevokeOrchestratorTokensRequestSchema)` to create a new message.
+ */
+export const RevokeOrchestratorTokensRequestSchema: GenMessage<RevokeOrchestratorTokensRequest> = /*@__PURE__*/
+  messageDesc(file_workengine_v1_work_engine_service, 20);
+
+/**
+ * Response of RevokeOrchestratorTokens.
+ *
+ * @generated from message workengine.v1.RevokeOrchestratorTokensResponse
+ */
+export type RevokeOrchestratorTokensResponse = Message<"workengine.v1.RevokeOrchestratorTokensResponse"> & {
+  /**
+   * How many tokens were still working and now are not.
+   *
+   * @generated from field: int32 revoked_count = 1;
+   */
+  revokedCount: number;
+};
+
+/**
+ * Describes the message workengine.v1.RevokeOrchestratorTokensResponse.
+ * Use `create(RevokeOrchestratorTokensResponseSchema)` to create a new message.
+ */
+export const RevokeOrchestratorTokensResponseSchema: GenMessage<RevokeOrchestratorTokensResponse> = /*@__PURE__*/
+  messageDesc(file_workengine_v1_work_engine_service, 21);
 
 /**
  * Request of GetOrchestrator.
@@ -748,7 +877,7 @@ export type GetOrchestratorRequest = Message<"workengine.v1.GetOrchestratorReque
  * Use `create(GetOrchestratorRequestSchema)` to create a new message.
  */
 export const GetOrchestratorRequestSchema: GenMessage<GetOrchestratorRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 18);
+  messageDesc(file_workengine_v1_work_engine_service, 22);
 
 /**
  * Response of GetOrchestrator.
@@ -769,7 +898,7 @@ export type GetOrchestratorResponse = Message<"workengine.v1.GetOrchestratorResp
  * Use `create(GetOrchestratorResponseSchema)` to create a new message.
  */
 export const GetOrchestratorResponseSchema: GenMessage<GetOrchestratorResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 19);
+  messageDesc(file_workengine_v1_work_engine_service, 23);
 
 /**
  * Request of ListOrchestrators.
@@ -778,7 +907,7 @@ export const GetOrchestratorResponseSchema: GenMessage<GetOrchestratorResponse> 
  */
 export type ListOrchestratorsRequest = Message<"workengine.v1.ListOrchestratorsRequest"> & {
   /**
-   * Page size: 0 means 100; larger than 1000 is served as 1000; negative is INVALID_ARGUMENT.
+   * Page size: 0 means 100; at most 1000. Negative or larger is INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 1;
    */
@@ -804,7 +933,7 @@ export type ListOrchestratorsRequest = Message<"workengine.v1.ListOrchestratorsR
  * Use `create(ListOrchestratorsRequestSchema)` to create a new message.
  */
 export const ListOrchestratorsRequestSchema: GenMessage<ListOrchestratorsRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 20);
+  messageDesc(file_workengine_v1_work_engine_service, 24);
 
 /**
  * Response of ListOrchestrators.
@@ -832,7 +961,7 @@ export type ListOrchestratorsResponse = Message<"workengine.v1.ListOrchestrators
  * Use `create(ListOrchestratorsResponseSchema)` to create a new message.
  */
 export const ListOrchestratorsResponseSchema: GenMessage<ListOrchestratorsResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 21);
+  messageDesc(file_workengine_v1_work_engine_service, 25);
 
 /**
  * Request of SetOrchestratorStatus.
@@ -860,7 +989,7 @@ export type SetOrchestratorStatusRequest = Message<"workengine.v1.SetOrchestrato
  * Use `create(SetOrchestratorStatusRequestSchema)` to create a new message.
  */
 export const SetOrchestratorStatusRequestSchema: GenMessage<SetOrchestratorStatusRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 22);
+  messageDesc(file_workengine_v1_work_engine_service, 26);
 
 /**
  * Response of SetOrchestratorStatus.
@@ -881,7 +1010,7 @@ export type SetOrchestratorStatusResponse = Message<"workengine.v1.SetOrchestrat
  * Use `create(SetOrchestratorStatusResponseSchema)` to create a new message.
  */
 export const SetOrchestratorStatusResponseSchema: GenMessage<SetOrchestratorStatusResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 23);
+  messageDesc(file_workengine_v1_work_engine_service, 27);
 
 /**
  * Request of CreateTask.
@@ -974,7 +1103,7 @@ export type CreateTaskRequest = Message<"workengine.v1.CreateTaskRequest"> & {
  * Use `create(CreateTaskRequestSchema)` to create a new message.
  */
 export const CreateTaskRequestSchema: GenMessage<CreateTaskRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 24);
+  messageDesc(file_workengine_v1_work_engine_service, 28);
 
 /**
  * Response of CreateTask.
@@ -995,7 +1124,7 @@ export type CreateTaskResponse = Message<"workengine.v1.CreateTaskResponse"> & {
  * Use `create(CreateTaskResponseSchema)` to create a new message.
  */
 export const CreateTaskResponseSchema: GenMessage<CreateTaskResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 25);
+  messageDesc(file_workengine_v1_work_engine_service, 29);
 
 /**
  * Request of GetTask.
@@ -1016,7 +1145,7 @@ export type GetTaskRequest = Message<"workengine.v1.GetTaskRequest"> & {
  * Use `create(GetTaskRequestSchema)` to create a new message.
  */
 export const GetTaskRequestSchema: GenMessage<GetTaskRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 26);
+  messageDesc(file_workengine_v1_work_engine_service, 30);
 
 /**
  * Response of GetTask.
@@ -1037,7 +1166,7 @@ export type GetTaskResponse = Message<"workengine.v1.GetTaskResponse"> & {
  * Use `create(GetTaskResponseSchema)` to create a new message.
  */
 export const GetTaskResponseSchema: GenMessage<GetTaskResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 27);
+  messageDesc(file_workengine_v1_work_engine_service, 31);
 
 /**
  * Request of ListTasks. Filters combine with AND.
@@ -1074,7 +1203,7 @@ export type ListTasksRequest = Message<"workengine.v1.ListTasksRequest"> & {
   tag: string;
 
   /**
-   * Page size: 0 means 100; larger than 1000 is served as 1000; negative is INVALID_ARGUMENT.
+   * Page size: 0 means 100; at most 1000. Negative or larger is INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 5;
    */
@@ -1093,7 +1222,7 @@ export type ListTasksRequest = Message<"workengine.v1.ListTasksRequest"> & {
  * Use `create(ListTasksRequestSchema)` to create a new message.
  */
 export const ListTasksRequestSchema: GenMessage<ListTasksRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 28);
+  messageDesc(file_workengine_v1_work_engine_service, 32);
 
 /**
  * Response of ListTasks.
@@ -1121,7 +1250,7 @@ export type ListTasksResponse = Message<"workengine.v1.ListTasksResponse"> & {
  * Use `create(ListTasksResponseSchema)` to create a new message.
  */
 export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 29);
+  messageDesc(file_workengine_v1_work_engine_service, 33);
 
 /**
  * Request of CancelTask.
@@ -1149,7 +1278,7 @@ export type CancelTaskRequest = Message<"workengine.v1.CancelTaskRequest"> & {
  * Use `create(CancelTaskRequestSchema)` to create a new message.
  */
 export const CancelTaskRequestSchema: GenMessage<CancelTaskRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 30);
+  messageDesc(file_workengine_v1_work_engine_service, 34);
 
 /**
  * Response of CancelTask.
@@ -1177,7 +1306,7 @@ export type CancelTaskResponse = Message<"workengine.v1.CancelTaskResponse"> & {
  * Use `create(CancelTaskResponseSchema)` to create a new message.
  */
 export const CancelTaskResponseSchema: GenMessage<CancelTaskResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 31);
+  messageDesc(file_workengine_v1_work_engine_service, 35);
 
 /**
  * Whether ExecuteTask started the task.
@@ -1269,6 +1398,15 @@ export const CompletionStatusSchema: GenEnum<CompletionStatus> = /*@__PURE__*/
  * for reads, UpdateTaskProgress, CompleteTask and SetOrchestratorStatus), DEADLINE_EXCEEDED
  * (the client's deadline passed). The RPCs below list the others they return. Messages are
  * short and safe to show; no SQL, stack traces or secrets.
+ *
+ * When the server runs with authentication (an admin token configured), every call carries
+ * the metadata `authorization: Bearer <token>`: the admin token, which may do everything, or
+ * an orchestrator's token (from RegisterOrchestrator or RotateOrchestratorToken), which acts
+ * on that orchestrator and its own tasks only. Every RPC may then also return
+ * UNAUTHENTICATED (token missing, malformed, unknown, revoked or expired) and
+ * PERMISSION_DENIED (an orchestrator token touching another orchestrator, its tasks, a
+ * workspace watch, or an admin-only RPC). RESOURCE_EXHAUSTED: a server limit (message size,
+ * concurrent WatchTaskProgress streams per client); the message names the limit.
  *
  * @generated from service workengine.v1.WorkEngineService
  */
@@ -1369,7 +1507,8 @@ export const WorkEngineService: GenService<{
    * by itself after the task reaches DONE, FAILED or CANCELLED (unless keep_open). On server
    * shutdown the stream ends with UNAVAILABLE; reconnect with after_cursor to miss nothing.
    * OUT_OF_RANGE: after_cursor was pruned or is ahead of the log (start again from 0).
-   * INVALID_ARGUMENT: not exactly one target set.
+   * INVALID_ARGUMENT: not exactly one target set. With an orchestrator token: its own tasks
+   * or its own orchestrator only; a workspace watch needs the admin token.
    *
    * @generated from rpc workengine.v1.WorkEngineService.WatchTaskProgress
    */
@@ -1423,6 +1562,29 @@ export const WorkEngineService: GenService<{
     output: typeof SetOrchestratorStatusResponseSchema;
   },
   /**
+   * Issues a new token for the orchestrator (returned once, stored only as a hash) and makes
+   * its previous tokens stop working, at once or after previous_token_grace. The admin or the
+   * orchestrator's own token may call it. NOT_FOUND: unknown id.
+   *
+   * @generated from rpc workengine.v1.WorkEngineService.RotateOrchestratorToken
+   */
+  rotateOrchestratorToken: {
+    methodKind: "unary";
+    input: typeof RotateOrchestratorTokenRequestSchema;
+    output: typeof RotateOrchestratorTokenResponseSchema;
+  },
+  /**
+   * Revokes every token of the orchestrator at once (e.g. a leaked token); issue a new one with
+   * RotateOrchestratorToken. Admin only. NOT_FOUND: unknown id.
+   *
+   * @generated from rpc workengine.v1.WorkEngineService.RevokeOrchestratorTokens
+   */
+  revokeOrchestratorTokens: {
+    methodKind: "unary";
+    input: typeof RevokeOrchestratorTokensRequestSchema;
+    output: typeof RevokeOrchestratorTokensResponseSchema;
+  },
+  /**
    * Creates a task: TODO when its dependencies are all met, BLOCKED otherwise.
    * NOT_FOUND: unknown orchestrator, or a depends_on id that does not exist (the message
    * names the field). ALREADY_EXISTS: the requested task_id is taken. INVALID_ARGUMENT also
@@ -1447,7 +1609,8 @@ export const WorkEngineService: GenService<{
   },
   /**
    * Lists tasks matching filters, oldest first, a page at a time. INVALID_ARGUMENT: a
-   * page_token this server did not issue, or one issued for other filters.
+   * page_token this server did not issue, or one issued for other filters. With an
+   * orchestrator token, an empty orchestrator_id means the token's own.
    *
    * @generated from rpc workengine.v1.WorkEngineService.ListTasks
    */
