@@ -38,6 +38,8 @@ IDEMPOTENT_METHODS = frozenset(
         "SetOrchestratorStatus",
         "UpdateTaskProgress",
         "CompleteTask",
+        # Revoking twice revokes the same tokens: harmless.
+        "RevokeOrchestratorTokens",
     }
 )
 
