@@ -130,7 +130,7 @@ async def refused(call: Awaitable[Any], code: grpc.StatusCode, message: str = ""
 
 
 async def stream_refused(stub: Stub, code: grpc.StatusCode, message: str = "", **target: str) -> str:
-    call = stub.WatchTaskProgress(pb.WatchTaskProgressRequest(**target))
+    call = stub.WatchTaskProgress(pb.WatchTaskProgressRequest(**target))  # type: ignore[arg-type]
     details = await refused(asyncio.wait_for(call.read(), 10), code, message)
     call.cancel()
     return details

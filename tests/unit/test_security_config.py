@@ -38,7 +38,8 @@ def test_other_hosts_are_not_loopback(host: str) -> None:
 def test_without_authentication_only_loopback_is_allowed_unless_insecure() -> None:
     BASE.check()
     exposed = dataclasses.replace(BASE, host="0.0.0.0")
-    with pytest.raises(ConfigError, match=r"refusing to listen on 0\.0\.0\.0 without authentication.*--insecure"):
+    refusal = r"refusing to listen on 0\.0\.0\.0 without authentication.*--insecure"
+    with pytest.raises(ConfigError, match=refusal):
         exposed.check()
     dataclasses.replace(exposed, insecure=True).check()
     dataclasses.replace(exposed, admin_token=TOKEN).check()
