@@ -313,7 +313,7 @@ def test_serve_with_client_certificates_refuses_clients_without_one(
         with grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=ca)) as channel:
             with pytest.raises(grpc.RpcError) as caught:
                 _health(channel)
-            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
         with grpc.insecure_channel(target) as channel, pytest.raises(grpc.RpcError):
             _health(channel)
         # The CLI's TLS options.
