@@ -1,8 +1,13 @@
 # WorkEngine: the gRPC server (`workengine serve`) in a slim Python 3.11 image.
 #
 #   docker build -t workengine .
-#   docker run --init -p 50051:50051 -v workengine-data:/var/lib/workengine workengine
+#   docker run --init -p 50051:50051 -v workengine-data:/var/lib/workengine \
+#       -e WORKENGINE_ADMIN_TOKEN="$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')" workengine
 #
+# The container listens on 0.0.0.0, so `serve` refuses to start without authentication: give
+# an admin token (WORKENGINE_ADMIN_TOKEN, or WORKENGINE_ADMIN_TOKEN_FILE=/run/secrets/... for a
+# mounted secret), or -e WORKENGINE_INSECURE=1 on a network you trust. The health check needs
+# no token (health stays open) but speaks plaintext: with --tls-cert, replace it.
 # Without WORKENGINE_DATABASE_URL the server starts an embedded PostgreSQL in
 # WORKENGINE_DATA_DIR (on the volume above); pass -e WORKENGINE_DATABASE_URL=postgresql://...
 # to use an external server instead. `--init` reaps the embedded PostgreSQL's processes

@@ -6,12 +6,16 @@ daemon, and print one JSON line per task. With --exit-when-idle it stops after a
 found nothing; otherwise it runs until Ctrl-C or SIGTERM.
 
     python examples/python_daemon.py --target localhost:50051 --orchestrator fleet --name py-1
+
+When WORKENGINE_TOKEN is set, every call carries it as `authorization: Bearer <token>` (a
+server with authentication on needs it: the orchestrator's token, or the admin's).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import signal
 import sys
@@ -120,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-seconds", type=float, default=0.0, help="simulated work per task")
     parser.add_argument("--exit-when-idle", action="store_true")
     args = parser.parse_args(argv)
-    with WorkEngineClient(args.target) as client:
+    with WorkEngineClient(args.target, token=os.environ.get("WORKENGINE_TOKEN") or None) as client:
         try:
             ensure_orchestrator(client, args.orchestrator)  # a server that is down now is an error
             print(f"{args.name}: ready", file=sys.stderr, flush=True)

@@ -16,10 +16,15 @@ from workengine.config import (
     DEFAULT_EVENT_RETENTION,
     DEFAULT_LEASE_DURATION,
     DEFAULT_MAINTENANCE_INTERVAL,
+    DEFAULT_MAX_STREAMS_PER_CLIENT,
     DEFAULT_POLL_INTERVAL,
+    ConfigError,
     ServeSettings,
     default_target,
+    default_token,
     parse_duration,
+    parse_size,
+    read_pem,
 )
 from workengine.domain.errors import WorkEngineError
 from workengine.v1 import orchestrator_pb2, task_pb2
@@ -36,8 +41,42 @@ def _print(message: Any) -> None:
     print(json_format.MessageToJson(message, preserving_proto_field_name=True, indent=2))
 
 
+class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    """Adds `authorization: Bearer <token>` to every call."""
+
+    def __init__(self, token: str) -> None:
+        self._metadata = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: Any) -> Any:
+        metadata = [*(details.metadata or ()), self._metadata]
+        return details._replace(metadata=metadata)
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+
+def _channel(args: argparse.Namespace) -> grpc.Channel:
+    if args.tls or args.tls_ca or args.tls_client_cert:
+        if bool(args.tls_client_cert) != bool(args.tls_client_key):
+            raise ConfigError("--tls-client-cert and --tls-client-key go together")
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=read_pem(args.tls_ca, "--tls-ca"),
+            private_key=read_pem(args.tls_client_key, "--tls-client-key"),
+            certificate_chain=read_pem(args.tls_client_cert, "--tls-client-cert"),
+        )
+        channel = grpc.secure_channel(args.target, credentials)
+    else:
+        channel = grpc.insecure_channel(args.target)
+    if args.token:
+        channel = grpc.intercept_channel(channel, _Bearer(args.token))
+    return channel
+
+
 def _stub(args: argparse.Namespace) -> pb_grpc.WorkEngineServiceStub:
-    return pb_grpc.WorkEngineServiceStub(grpc.insecure_channel(args.target))
+    return pb_grpc.WorkEngineServiceStub(_channel(args))
 
 
 def _priority(name: str) -> int:
@@ -63,6 +102,13 @@ def _duration(text: str) -> timedelta:
     return value
 
 
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _positive_seconds(text: str) -> float:
     return _duration(text).total_seconds()
 
@@ -82,6 +128,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
             event_retention=args.event_retention,
             lease_duration=args.lease_duration,
             maintenance_interval=args.maintenance_interval,
+            admin_token=args.admin_token,
+            admin_token_file=args.admin_token_file,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            tls_client_ca=args.tls_client_ca,
+            insecure=True if args.insecure else None,
+            max_message_bytes=args.max_message_size,
+            max_streams_per_client=args.max_streams_per_client,
         )
     )
 
@@ -137,7 +191,26 @@ def cmd_orchestrator_register(args: argparse.Namespace) -> None:
         timezone=args.timezone or "",
         charter=orchestrator_pb2.Charter(mission=args.mission or ""),
     )
-    _print(_stub(args).RegisterOrchestrator(request).orchestrator)
+    response = _stub(args).RegisterOrchestrator(request)
+    _print(response.orchestrator)
+    # Shown once (the server keeps only a hash); on stderr so stdout stays the orchestrator.
+    print(
+        f"token (shown once; `workengine orchestrator rotate-token` issues another): {response.token}",
+        file=sys.stderr,
+    )
+
+
+def cmd_orchestrator_rotate_token(args: argparse.Namespace) -> None:
+    request = pb.RotateOrchestratorTokenRequest(orchestrator_id=args.id)
+    if args.ttl:
+        request.token_ttl.FromTimedelta(args.ttl)
+    if args.grace:
+        request.previous_token_grace.FromTimedelta(args.grace)
+    _print(_stub(args).RotateOrchestratorToken(request))
+
+
+def cmd_orchestrator_revoke_tokens(args: argparse.Namespace) -> None:
+    _print(_stub(args).RevokeOrchestratorTokens(pb.RevokeOrchestratorTokensRequest(orchestrator_id=args.id)))
 
 
 def cmd_orchestrator_list(args: argparse.Namespace) -> None:
@@ -235,6 +308,38 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seconds between looks for expired leases and due retries (default "
         f"{DEFAULT_MAINTENANCE_INTERVAL}, env WORKENGINE_MAINTENANCE_INTERVAL)",
     )
+    serve.add_argument(
+        "--admin-token",
+        help="the admin token; turns authentication on (env WORKENGINE_ADMIN_TOKEN; prefer the env "
+        "or --admin-token-file: a command line shows in `ps`)",
+    )
+    serve.add_argument(
+        "--admin-token-file",
+        help="file holding the admin token (env WORKENGINE_ADMIN_TOKEN_FILE)",
+    )
+    serve.add_argument("--tls-cert", help="server certificate chain, PEM (env WORKENGINE_TLS_CERT)")
+    serve.add_argument("--tls-key", help="server private key, PEM (env WORKENGINE_TLS_KEY)")
+    serve.add_argument(
+        "--tls-client-ca",
+        help="require client certificates signed by this CA, PEM (env WORKENGINE_TLS_CLIENT_CA)",
+    )
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback --host without authentication (env WORKENGINE_INSECURE=1)",
+    )
+    serve.add_argument(
+        "--max-message-size",
+        type=_size,
+        help="largest request accepted, e.g. 4MiB (default 8MiB, env WORKENGINE_MAX_MESSAGE_SIZE)",
+    )
+    serve.add_argument(
+        "--max-streams-per-client",
+        type=int,
+        help=f"concurrent WatchTaskProgress streams per token (or per client address without "
+        f"authentication); 0: unlimited (default {DEFAULT_MAX_STREAMS_PER_CLIENT}, "
+        "env WORKENGINE_MAX_STREAMS_PER_CLIENT)",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     migrate = commands.add_parser("migrate", help="apply database migrations")
@@ -247,6 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--target", default=default_target(), help="server address (env WORKENGINE_TARGET)"
         )
+        command.add_argument(
+            "--token", default=default_token(), help="bearer token to send (env WORKENGINE_TOKEN)"
+        )
+        command.add_argument("--tls", action="store_true", help="connect with TLS (system CAs)")
+        command.add_argument("--tls-ca", help="connect with TLS, trusting this CA (PEM)")
+        command.add_argument("--tls-client-cert", help="client certificate for mTLS (PEM)")
+        command.add_argument("--tls-client-key", help="client private key for mTLS (PEM)")
         return command
 
     task = commands.add_parser("task", help="create, get and list tasks").add_subparsers(
@@ -316,6 +428,14 @@ def build_parser() -> argparse.ArgumentParser:
     olist = client(orchestrator, "list", "list orchestrators")
     olist.add_argument("--page-size", type=int, default=100)
     olist.set_defaults(handler=cmd_orchestrator_list)
+    rotate = client(orchestrator, "rotate-token", "issue a new token; the previous ones stop working")
+    rotate.add_argument("--id", required=True)
+    rotate.add_argument("--ttl", type=_duration, help="lifetime of the new token, e.g. 30d (default: none)")
+    rotate.add_argument("--grace", type=_duration, help="keep the previous tokens working this long")
+    rotate.set_defaults(handler=cmd_orchestrator_rotate_token)
+    revoke = client(orchestrator, "revoke-tokens", "revoke every token of an orchestrator")
+    revoke.add_argument("--id", required=True)
+    revoke.set_defaults(handler=cmd_orchestrator_revoke_tokens)
     return parser
 
 
@@ -328,6 +448,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except WorkEngineError as error:  # from serve/migrate, before any server exists
         print(f"error: {error.message}", file=sys.stderr)
+        return 2
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
 

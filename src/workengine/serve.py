@@ -6,8 +6,8 @@ import asyncio
 import logging
 import signal
 
-from workengine.api.server import start_server
-from workengine.config import ServeSettings
+from workengine.api.server import Security, TlsFiles, start_server
+from workengine.config import ServeSettings, read_pem
 from workengine.engine import WorkEngine
 from workengine.engine.feed import FeedSettings
 from workengine.engine.maintenance import MaintenanceSettings
@@ -42,15 +42,34 @@ async def run(settings: ServeSettings, database_url: str) -> None:
         maintenance_settings=MaintenanceSettings(interval=settings.maintenance_interval),
         default_lease=settings.lease_duration,
     )
-    running = await start_server(engine, settings.host, settings.port)
+    running = await start_server(engine, settings.host, settings.port, security(settings))
     print(f"workengine listening on {settings.host}:{running.port}", flush=True)
+    if settings.admin_token is None:
+        print("authentication is off (no admin token configured)", flush=True)
     await stop.wait()
     print("shutting down", flush=True)
     await running.stop(settings.grace_seconds)
     await engine.close()
 
 
+def security(settings: ServeSettings) -> Security:
+    tls = None
+    if settings.tls_cert and settings.tls_key:
+        certificate = read_pem(settings.tls_cert, "--tls-cert")
+        private_key = read_pem(settings.tls_key, "--tls-key")
+        assert certificate is not None and private_key is not None
+        tls = TlsFiles(certificate, private_key, read_pem(settings.tls_client_ca, "--tls-client-ca"))
+    return Security(
+        admin_token=settings.admin_token,
+        tls=tls,
+        max_message_bytes=settings.max_message_bytes,
+        max_streams_per_client=settings.max_streams_per_client,
+    )
+
+
 def serve(settings: ServeSettings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings.check()
+    security(settings)  # unreadable certificate files fail here, before any database starts
     database_url = resolve_database_url(settings)
     asyncio.run(run(settings, database_url))

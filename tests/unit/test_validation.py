@@ -311,10 +311,16 @@ def test_attempt_below_one_is_refused(value: int) -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(0, 100), (1, 1), (100, 100), (999, 999), (1_000, 1_000), (1_001, 1_000), (10**9, 1_000)],
+    [(0, 100), (1, 1), (100, 100), (999, 999), (1_000, 1_000)],
 )
-def test_page_size_defaults_and_caps(value: int, expected: int) -> None:
+def test_page_size_defaults_and_accepts_up_to_the_maximum(value: int, expected: int) -> None:
     assert validation.page_size(value) == expected
+
+
+@pytest.mark.parametrize("value", [1_001, 10**9])
+def test_a_page_size_above_the_maximum_is_refused_naming_it(value: int) -> None:
+    with pytest.raises(InvalidArgument, match=r"page_size: must be at most 1000"):
+        validation.page_size(value)
 
 
 def test_a_negative_page_size_is_refused() -> None:

@@ -8,9 +8,12 @@
 // found nothing; otherwise it runs until SIGINT/SIGTERM.
 //
 //   npx tsx src/daemon.ts --target 127.0.0.1:50051 --orchestrator fleet --name ts-1 --exit-when-idle
+//
+// When WORKENGINE_TOKEN is set, every call carries `authorization: Bearer $WORKENGINE_TOKEN`
+// (a server with authentication on needs it: the orchestrator's token, or the admin's).
 
 import { parseArgs } from "node:util";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import {
   CompletionStatus,
@@ -170,7 +173,15 @@ async function work(client: WorkEngine): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const transport = createGrpcTransport({ baseUrl: `http://${options.target}` });
+  const token = process.env.WORKENGINE_TOKEN;
+  const bearer: Interceptor = (next) => async (request) => {
+    request.header.set("authorization", `Bearer ${token}`);
+    return await next(request);
+  };
+  const transport = createGrpcTransport({
+    baseUrl: `http://${options.target}`,
+    interceptors: token ? [bearer] : [],
+  });
   const client = createClient(WorkEngineService, transport);
   await ensureOrchestrator(client, options.orchestrator);
   console.error(`${options.name}: ready`);

@@ -25,6 +25,8 @@ STATUS_OF: dict[type[errors.WorkEngineError], grpc.StatusCode] = {
     errors.Aborted: grpc.StatusCode.ABORTED,
     errors.OutOfRange: grpc.StatusCode.OUT_OF_RANGE,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 # google.rpc.ErrorInfo.domain of the reasons WorkEngine attaches (e.g. LEASE_EXPIRED).
@@ -69,6 +71,11 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: Exception) 
         await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)
     log.exception("unhandled error", exc_info=error)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
+async def abort(context: grpc.aio.ServicerContext[Any, Any], error: Exception) -> None:
+    """Ends the call with the status `error` maps to (INTERNAL, logged, for anything unexpected)."""
+    await _abort(context, error)
 
 
 def unary(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from workengine.api.guard import DEFAULT_MAX_STREAMS_PER_CLIENT, Guard
 from workengine.api.reflection import add_reflection
 from workengine.api.servicer import WorkEngineServicer
 from workengine.engine import WorkEngine
@@ -20,12 +21,43 @@ class BindError(RuntimeError):
     pass
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM contents. With `client_ca`, clients must present a certificate it signed (mTLS)."""
+
+    certificate: bytes
+    private_key: bytes
+    client_ca: bytes | None = None
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.ssl_server_credentials(
+            [(self.private_key, self.certificate)],
+            root_certificates=self.client_ca,
+            require_client_auth=self.client_ca is not None,
+        )
+
+
+@dataclass(frozen=True)
+class Security:
+    """Authentication (on when `admin_token` is set), TLS, and per-client limits."""
+
+    admin_token: str | None = None
+    tls: TlsFiles | None = None
+    # Largest request message accepted; larger ones are refused with RESOURCE_EXHAUSTED.
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    # Concurrent WatchTaskProgress streams per principal (auth on) or client address (auth
+    # off); 0: unlimited.
+    max_streams_per_client: int = DEFAULT_MAX_STREAMS_PER_CLIENT
+    extra_options: tuple[tuple[str, int], ...] = field(default=())
+
+
 @dataclass
 class RunningServer:
     server: grpc.aio.Server
     port: int
     engine: WorkEngine
     health: health.aio.HealthServicer
+    guard: Guard | None = None
 
     async def stop(self, grace: float = 5.0) -> None:
         """Report NOT_SERVING, end watch streams and long polls, let unary calls finish within `grace`."""
@@ -34,14 +66,25 @@ class RunningServer:
         await self.server.stop(grace)
 
 
-async def start_server(engine: WorkEngine, host: str = "127.0.0.1", port: int = 50051) -> RunningServer:
+async def start_server(
+    engine: WorkEngine, host: str = "127.0.0.1", port: int = 50051, security: Security | None = None
+) -> RunningServer:
+    security = security or Security()
+    guard = Guard(
+        engine,
+        SERVICE_NAME,
+        admin_token=security.admin_token,
+        max_streams_per_client=security.max_streams_per_client,
+    )
     server = grpc.aio.server(
+        interceptors=[guard],
         options=[
             # grpcio enables SO_REUSEPORT by default: a second server would silently share the port.
             ("grpc.so_reuseport", 0),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ]
+            ("grpc.max_receive_message_length", security.max_message_bytes),
+            ("grpc.max_send_message_length", max(MAX_MESSAGE_BYTES, security.max_message_bytes)),
+            *security.extra_options,
+        ],
     )
     work_engine_service_pb2_grpc.add_WorkEngineServiceServicer_to_server(WorkEngineServicer(engine), server)
     health_servicer = health.aio.HealthServicer()
@@ -50,7 +93,10 @@ async def start_server(engine: WorkEngine, host: str = "127.0.0.1", port: int = 
     add_reflection((SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
-        bound = server.add_insecure_port(address)
+        if security.tls is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, security.tls.credentials())
     except RuntimeError as error:
         raise BindError(f"cannot listen on {address}: {error}") from None
     if bound == 0:
@@ -59,4 +105,4 @@ async def start_server(engine: WorkEngine, host: str = "127.0.0.1", port: int = 
     engine.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server=server, port=bound, engine=engine, health=health_servicer)
+    return RunningServer(server=server, port=bound, engine=engine, health=health_servicer, guard=guard)

@@ -164,8 +164,34 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
     async def RegisterOrchestrator(
         self, request: pb.RegisterOrchestratorRequest, context: Context
     ) -> pb.RegisterOrchestratorResponse:
-        orchestrator = await self._engine.orchestrators.register(convert.new_orchestrator_in(request))
-        return pb.RegisterOrchestratorResponse(orchestrator=convert.orchestrator_out(orchestrator))
+        orchestrator, issued = await self._engine.access.register(
+            convert.new_orchestrator_in(request), convert.duration_in("token_ttl", request)
+        )
+        response = pb.RegisterOrchestratorResponse(
+            orchestrator=convert.orchestrator_out(orchestrator), token=issued.token
+        )
+        convert.time_out(response.token_expire_time, issued.expires_at)
+        return response
+
+    @unary
+    async def RotateOrchestratorToken(
+        self, request: pb.RotateOrchestratorTokenRequest, context: Context
+    ) -> pb.RotateOrchestratorTokenResponse:
+        issued = await self._engine.access.rotate(
+            request.orchestrator_id,
+            convert.duration_in("token_ttl", request),
+            convert.duration_in("previous_token_grace", request),
+        )
+        response = pb.RotateOrchestratorTokenResponse(token=issued.token)
+        convert.time_out(response.token_expire_time, issued.expires_at)
+        return response
+
+    @unary
+    async def RevokeOrchestratorTokens(
+        self, request: pb.RevokeOrchestratorTokensRequest, context: Context
+    ) -> pb.RevokeOrchestratorTokensResponse:
+        revoked = await self._engine.access.revoke(request.orchestrator_id)
+        return pb.RevokeOrchestratorTokensResponse(revoked_count=revoked)
 
     @unary
     async def GetOrchestrator(

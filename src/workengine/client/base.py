@@ -37,11 +37,13 @@ class ClientBase:
         metadata: MetadataProvider | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         channel: grpc.Channel | grpc.aio.Channel | None = None,
+        token: str | None = None,
     ) -> None:
         self.target = target
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self._metadata = metadata
+        self._authorization: Metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.channel = channel if channel is not None else self._open_channel(target, credentials)
         self.stub = pb_grpc.WorkEngineServiceStub(self.channel)  # type: ignore[no-untyped-call]
 
@@ -49,8 +51,11 @@ class ClientBase:
         raise NotImplementedError
 
     def call_metadata(self, method: str) -> Metadata | None:
-        """What the metadata hook returns for `method`, asked again before every attempt."""
-        return None if self._metadata is None else tuple(self._metadata(method))
+        """The bearer token, if any, and what the metadata hook returns for `method` (asked
+        again before every attempt)."""
+        if self._metadata is None:
+            return self._authorization or None
+        return (*self._authorization, *self._metadata(method))
 
     def deadline(self, timeout: float | None, wait: timedelta | None = None) -> float | None:
         """Seconds for one attempt: the call's own timeout or the client's, plus a long poll's wait."""

@@ -39,6 +39,8 @@ IDEMPOTENT_METHODS = frozenset(
         "UpdateTaskProgress",
         "CompleteTask",
         "Heartbeat",
+        # Revoking twice revokes the same tokens: harmless.
+        "RevokeOrchestratorTokens",
     }
 )
 

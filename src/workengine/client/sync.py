@@ -30,9 +30,11 @@ class WorkEngineClient(ClientBase):
     default 10; a call's own `timeout=` overrides it; ClaimNextTask adds its `wait`). Calls
     that are safe to repeat are retried on UNAVAILABLE with jittered exponential backoff
     (`workengine.client.retry` lists them and says why); every other error is raised as
-    `grpc.RpcError` with its status code (`error.code()`, `error.details()`). `metadata` is
-    called before each attempt with the RPC's name and returns metadata to send, e.g. an
-    auth token; `credentials` switches to TLS; `channel` replaces the one the client opens.
+    `grpc.RpcError` with its status code (`error.code()`, `error.details()`). `token` is sent
+    as `authorization: Bearer <token>` on every call (the admin's or an orchestrator's token,
+    for a server with authentication on). `metadata` is called before each attempt with the
+    RPC's name and returns more metadata to send; `credentials` switches to TLS, e.g.
+    `grpc.ssl_channel_credentials(ca_pem)`; `channel` replaces the one the client opens.
     `stub` is the generated stub, for anything these methods do not cover.
     """
 
@@ -130,6 +132,30 @@ class WorkEngineClient(ClientBase):
         request = pb.SetOrchestratorStatusRequest(orchestrator_id=orchestrator_id, status=status)
         response = self._unary("SetOrchestratorStatus", request, timeout)
         return cast(pb.SetOrchestratorStatusResponse, response).orchestrator
+
+    def rotate_orchestrator_token(
+        self,
+        orchestrator_id: str,
+        *,
+        token_ttl: timedelta | None = None,
+        previous_token_grace: timedelta | None = None,
+        timeout: float | None = None,
+    ) -> pb.RotateOrchestratorTokenResponse:
+        """Issues a new token (`response.token`, shown once); the previous ones stop working now or
+        after `previous_token_grace`. Not retried: a lost answer would leave an unknown token."""
+        request = pb.RotateOrchestratorTokenRequest(orchestrator_id=orchestrator_id)
+        if token_ttl is not None:
+            request.token_ttl.FromTimedelta(token_ttl)
+        if previous_token_grace is not None:
+            request.previous_token_grace.FromTimedelta(previous_token_grace)
+        response = self._unary("RotateOrchestratorToken", request, timeout)
+        return cast(pb.RotateOrchestratorTokenResponse, response)
+
+    def revoke_orchestrator_tokens(self, orchestrator_id: str, *, timeout: float | None = None) -> int:
+        """Revokes every token of the orchestrator now (admin only); returns how many worked. Retried."""
+        request = pb.RevokeOrchestratorTokensRequest(orchestrator_id=orchestrator_id)
+        response = self._unary("RevokeOrchestratorTokens", request, timeout)
+        return cast(pb.RevokeOrchestratorTokensResponse, response).revoked_count
 
     def list_orchestrators(
         self,

@@ -65,3 +65,11 @@ class OutOfRange(WorkEngineError):
 
 class Unavailable(WorkEngineError):
     """The database cannot be reached; retrying later may succeed."""
+
+
+class Unauthenticated(WorkEngineError):
+    """No valid credentials: the token is missing, malformed, unknown, revoked or expired."""
+
+
+class ResourceExhausted(WorkEngineError):
+    """A per-client limit was reached (e.g. concurrent streams); the message names the limit."""

@@ -105,7 +105,9 @@ def page_size(value: int) -> int:
         raise InvalidArgument("page_size", "must not be negative")
     if value == 0:
         return DEFAULT_PAGE_SIZE
-    return min(value, MAX_PAGE_SIZE)
+    if value > MAX_PAGE_SIZE:
+        raise InvalidArgument("page_size", f"must be at most {MAX_PAGE_SIZE}")
+    return value
 
 
 def progress(value: int) -> int:

@@ -11,15 +11,21 @@ from workengine.engine import paging
 from workengine.engine.base import Deps, require_orchestrator
 
 
+def prepare_orchestrator(new: NewOrchestrator) -> NewOrchestrator:
+    """The orchestrator to insert: its id generated when empty, its time zone defaulted, checked."""
+    if not new.id:
+        new = replace(new, id=validation.new_id())
+    new = replace(new, timezone=validation.timezone("timezone", new.timezone))
+    validation.validate_new_orchestrator(new)
+    return new
+
+
 class Orchestrators:
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
 
     async def register(self, new: NewOrchestrator) -> Orchestrator:
-        if not new.id:
-            new = replace(new, id=validation.new_id())
-        new = replace(new, timezone=validation.timezone("timezone", new.timezone))
-        validation.validate_new_orchestrator(new)
+        new = prepare_orchestrator(new)
         async with self._deps.db.transaction() as tx:
             created = await tx.insert_orchestrator(new)
         if created is None:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from workengine.domain.attempts import DEFAULT_LEASE
+from workengine.engine.access import Access
 from workengine.engine.base import Deps, utc_now
 from workengine.engine.events import EventHub
 from workengine.engine.execution import ExecutionFlow
@@ -39,6 +40,7 @@ class WorkEngine:
         self.execution = ExecutionFlow(deps)
         self.stats = Statistics(deps)
         self.watcher = Watcher(deps)
+        self.access = Access(deps)
 
     def start(self) -> None:
         """Starts background work (event feed, listener, pruning, lease reaper, retry

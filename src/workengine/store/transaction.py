@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from workengine.domain.access import StoredToken
 from workengine.domain.attempts import whole_seconds
 from workengine.domain.model import (
     AttemptOutcome,
@@ -448,3 +449,34 @@ class Transaction:
         row = await self._row("fold_execution_deltas")
         assert row is not None
         return int(row["deltas"])
+
+    # Access
+
+    async def insert_orchestrator_token(
+        self, orchestrator_id: str, token_hash: str, expires_at: datetime | None
+    ) -> None:
+        await self._connection.execute(
+            query("insert_orchestrator_token"),
+            {"token_hash": token_hash, "orchestrator_id": orchestrator_id, "expires_at": expires_at},
+        )
+
+    async def find_orchestrator_token(self, token_hash: str) -> StoredToken | None:
+        row = await self._row("find_orchestrator_token", token_hash=token_hash)
+        if row is None:
+            return None
+        return StoredToken(row["orchestrator_id"], row["expires_at"], row["revoked_at"])
+
+    async def retire_orchestrator_tokens(self, orchestrator_id: str, retire_at: datetime) -> int:
+        """Every token of the orchestrator stops working at `retire_at`; returns how many changed."""
+        await self._connection.execute(
+            query("delete_dead_orchestrator_tokens"), {"orchestrator_id": orchestrator_id, "now": retire_at}
+        )
+        row = await self._row(
+            "retire_orchestrator_tokens", orchestrator_id=orchestrator_id, retire_at=retire_at
+        )
+        assert row is not None
+        return int(row["retired"])
+
+    async def task_owner(self, task_id: str) -> str | None:
+        row = await self._row("task_owner", id=task_id)
+        return str(row["orchestrator_id"]) if row else None

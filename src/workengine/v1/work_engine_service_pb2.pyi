@@ -243,7 +243,7 @@ class WatchTaskProgressResponse(_message.Message):
     def __init__(self, event: _Optional[_Union[_task_pb2.TaskEvent, _Mapping]] = ...) -> None: ...
 
 class RegisterOrchestratorRequest(_message.Message):
-    __slots__ = ("orchestrator_id", "display_name", "role", "discipline", "capabilities", "daemon_endpoint", "timezone", "charter", "status")
+    __slots__ = ("orchestrator_id", "display_name", "role", "discipline", "capabilities", "daemon_endpoint", "timezone", "charter", "status", "token_ttl")
     ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -253,6 +253,7 @@ class RegisterOrchestratorRequest(_message.Message):
     TIMEZONE_FIELD_NUMBER: _ClassVar[int]
     CHARTER_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_TTL_FIELD_NUMBER: _ClassVar[int]
     orchestrator_id: str
     display_name: str
     role: str
@@ -262,13 +263,48 @@ class RegisterOrchestratorRequest(_message.Message):
     timezone: str
     charter: _orchestrator_pb2.Charter
     status: _orchestrator_pb2.OrchestratorStatus
-    def __init__(self, orchestrator_id: _Optional[str] = ..., display_name: _Optional[str] = ..., role: _Optional[str] = ..., discipline: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ..., daemon_endpoint: _Optional[str] = ..., timezone: _Optional[str] = ..., charter: _Optional[_Union[_orchestrator_pb2.Charter, _Mapping]] = ..., status: _Optional[_Union[_orchestrator_pb2.OrchestratorStatus, str]] = ...) -> None: ...
+    token_ttl: _duration_pb2.Duration
+    def __init__(self, orchestrator_id: _Optional[str] = ..., display_name: _Optional[str] = ..., role: _Optional[str] = ..., discipline: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ..., daemon_endpoint: _Optional[str] = ..., timezone: _Optional[str] = ..., charter: _Optional[_Union[_orchestrator_pb2.Charter, _Mapping]] = ..., status: _Optional[_Union[_orchestrator_pb2.OrchestratorStatus, str]] = ..., token_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class RegisterOrchestratorResponse(_message.Message):
-    __slots__ = ("orchestrator",)
+    __slots__ = ("orchestrator", "token", "token_expire_time")
     ORCHESTRATOR_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     orchestrator: _orchestrator_pb2.Orchestrator
-    def __init__(self, orchestrator: _Optional[_Union[_orchestrator_pb2.Orchestrator, _Mapping]] = ...) -> None: ...
+    token: str
+    token_expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, orchestrator: _Optional[_Union[_orchestrator_pb2.Orchestrator, _Mapping]] = ..., token: _Optional[str] = ..., token_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RotateOrchestratorTokenRequest(_message.Message):
+    __slots__ = ("orchestrator_id", "token_ttl", "previous_token_grace")
+    ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_TTL_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_TOKEN_GRACE_FIELD_NUMBER: _ClassVar[int]
+    orchestrator_id: str
+    token_ttl: _duration_pb2.Duration
+    previous_token_grace: _duration_pb2.Duration
+    def __init__(self, orchestrator_id: _Optional[str] = ..., token_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., previous_token_grace: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class RotateOrchestratorTokenResponse(_message.Message):
+    __slots__ = ("token", "token_expire_time")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    token_expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, token: _Optional[str] = ..., token_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RevokeOrchestratorTokensRequest(_message.Message):
+    __slots__ = ("orchestrator_id",)
+    ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    orchestrator_id: str
+    def __init__(self, orchestrator_id: _Optional[str] = ...) -> None: ...
+
+class RevokeOrchestratorTokensResponse(_message.Message):
+    __slots__ = ("revoked_count",)
+    REVOKED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    revoked_count: int
+    def __init__(self, revoked_count: _Optional[int] = ...) -> None: ...
 
 class GetOrchestratorRequest(_message.Message):
     __slots__ = ("orchestrator_id",)

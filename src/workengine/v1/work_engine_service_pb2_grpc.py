@@ -40,6 +40,15 @@ class WorkEngineServiceStub:
     for reads, UpdateTaskProgress, CompleteTask and SetOrchestratorStatus), DEADLINE_EXCEEDED
     (the client's deadline passed). The RPCs below list the others they return. Messages are
     short and safe to show; no SQL, stack traces or secrets.
+
+    When the server runs with authentication (an admin token configured), every call carries
+    the metadata `authorization: Bearer <token>`: the admin token, which may do everything, or
+    an orchestrator's token (from RegisterOrchestrator or RotateOrchestratorToken), which acts
+    on that orchestrator and its own tasks only. Every RPC may then also return
+    UNAUTHENTICATED (token missing, malformed, unknown, revoked or expired) and
+    PERMISSION_DENIED (an orchestrator token touching another orchestrator, its tasks, a
+    workspace watch, or an admin-only RPC). RESOURCE_EXHAUSTED: a server limit (message size,
+    concurrent WatchTaskProgress streams per client); the message names the limit.
     """
 
     def __init__(self, channel):
@@ -118,6 +127,16 @@ class WorkEngineServiceStub:
                 request_serializer=workengine_dot_v1_dot_work__engine__service__pb2.SetOrchestratorStatusRequest.SerializeToString,
                 response_deserializer=workengine_dot_v1_dot_work__engine__service__pb2.SetOrchestratorStatusResponse.FromString,
                 _registered_method=True)
+        self.RotateOrchestratorToken = channel.unary_unary(
+                '/workengine.v1.WorkEngineService/RotateOrchestratorToken',
+                request_serializer=workengine_dot_v1_dot_work__engine__service__pb2.RotateOrchestratorTokenRequest.SerializeToString,
+                response_deserializer=workengine_dot_v1_dot_work__engine__service__pb2.RotateOrchestratorTokenResponse.FromString,
+                _registered_method=True)
+        self.RevokeOrchestratorTokens = channel.unary_unary(
+                '/workengine.v1.WorkEngineService/RevokeOrchestratorTokens',
+                request_serializer=workengine_dot_v1_dot_work__engine__service__pb2.RevokeOrchestratorTokensRequest.SerializeToString,
+                response_deserializer=workengine_dot_v1_dot_work__engine__service__pb2.RevokeOrchestratorTokensResponse.FromString,
+                _registered_method=True)
         self.CreateTask = channel.unary_unary(
                 '/workengine.v1.WorkEngineService/CreateTask',
                 request_serializer=workengine_dot_v1_dot_work__engine__service__pb2.CreateTaskRequest.SerializeToString,
@@ -155,6 +174,15 @@ class WorkEngineServiceServicer:
     for reads, UpdateTaskProgress, CompleteTask and SetOrchestratorStatus), DEADLINE_EXCEEDED
     (the client's deadline passed). The RPCs below list the others they return. Messages are
     short and safe to show; no SQL, stack traces or secrets.
+
+    When the server runs with authentication (an admin token configured), every call carries
+    the metadata `authorization: Bearer <token>`: the admin token, which may do everything, or
+    an orchestrator's token (from RegisterOrchestrator or RotateOrchestratorToken), which acts
+    on that orchestrator and its own tasks only. Every RPC may then also return
+    UNAUTHENTICATED (token missing, malformed, unknown, revoked or expired) and
+    PERMISSION_DENIED (an orchestrator token touching another orchestrator, its tasks, a
+    workspace watch, or an admin-only RPC). RESOURCE_EXHAUSTED: a server limit (message size,
+    concurrent WatchTaskProgress streams per client); the message names the limit.
     """
 
     def SelectNextTask(self, request, context):
@@ -256,7 +284,8 @@ class WorkEngineServiceServicer:
         by itself after the task reaches DONE, FAILED or CANCELLED (unless keep_open). On server
         shutdown the stream ends with UNAVAILABLE; reconnect with after_cursor to miss nothing.
         OUT_OF_RANGE: after_cursor was pruned or is ahead of the log (start again from 0).
-        INVALID_ARGUMENT: not exactly one target set.
+        INVALID_ARGUMENT: not exactly one target set. With an orchestrator token: its own tasks
+        or its own orchestrator only; a workspace watch needs the admin token.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -294,6 +323,23 @@ class WorkEngineServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RotateOrchestratorToken(self, request, context):
+        """Issues a new token for the orchestrator (returned once, stored only as a hash) and makes
+        its previous tokens stop working, at once or after previous_token_grace. The admin or the
+        orchestrator's own token may call it. NOT_FOUND: unknown id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeOrchestratorTokens(self, request, context):
+        """Revokes every token of the orchestrator at once (e.g. a leaked token); issue a new one with
+        RotateOrchestratorToken. Admin only. NOT_FOUND: unknown id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateTask(self, request, context):
         """Creates a task: TODO when its dependencies are all met, BLOCKED otherwise. With an
         idempotency_key, repeating the same request returns the task the first call created,
@@ -315,7 +361,8 @@ class WorkEngineServiceServicer:
 
     def ListTasks(self, request, context):
         """Lists tasks matching filters, oldest first, a page at a time. INVALID_ARGUMENT: a
-        page_token this server did not issue, or one issued for other filters.
+        page_token this server did not issue, or one issued for other filters. With an
+        orchestrator token, an empty orchestrator_id means the token's own.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -403,6 +450,16 @@ def add_WorkEngineServiceServicer_to_server(servicer, server):
                     request_deserializer=workengine_dot_v1_dot_work__engine__service__pb2.SetOrchestratorStatusRequest.FromString,
                     response_serializer=workengine_dot_v1_dot_work__engine__service__pb2.SetOrchestratorStatusResponse.SerializeToString,
             ),
+            'RotateOrchestratorToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateOrchestratorToken,
+                    request_deserializer=workengine_dot_v1_dot_work__engine__service__pb2.RotateOrchestratorTokenRequest.FromString,
+                    response_serializer=workengine_dot_v1_dot_work__engine__service__pb2.RotateOrchestratorTokenResponse.SerializeToString,
+            ),
+            'RevokeOrchestratorTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeOrchestratorTokens,
+                    request_deserializer=workengine_dot_v1_dot_work__engine__service__pb2.RevokeOrchestratorTokensRequest.FromString,
+                    response_serializer=workengine_dot_v1_dot_work__engine__service__pb2.RevokeOrchestratorTokensResponse.SerializeToString,
+            ),
             'CreateTask': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateTask,
                     request_deserializer=workengine_dot_v1_dot_work__engine__service__pb2.CreateTaskRequest.FromString,
@@ -446,6 +503,15 @@ class WorkEngineService:
     for reads, UpdateTaskProgress, CompleteTask and SetOrchestratorStatus), DEADLINE_EXCEEDED
     (the client's deadline passed). The RPCs below list the others they return. Messages are
     short and safe to show; no SQL, stack traces or secrets.
+
+    When the server runs with authentication (an admin token configured), every call carries
+    the metadata `authorization: Bearer <token>`: the admin token, which may do everything, or
+    an orchestrator's token (from RegisterOrchestrator or RotateOrchestratorToken), which acts
+    on that orchestrator and its own tasks only. Every RPC may then also return
+    UNAUTHENTICATED (token missing, malformed, unknown, revoked or expired) and
+    PERMISSION_DENIED (an orchestrator token touching another orchestrator, its tasks, a
+    workspace watch, or an admin-only RPC). RESOURCE_EXHAUSTED: a server limit (message size,
+    concurrent WatchTaskProgress streams per client); the message names the limit.
     """
 
     @staticmethod
@@ -816,6 +882,60 @@ class WorkEngineService:
             '/workengine.v1.WorkEngineService/SetOrchestratorStatus',
             workengine_dot_v1_dot_work__engine__service__pb2.SetOrchestratorStatusRequest.SerializeToString,
             workengine_dot_v1_dot_work__engine__service__pb2.SetOrchestratorStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateOrchestratorToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workengine.v1.WorkEngineService/RotateOrchestratorToken',
+            workengine_dot_v1_dot_work__engine__service__pb2.RotateOrchestratorTokenRequest.SerializeToString,
+            workengine_dot_v1_dot_work__engine__service__pb2.RotateOrchestratorTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeOrchestratorTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workengine.v1.WorkEngineService/RevokeOrchestratorTokens',
+            workengine_dot_v1_dot_work__engine__service__pb2.RevokeOrchestratorTokensRequest.SerializeToString,
+            workengine_dot_v1_dot_work__engine__service__pb2.RevokeOrchestratorTokensResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -17,13 +17,13 @@ readers add the deltas not folded yet, so a fold never changes an answer. A task
 more than once (FAILED, retried, DONE) counts once, with its current status and duration.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 """
 
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

@@ -16,7 +16,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file workengine/v1/work_engine_service.proto.
  */
 export const file_workengine_v1_work_engine_service: GenFile = /*@__PURE__*/
-  fileDesc("Cid3b3JrZW5naW5lL3YxL3dvcmtfZW5naW5lX3NlcnZpY2UucHJvdG8SDXdvcmtlbmdpbmUudjEiZAoVU2VsZWN0TmV4dFRhc2tSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIyCghjcml0ZXJpYRgCIAEoCzIgLndvcmtlbmdpbmUudjEuU2VsZWN0aW9uQ3JpdGVyaWEiSgoWU2VsZWN0TmV4dFRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEg0KBXNjb3JlGAIgASgDItEBChRDbGFpbU5leHRUYXNrUmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkSMgoIY3JpdGVyaWEYAiABKAsyIC53b3JrZW5naW5lLnYxLlNlbGVjdGlvbkNyaXRlcmlhEicKBHdhaXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMQoObGVhc2VfZHVyYXRpb24YBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIaWRlbnRpdHkYBSABKAkiZAoVQ2xhaW1OZXh0VGFza1Jlc3BvbnNlEisKB2NvbnRleHQYASABKAsyGi53b3JrZW5naW5lLnYxLlRhc2tDb250ZXh0Eg8KB2F0dGVtcHQYAiABKAUSDQoFc2NvcmUYAyABKAMiRQoZUHJlcGFyZVRhc2tDb250ZXh0UmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkSDwoHdGFza19pZBgCIAEoCSJJChpQcmVwYXJlVGFza0NvbnRleHRSZXNwb25zZRIrCgdjb250ZXh0GAEgASgLMhoud29ya2VuZ2luZS52MS5UYXNrQ29udGV4dCKDAQoSRXhlY3V0ZVRhc2tSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEjEKDmxlYXNlX2R1cmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCGlkZW50aXR5GAQgASgJIrkBChNFeGVjdXRlVGFza1Jlc3BvbnNlEi4KB291dGNvbWUYASABKA4yHS53b3JrZW5naW5lLnYxLkV4ZWN1dGVPdXRjb21lEisKB2NvbnRleHQYAiABKAsyGi53b3JrZW5naW5lLnYxLlRhc2tDb250ZXh0Eg8KB2F0dGVtcHQYAyABKAUSFgoOYmxvY2tlZF9yZWFzb24YBCABKAkSHAoUdW5tZXRfZGVwZW5kZW5jeV9pZHMYBSADKAkiiwEKGVVwZGF0ZVRhc2tQcm9ncmVzc1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgFEhAKCHByb2dyZXNzGAMgASgFEg8KB21lc3NhZ2UYBCABKAkSKQoIbWV0YWRhdGEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ij8KGlVwZGF0ZVRhc2tQcm9ncmVzc1Jlc3BvbnNlEiEKBHRhc2sYASABKAsyEy53b3JrZW5naW5lLnYxLlRhc2siwwEKE0NvbXBsZXRlVGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgFEi8KBnN0YXR1cxgDIAEoDjIfLndvcmtlbmdpbmUudjEuQ29tcGxldGlvblN0YXR1cxIpCgZyZXN1bHQYBCABKAsyGS53b3JrZW5naW5lLnYxLlRhc2tSZXN1bHQSLgoLcmV0cnlfYWZ0ZXIYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iZwoQSGVhcnRiZWF0UmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKAUSMQoObGVhc2VfZHVyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iSgoRSGVhcnRiZWF0UmVzcG9uc2USNQoRbGVhc2VfZXhwaXJlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjkKEFJldHJ5VGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIUCgxtYXhfYXR0ZW1wdHMYAiABKAUiNgoRUmV0cnlUYXNrUmVzcG9uc2USIQoEdGFzaxgBIAEoCzITLndvcmtlbmdpbmUudjEuVGFzayJVChRDb21wbGV0ZVRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEhoKEnVuYmxvY2tlZF90YXNrX2lkcxgCIAMoCSKRAQoYR2V0RXhlY3V0aW9uU3RhdHNSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiwwIKGUdldEV4ZWN1dGlvblN0YXRzUmVzcG9uc2USEwoLdG90YWxfdGFza3MYASABKAMSFwoPY29tcGxldGVkX3Rhc2tzGAIgASgDEhQKDGZhaWxlZF90YXNrcxgDIAEoAxIcChRzdWNjZXNzX3JhdGVfcGVyY2VudBgEIAEoARIiChphdmVyYWdlX2NvbXBsZXRpb25fc2Vjb25kcxgFIAEoARIeChZwNTBfY29tcGxldGlvbl9zZWNvbmRzGAYgASgBEh4KFnA5NV9jb21wbGV0aW9uX3NlY29uZHMYByABKAESLQoJYnlfc3RhdHVzGAggAygLMhoud29ya2VuZ2luZS52MS5TdGF0dXNDb3VudBIxCgtieV9wcmlvcml0eRgJIAMoCzIcLndvcmtlbmdpbmUudjEuUHJpb3JpdHlDb3VudCL2AQoYV2F0Y2hUYXNrUHJvZ3Jlc3NSZXF1ZXN0EhEKB3Rhc2tfaWQYASABKAlIABIZCg9vcmNoZXN0cmF0b3JfaWQYAiABKAlIABIWCgx3b3Jrc3BhY2VfaWQYAyABKAlIABIUCgxhZnRlcl9jdXJzb3IYBCABKAMSKwoFa2luZHMYBSADKA4yHC53b3JrZW5naW5lLnYxLlRhc2tFdmVudEtpbmQSEQoJa2VlcF9vcGVuGAYgASgIEjQKEWJvb2ttYXJrX2ludGVydmFsGAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQggKBnRhcmdldCJEChlXYXRjaFRhc2tQcm9ncmVzc1Jlc3BvbnNlEicKBWV2ZW50GAEgASgLMhgud29ya2VuZ2luZS52MS5UYXNrRXZlbnQiiwIKG1JlZ2lzdGVyT3JjaGVzdHJhdG9yUmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEgwKBHJvbGUYAyABKAkSEgoKZGlzY2lwbGluZRgEIAEoCRIUCgxjYXBhYmlsaXRpZXMYBSADKAkSFwoPZGFlbW9uX2VuZHBvaW50GAYgASgJEhAKCHRpbWV6b25lGAcgASgJEicKB2NoYXJ0ZXIYCCABKAsyFi53b3JrZW5naW5lLnYxLkNoYXJ0ZXISMQoGc3RhdHVzGAkgASgOMiEud29ya2VuZ2luZS52MS5PcmNoZXN0cmF0b3JTdGF0dXMiUQocUmVnaXN0ZXJPcmNoZXN0cmF0b3JSZXNwb25zZRIxCgxvcmNoZXN0cmF0b3IYASABKAsyGy53b3JrZW5naW5lLnYxLk9yY2hlc3RyYXRvciIxChZHZXRPcmNoZXN0cmF0b3JSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCSJMChdHZXRPcmNoZXN0cmF0b3JSZXNwb25zZRIxCgxvcmNoZXN0cmF0b3IYASABKAsyGy53b3JrZW5naW5lLnYxLk9yY2hlc3RyYXRvciJ0ChhMaXN0T3JjaGVzdHJhdG9yc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSMQoGc3RhdHVzGAMgASgOMiEud29ya2VuZ2luZS52MS5PcmNoZXN0cmF0b3JTdGF0dXMiaAoZTGlzdE9yY2hlc3RyYXRvcnNSZXNwb25zZRIyCg1vcmNoZXN0cmF0b3JzGAEgAygLMhsud29ya2VuZ2luZS52MS5PcmNoZXN0cmF0b3ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImoKHFNldE9yY2hlc3RyYXRvclN0YXR1c1JlcXVlc3QSFwoPb3JjaGVzdHJhdG9yX2lkGAEgASgJEjEKBnN0YXR1cxgCIAEoDjIhLndvcmtlbmdpbmUudjEuT3JjaGVzdHJhdG9yU3RhdHVzIlIKHVNldE9yY2hlc3RyYXRvclN0YXR1c1Jlc3BvbnNlEjEKDG9yY2hlc3RyYXRvchgBIAEoCzIbLndvcmtlbmdpbmUudjEuT3JjaGVzdHJhdG9yIpcDChFDcmVhdGVUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEhcKD29yY2hlc3RyYXRvcl9pZBgCIAEoCRIUCgx3b3Jrc3BhY2VfaWQYAyABKAkSEgoKY2hhbm5lbF9pZBgEIAEoCRINCgV0aXRsZRgFIAEoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRItCghwcmlvcml0eRgHIAEoDjIbLndvcmtlbmdpbmUudjEuVGFza1ByaW9yaXR5EiwKCGR1ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR0YWdzGAkgAygJEhIKCmRlcGVuZHNfb24YCiADKAkSKQoIbWV0YWRhdGEYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhQKDG1heF9hdHRlbXB0cxgMIAEoBRIxCg5sZWFzZV9kdXJhdGlvbhgNIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIXCg9pZGVtcG90ZW5jeV9rZXkYDiABKAkiNwoSQ3JlYXRlVGFza1Jlc3BvbnNlEiEKBHRhc2sYASABKAsyEy53b3JrZW5naW5lLnYxLlRhc2siIQoOR2V0VGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCSJiCg9HZXRUYXNrUmVzcG9uc2USIQoEdGFzaxgBIAEoCzITLndvcmtlbmdpbmUudjEuVGFzaxIsCghhdHRlbXB0cxgCIAMoCzIaLndvcmtlbmdpbmUudjEuVGFza0F0dGVtcHQiogEKEExpc3RUYXNrc1JlcXVlc3QSFwoPb3JjaGVzdHJhdG9yX2lkGAEgASgJEhQKDHdvcmtzcGFjZV9pZBgCIAEoCRIrCghzdGF0dXNlcxgDIAMoDjIZLndvcmtlbmdpbmUudjEuVGFza1N0YXR1cxILCgN0YWcYBCABKAkSEQoJcGFnZV9zaXplGAUgASgFEhIKCnBhZ2VfdG9rZW4YBiABKAkiUAoRTGlzdFRhc2tzUmVzcG9uc2USIgoFdGFza3MYASADKAsyEy53b3JrZW5naW5lLnYxLlRhc2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjQKEUNhbmNlbFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIlMKEkNhbmNlbFRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEhoKEnVuYmxvY2tlZF90YXNrX2lkcxgCIAMoCSprCg5FeGVjdXRlT3V0Y29tZRIfChtFWEVDVVRFX09VVENPTUVfVU5TUEVDSUZJRUQQABIbChdFWEVDVVRFX09VVENPTUVfU1RBUlRFRBABEhsKF0VYRUNVVEVfT1VUQ09NRV9CTE9DS0VEEAIqkwEKEENvbXBsZXRpb25TdGF0dXMSIQodQ09NUExFVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIfChtDT01QTEVUSU9OX1NUQVRVU19DT01QTEVURUQQARIcChhDT01QTEVUSU9OX1NUQVRVU19GQUlMRUQQAhIdChlDT01QTEVUSU9OX1NUQVRVU19CTE9DS0VEEAMytA0KEVdvcmtFbmdpbmVTZXJ2aWNlEl0KDlNlbGVjdE5leHRUYXNrEiQud29ya2VuZ2luZS52MS5TZWxlY3ROZXh0VGFza1JlcXVlc3QaJS53b3JrZW5naW5lLnYxLlNlbGVjdE5leHRUYXNrUmVzcG9uc2USWgoNQ2xhaW1OZXh0VGFzaxIjLndvcmtlbmdpbmUudjEuQ2xhaW1OZXh0VGFza1JlcXVlc3QaJC53b3JrZW5naW5lLnYxLkNsYWltTmV4dFRhc2tSZXNwb25zZRJpChJQcmVwYXJlVGFza0NvbnRleHQSKC53b3JrZW5naW5lLnYxLlByZXBhcmVUYXNrQ29udGV4dFJlcXVlc3QaKS53b3JrZW5naW5lLnYxLlByZXBhcmVUYXNrQ29udGV4dFJlc3BvbnNlElQKC0V4ZWN1dGVUYXNrEiEud29ya2VuZ2luZS52MS5FeGVjdXRlVGFza1JlcXVlc3QaIi53b3JrZW5naW5lLnYxLkV4ZWN1dGVUYXNrUmVzcG9uc2USaQoSVXBkYXRlVGFza1Byb2dyZXNzEigud29ya2VuZ2luZS52MS5VcGRhdGVUYXNrUHJvZ3Jlc3NSZXF1ZXN0Gikud29ya2VuZ2luZS52MS5VcGRhdGVUYXNrUHJvZ3Jlc3NSZXNwb25zZRJXCgxDb21wbGV0ZVRhc2sSIi53b3JrZW5naW5lLnYxLkNvbXBsZXRlVGFza1JlcXVlc3QaIy53b3JrZW5naW5lLnYxLkNvbXBsZXRlVGFza1Jlc3BvbnNlEk4KCUhlYXJ0YmVhdBIfLndvcmtlbmdpbmUudjEuSGVhcnRiZWF0UmVxdWVzdBogLndvcmtlbmdpbmUudjEuSGVhcnRiZWF0UmVzcG9uc2USTgoJUmV0cnlUYXNrEh8ud29ya2VuZ2luZS52MS5SZXRyeVRhc2tSZXF1ZXN0GiAud29ya2VuZ2luZS52MS5SZXRyeVRhc2tSZXNwb25zZRJmChFHZXRFeGVjdXRpb25TdGF0cxInLndvcmtlbmdpbmUudjEuR2V0RXhlY3V0aW9uU3RhdHNSZXF1ZXN0Gigud29ya2VuZ2luZS52MS5HZXRFeGVjdXRpb25TdGF0c1Jlc3BvbnNlEmgKEVdhdGNoVGFza1Byb2dyZXNzEicud29ya2VuZ2luZS52MS5XYXRjaFRhc2tQcm9ncmVzc1JlcXVlc3QaKC53b3JrZW5naW5lLnYxLldhdGNoVGFza1Byb2dyZXNzUmVzcG9uc2UwARJvChRSZWdpc3Rlck9yY2hlc3RyYXRvchIqLndvcmtlbmdpbmUudjEuUmVnaXN0ZXJPcmNoZXN0cmF0b3JSZXF1ZXN0Gisud29ya2VuZ2luZS52MS5SZWdpc3Rlck9yY2hlc3RyYXRvclJlc3BvbnNlEmAKD0dldE9yY2hlc3RyYXRvchIlLndvcmtlbmdpbmUudjEuR2V0T3JjaGVzdHJhdG9yUmVxdWVzdBomLndvcmtlbmdpbmUudjEuR2V0T3JjaGVzdHJhdG9yUmVzcG9uc2USZgoRTGlzdE9yY2hlc3RyYXRvcnMSJy53b3JrZW5naW5lLnYxLkxpc3RPcmNoZXN0cmF0b3JzUmVxdWVzdBooLndvcmtlbmdpbmUudjEuTGlzdE9yY2hlc3RyYXRvcnNSZXNwb25zZRJyChVTZXRPcmNoZXN0cmF0b3JTdGF0dXMSKy53b3JrZW5naW5lLnYxLlNldE9yY2hlc3RyYXRvclN0YXR1c1JlcXVlc3QaLC53b3JrZW5naW5lLnYxLlNldE9yY2hlc3RyYXRvclN0YXR1c1Jlc3BvbnNlElEKCkNyZWF0ZVRhc2sSIC53b3JrZW5naW5lLnYxLkNyZWF0ZVRhc2tSZXF1ZXN0GiEud29ya2VuZ2luZS52MS5DcmVhdGVUYXNrUmVzcG9uc2USSAoHR2V0VGFzaxIdLndvcmtlbmdpbmUudjEuR2V0VGFza1JlcXVlc3QaHi53b3JrZW5naW5lLnYxLkdldFRhc2tSZXNwb25zZRJOCglMaXN0VGFza3MSHy53b3JrZW5naW5lLnYxLkxpc3RUYXNrc1JlcXVlc3QaIC53b3JrZW5naW5lLnYxLkxpc3RUYXNrc1Jlc3BvbnNlElEKCkNhbmNlbFRhc2sSIC53b3JrZW5naW5lLnYxLkNhbmNlbFRhc2tSZXF1ZXN0GiEud29ya2VuZ2luZS52MS5DYW5jZWxUYXNrUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_workengine_v1_orchestrator, file_workengine_v1_task]);
+  fileDesc("Cid3b3JrZW5naW5lL3YxL3dvcmtfZW5naW5lX3NlcnZpY2UucHJvdG8SDXdvcmtlbmdpbmUudjEiZAoVU2VsZWN0TmV4dFRhc2tSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIyCghjcml0ZXJpYRgCIAEoCzIgLndvcmtlbmdpbmUudjEuU2VsZWN0aW9uQ3JpdGVyaWEiSgoWU2VsZWN0TmV4dFRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEg0KBXNjb3JlGAIgASgDItEBChRDbGFpbU5leHRUYXNrUmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkSMgoIY3JpdGVyaWEYAiABKAsyIC53b3JrZW5naW5lLnYxLlNlbGVjdGlvbkNyaXRlcmlhEicKBHdhaXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMQoObGVhc2VfZHVyYXRpb24YBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIaWRlbnRpdHkYBSABKAkiZAoVQ2xhaW1OZXh0VGFza1Jlc3BvbnNlEisKB2NvbnRleHQYASABKAsyGi53b3JrZW5naW5lLnYxLlRhc2tDb250ZXh0Eg8KB2F0dGVtcHQYAiABKAUSDQoFc2NvcmUYAyABKAMiRQoZUHJlcGFyZVRhc2tDb250ZXh0UmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkSDwoHdGFza19pZBgCIAEoCSJJChpQcmVwYXJlVGFza0NvbnRleHRSZXNwb25zZRIrCgdjb250ZXh0GAEgASgLMhoud29ya2VuZ2luZS52MS5UYXNrQ29udGV4dCKDAQoSRXhlY3V0ZVRhc2tSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEjEKDmxlYXNlX2R1cmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCGlkZW50aXR5GAQgASgJIrkBChNFeGVjdXRlVGFza1Jlc3BvbnNlEi4KB291dGNvbWUYASABKA4yHS53b3JrZW5naW5lLnYxLkV4ZWN1dGVPdXRjb21lEisKB2NvbnRleHQYAiABKAsyGi53b3JrZW5naW5lLnYxLlRhc2tDb250ZXh0Eg8KB2F0dGVtcHQYAyABKAUSFgoOYmxvY2tlZF9yZWFzb24YBCABKAkSHAoUdW5tZXRfZGVwZW5kZW5jeV9pZHMYBSADKAkiiwEKGVVwZGF0ZVRhc2tQcm9ncmVzc1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgFEhAKCHByb2dyZXNzGAMgASgFEg8KB21lc3NhZ2UYBCABKAkSKQoIbWV0YWRhdGEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ij8KGlVwZGF0ZVRhc2tQcm9ncmVzc1Jlc3BvbnNlEiEKBHRhc2sYASABKAsyEy53b3JrZW5naW5lLnYxLlRhc2siwwEKE0NvbXBsZXRlVGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgFEi8KBnN0YXR1cxgDIAEoDjIfLndvcmtlbmdpbmUudjEuQ29tcGxldGlvblN0YXR1cxIpCgZyZXN1bHQYBCABKAsyGS53b3JrZW5naW5lLnYxLlRhc2tSZXN1bHQSLgoLcmV0cnlfYWZ0ZXIYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iZwoQSGVhcnRiZWF0UmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKAUSMQoObGVhc2VfZHVyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iSgoRSGVhcnRiZWF0UmVzcG9uc2USNQoRbGVhc2VfZXhwaXJlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjkKEFJldHJ5VGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIUCgxtYXhfYXR0ZW1wdHMYAiABKAUiNgoRUmV0cnlUYXNrUmVzcG9uc2USIQoEdGFzaxgBIAEoCzITLndvcmtlbmdpbmUudjEuVGFzayJVChRDb21wbGV0ZVRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEhoKEnVuYmxvY2tlZF90YXNrX2lkcxgCIAMoCSKRAQoYR2V0RXhlY3V0aW9uU3RhdHNSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiwwIKGUdldEV4ZWN1dGlvblN0YXRzUmVzcG9uc2USEwoLdG90YWxfdGFza3MYASABKAMSFwoPY29tcGxldGVkX3Rhc2tzGAIgASgDEhQKDGZhaWxlZF90YXNrcxgDIAEoAxIcChRzdWNjZXNzX3JhdGVfcGVyY2VudBgEIAEoARIiChphdmVyYWdlX2NvbXBsZXRpb25fc2Vjb25kcxgFIAEoARIeChZwNTBfY29tcGxldGlvbl9zZWNvbmRzGAYgASgBEh4KFnA5NV9jb21wbGV0aW9uX3NlY29uZHMYByABKAESLQoJYnlfc3RhdHVzGAggAygLMhoud29ya2VuZ2luZS52MS5TdGF0dXNDb3VudBIxCgtieV9wcmlvcml0eRgJIAMoCzIcLndvcmtlbmdpbmUudjEuUHJpb3JpdHlDb3VudCL2AQoYV2F0Y2hUYXNrUHJvZ3Jlc3NSZXF1ZXN0EhEKB3Rhc2tfaWQYASABKAlIABIZCg9vcmNoZXN0cmF0b3JfaWQYAiABKAlIABIWCgx3b3Jrc3BhY2VfaWQYAyABKAlIABIUCgxhZnRlcl9jdXJzb3IYBCABKAMSKwoFa2luZHMYBSADKA4yHC53b3JrZW5naW5lLnYxLlRhc2tFdmVudEtpbmQSEQoJa2VlcF9vcGVuGAYgASgIEjQKEWJvb2ttYXJrX2ludGVydmFsGAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQggKBnRhcmdldCJEChlXYXRjaFRhc2tQcm9ncmVzc1Jlc3BvbnNlEicKBWV2ZW50GAEgASgLMhgud29ya2VuZ2luZS52MS5UYXNrRXZlbnQiuQIKG1JlZ2lzdGVyT3JjaGVzdHJhdG9yUmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEgwKBHJvbGUYAyABKAkSEgoKZGlzY2lwbGluZRgEIAEoCRIUCgxjYXBhYmlsaXRpZXMYBSADKAkSFwoPZGFlbW9uX2VuZHBvaW50GAYgASgJEhAKCHRpbWV6b25lGAcgASgJEicKB2NoYXJ0ZXIYCCABKAsyFi53b3JrZW5naW5lLnYxLkNoYXJ0ZXISMQoGc3RhdHVzGAkgASgOMiEud29ya2VuZ2luZS52MS5PcmNoZXN0cmF0b3JTdGF0dXMSLAoJdG9rZW5fdHRsGAogASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIpcBChxSZWdpc3Rlck9yY2hlc3RyYXRvclJlc3BvbnNlEjEKDG9yY2hlc3RyYXRvchgBIAEoCzIbLndvcmtlbmdpbmUudjEuT3JjaGVzdHJhdG9yEg0KBXRva2VuGAIgASgJEjUKEXRva2VuX2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKgAQoeUm90YXRlT3JjaGVzdHJhdG9yVG9rZW5SZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIsCgl0b2tlbl90dGwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNwoUcHJldmlvdXNfdG9rZW5fZ3JhY2UYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iZwofUm90YXRlT3JjaGVzdHJhdG9yVG9rZW5SZXNwb25zZRINCgV0b2tlbhgBIAEoCRI1ChF0b2tlbl9leHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOgofUmV2b2tlT3JjaGVzdHJhdG9yVG9rZW5zUmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkiOQogUmV2b2tlT3JjaGVzdHJhdG9yVG9rZW5zUmVzcG9uc2USFQoNcmV2b2tlZF9jb3VudBgBIAEoBSIxChZHZXRPcmNoZXN0cmF0b3JSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCSJMChdHZXRPcmNoZXN0cmF0b3JSZXNwb25zZRIxCgxvcmNoZXN0cmF0b3IYASABKAsyGy53b3JrZW5naW5lLnYxLk9yY2hlc3RyYXRvciJ0ChhMaXN0T3JjaGVzdHJhdG9yc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSMQoGc3RhdHVzGAMgASgOMiEud29ya2VuZ2luZS52MS5PcmNoZXN0cmF0b3JTdGF0dXMiaAoZTGlzdE9yY2hlc3RyYXRvcnNSZXNwb25zZRIyCg1vcmNoZXN0cmF0b3JzGAEgAygLMhsud29ya2VuZ2luZS52MS5PcmNoZXN0cmF0b3ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImoKHFNldE9yY2hlc3RyYXRvclN0YXR1c1JlcXVlc3QSFwoPb3JjaGVzdHJhdG9yX2lkGAEgASgJEjEKBnN0YXR1cxgCIAEoDjIhLndvcmtlbmdpbmUudjEuT3JjaGVzdHJhdG9yU3RhdHVzIlIKHVNldE9yY2hlc3RyYXRvclN0YXR1c1Jlc3BvbnNlEjEKDG9yY2hlc3RyYXRvchgBIAEoCzIbLndvcmtlbmdpbmUudjEuT3JjaGVzdHJhdG9yIpcDChFDcmVhdGVUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEhcKD29yY2hlc3RyYXRvcl9pZBgCIAEoCRIUCgx3b3Jrc3BhY2VfaWQYAyABKAkSEgoKY2hhbm5lbF9pZBgEIAEoCRINCgV0aXRsZRgFIAEoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRItCghwcmlvcml0eRgHIAEoDjIbLndvcmtlbmdpbmUudjEuVGFza1ByaW9yaXR5EiwKCGR1ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR0YWdzGAkgAygJEhIKCmRlcGVuZHNfb24YCiADKAkSKQoIbWV0YWRhdGEYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhQKDG1heF9hdHRlbXB0cxgMIAEoBRIxCg5sZWFzZV9kdXJhdGlvbhgNIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIXCg9pZGVtcG90ZW5jeV9rZXkYDiABKAkiNwoSQ3JlYXRlVGFza1Jlc3BvbnNlEiEKBHRhc2sYASABKAsyEy53b3JrZW5naW5lLnYxLlRhc2siIQoOR2V0VGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCSJiCg9HZXRUYXNrUmVzcG9uc2USIQoEdGFzaxgBIAEoCzITLndvcmtlbmdpbmUudjEuVGFzaxIsCghhdHRlbXB0cxgCIAMoCzIaLndvcmtlbmdpbmUudjEuVGFza0F0dGVtcHQiogEKEExpc3RUYXNrc1JlcXVlc3QSFwoPb3JjaGVzdHJhdG9yX2lkGAEgASgJEhQKDHdvcmtzcGFjZV9pZBgCIAEoCRIrCghzdGF0dXNlcxgDIAMoDjIZLndvcmtlbmdpbmUudjEuVGFza1N0YXR1cxILCgN0YWcYBCABKAkSEQoJcGFnZV9zaXplGAUgASgFEhIKCnBhZ2VfdG9rZW4YBiABKAkiUAoRTGlzdFRhc2tzUmVzcG9uc2USIgoFdGFza3MYASADKAsyEy53b3JrZW5naW5lLnYxLlRhc2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjQKEUNhbmNlbFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIlMKEkNhbmNlbFRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEhoKEnVuYmxvY2tlZF90YXNrX2lkcxgCIAMoCSprCg5FeGVjdXRlT3V0Y29tZRIfChtFWEVDVVRFX09VVENPTUVfVU5TUEVDSUZJRUQQABIbChdFWEVDVVRFX09VVENPTUVfU1RBUlRFRBABEhsKF0VYRUNVVEVfT1VUQ09NRV9CTE9DS0VEEAIqkwEKEENvbXBsZXRpb25TdGF0dXMSIQodQ09NUExFVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIfChtDT01QTEVUSU9OX1NUQVRVU19DT01QTEVURUQQARIcChhDT01QTEVUSU9OX1NUQVRVU19GQUlMRUQQAhIdChlDT01QTEVUSU9OX1NUQVRVU19CTE9DS0VEEAMyqw8KEVdvcmtFbmdpbmVTZXJ2aWNlEl0KDlNlbGVjdE5leHRUYXNrEiQud29ya2VuZ2luZS52MS5TZWxlY3ROZXh0VGFza1JlcXVlc3QaJS53b3JrZW5naW5lLnYxLlNlbGVjdE5leHRUYXNrUmVzcG9uc2USWgoNQ2xhaW1OZXh0VGFzaxIjLndvcmtlbmdpbmUudjEuQ2xhaW1OZXh0VGFza1JlcXVlc3QaJC53b3JrZW5naW5lLnYxLkNsYWltTmV4dFRhc2tSZXNwb25zZRJpChJQcmVwYXJlVGFza0NvbnRleHQSKC53b3JrZW5naW5lLnYxLlByZXBhcmVUYXNrQ29udGV4dFJlcXVlc3QaKS53b3JrZW5naW5lLnYxLlByZXBhcmVUYXNrQ29udGV4dFJlc3BvbnNlElQKC0V4ZWN1dGVUYXNrEiEud29ya2VuZ2luZS52MS5FeGVjdXRlVGFza1JlcXVlc3QaIi53b3JrZW5naW5lLnYxLkV4ZWN1dGVUYXNrUmVzcG9uc2USaQoSVXBkYXRlVGFza1Byb2dyZXNzEigud29ya2VuZ2luZS52MS5VcGRhdGVUYXNrUHJvZ3Jlc3NSZXF1ZXN0Gikud29ya2VuZ2luZS52MS5VcGRhdGVUYXNrUHJvZ3Jlc3NSZXNwb25zZRJXCgxDb21wbGV0ZVRhc2sSIi53b3JrZW5naW5lLnYxLkNvbXBsZXRlVGFza1JlcXVlc3QaIy53b3JrZW5naW5lLnYxLkNvbXBsZXRlVGFza1Jlc3BvbnNlEk4KCUhlYXJ0YmVhdBIfLndvcmtlbmdpbmUudjEuSGVhcnRiZWF0UmVxdWVzdBogLndvcmtlbmdpbmUudjEuSGVhcnRiZWF0UmVzcG9uc2USTgoJUmV0cnlUYXNrEh8ud29ya2VuZ2luZS52MS5SZXRyeVRhc2tSZXF1ZXN0GiAud29ya2VuZ2luZS52MS5SZXRyeVRhc2tSZXNwb25zZRJmChFHZXRFeGVjdXRpb25TdGF0cxInLndvcmtlbmdpbmUudjEuR2V0RXhlY3V0aW9uU3RhdHNSZXF1ZXN0Gigud29ya2VuZ2luZS52MS5HZXRFeGVjdXRpb25TdGF0c1Jlc3BvbnNlEmgKEVdhdGNoVGFza1Byb2dyZXNzEicud29ya2VuZ2luZS52MS5XYXRjaFRhc2tQcm9ncmVzc1JlcXVlc3QaKC53b3JrZW5naW5lLnYxLldhdGNoVGFza1Byb2dyZXNzUmVzcG9uc2UwARJvChRSZWdpc3Rlck9yY2hlc3RyYXRvchIqLndvcmtlbmdpbmUudjEuUmVnaXN0ZXJPcmNoZXN0cmF0b3JSZXF1ZXN0Gisud29ya2VuZ2luZS52MS5SZWdpc3Rlck9yY2hlc3RyYXRvclJlc3BvbnNlEmAKD0dldE9yY2hlc3RyYXRvchIlLndvcmtlbmdpbmUudjEuR2V0T3JjaGVzdHJhdG9yUmVxdWVzdBomLndvcmtlbmdpbmUudjEuR2V0T3JjaGVzdHJhdG9yUmVzcG9uc2USZgoRTGlzdE9yY2hlc3RyYXRvcnMSJy53b3JrZW5naW5lLnYxLkxpc3RPcmNoZXN0cmF0b3JzUmVxdWVzdBooLndvcmtlbmdpbmUudjEuTGlzdE9yY2hlc3RyYXRvcnNSZXNwb25zZRJyChVTZXRPcmNoZXN0cmF0b3JTdGF0dXMSKy53b3JrZW5naW5lLnYxLlNldE9yY2hlc3RyYXRvclN0YXR1c1JlcXVlc3QaLC53b3JrZW5naW5lLnYxLlNldE9yY2hlc3RyYXRvclN0YXR1c1Jlc3BvbnNlEngKF1JvdGF0ZU9yY2hlc3RyYXRvclRva2VuEi0ud29ya2VuZ2luZS52MS5Sb3RhdGVPcmNoZXN0cmF0b3JUb2tlblJlcXVlc3QaLi53b3JrZW5naW5lLnYxLlJvdGF0ZU9yY2hlc3RyYXRvclRva2VuUmVzcG9uc2USewoYUmV2b2tlT3JjaGVzdHJhdG9yVG9rZW5zEi4ud29ya2VuZ2luZS52MS5SZXZva2VPcmNoZXN0cmF0b3JUb2tlbnNSZXF1ZXN0Gi8ud29ya2VuZ2luZS52MS5SZXZva2VPcmNoZXN0cmF0b3JUb2tlbnNSZXNwb25zZRJRCgpDcmVhdGVUYXNrEiAud29ya2VuZ2luZS52MS5DcmVhdGVUYXNrUmVxdWVzdBohLndvcmtlbmdpbmUudjEuQ3JlYXRlVGFza1Jlc3BvbnNlEkgKB0dldFRhc2sSHS53b3JrZW5naW5lLnYxLkdldFRhc2tSZXF1ZXN0Gh4ud29ya2VuZ2luZS52MS5HZXRUYXNrUmVzcG9uc2USTgoJTGlzdFRhc2tzEh8ud29ya2VuZ2luZS52MS5MaXN0VGFza3NSZXF1ZXN0GiAud29ya2VuZ2luZS52MS5MaXN0VGFza3NSZXNwb25zZRJRCgpDYW5jZWxUYXNrEiAud29ya2VuZ2luZS52MS5DYW5jZWxUYXNrUmVxdWVzdBohLndvcmtlbmdpbmUudjEuQ2FuY2VsVGFza1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_workengine_v1_orchestrator, file_workengine_v1_task]);
 
 /**
  * Request of SelectNextTask.
@@ -707,7 +707,7 @@ export type WatchTaskProgressRequest = Message<"workengine.v1.WatchTaskProgressR
     case: "orchestratorId";
   } | {
     /**
-     * Every task of one workspace.
+     * Every task of one workspace (admin only when authentication is on).
      *
      * @generated from field: string workspace_id = 3;
      */
@@ -848,6 +848,14 @@ export type RegisterOrchestratorRequest = Message<"workengine.v1.RegisterOrchest
    * @generated from field: workengine.v1.OrchestratorStatus status = 9;
    */
   status: OrchestratorStatus;
+
+  /**
+   * Lifetime of the token issued with the registration, up to 3650 days. Unset: it does not
+   * expire (until rotated or revoked).
+   *
+   * @generated from field: google.protobuf.Duration token_ttl = 10;
+   */
+  tokenTtl?: Duration | undefined;
 };
 
 /**
@@ -869,6 +877,21 @@ export type RegisterOrchestratorResponse = Message<"workengine.v1.RegisterOrches
    * @generated from field: workengine.v1.Orchestrator orchestrator = 1;
    */
   orchestrator?: Orchestrator | undefined;
+
+  /**
+   * The orchestrator's bearer token, for `authorization: Bearer <token>`. Shown only here:
+   * the server keeps its hash. Used when the server runs with authentication.
+   *
+   * @generated from field: string token = 2;
+   */
+  token: string;
+
+  /**
+   * When the token expires; unset when it does not.
+   *
+   * @generated from field: google.protobuf.Timestamp token_expire_time = 3;
+   */
+  tokenExpireTime?: Timestamp | undefined;
 };
 
 /**
@@ -877,6 +900,112 @@ export type RegisterOrchestratorResponse = Message<"workengine.v1.RegisterOrches
  */
 export const RegisterOrchestratorResponseSchema: GenMessage<RegisterOrchestratorResponse> = /*@__PURE__*/
   messageDesc(file_workengine_v1_work_engine_service, 21);
+
+/**
+ * Request of RotateOrchestratorToken.
+ *
+ * @generated from message workengine.v1.RotateOrchestratorTokenRequest
+ */
+export type RotateOrchestratorTokenRequest = Message<"workengine.v1.RotateOrchestratorTokenRequest"> & {
+  /**
+   * The orchestrator. Required.
+   *
+   * @generated from field: string orchestrator_id = 1;
+   */
+  orchestratorId: string;
+
+  /**
+   * Lifetime of the new token, up to 3650 days. Unset: it does not expire.
+   *
+   * @generated from field: google.protobuf.Duration token_ttl = 2;
+   */
+  tokenTtl?: Duration | undefined;
+
+  /**
+   * How long the previous tokens keep working, up to 30 days, so a daemon can switch without
+   * downtime. Unset or zero: they stop working at once.
+   *
+   * @generated from field: google.protobuf.Duration previous_token_grace = 3;
+   */
+  previousTokenGrace?: Duration | undefined;
+};
+
+/**
+ * Describes the message workengine.v1.RotateOrchestratorTokenRequest.
+ * Use `create(RotateOrchestratorTokenRequestSchema)` to create a new message.
+ */
+export const RotateOrchestratorTokenRequestSchema: GenMessage<RotateOrchestratorTokenRequest> = /*@__PURE__*/
+  messageDesc(file_workengine_v1_work_engine_service, 22);
+
+/**
+ * Response of RotateOrchestratorToken.
+ *
+ * @generated from message workengine.v1.RotateOrchestratorTokenResponse
+ */
+export type RotateOrchestratorTokenResponse = Message<"workengine.v1.RotateOrchestratorTokenResponse"> & {
+  /**
+   * The new bearer token. Shown only here: the server keeps its hash.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * When it expires; unset when it does not.
+   *
+   * @generated from field: google.protobuf.Timestamp token_expire_time = 2;
+   */
+  tokenExpireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message workengine.v1.RotateOrchestratorTokenResponse.
+ * Use `create(RotateOrchestratorTokenResponseSchema)` to create a new message.
+ */
+export const RotateOrchestratorTokenResponseSchema: GenMessage<RotateOrchestratorTokenResponse> = /*@__PURE__*/
+  messageDesc(file_workengine_v1_work_engine_service, 23);
+
+/**
+ * Request of RevokeOrchestratorTokens.
+ *
+ * @generated from message workengine.v1.RevokeOrchestratorTokensRequest
+ */
+export type RevokeOrchestratorTokensRequest = Message<"workengine.v1.RevokeOrchestratorTokensRequest"> & {
+  /**
+   * The orchestrator. Required.
+   *
+   * @generated from field: string orchestrator_id = 1;
+   */
+  orchestratorId: string;
+};
+
+/**
+ * Describes the message workengine.v1.RevokeOrchestratorTokensRequest.
+ * Use `create(RevokeOrchestratorTokensRequestSchema)` to create a new message.
+ */
+export const RevokeOrchestratorTokensRequestSchema: GenMessage<RevokeOrchestratorTokensRequest> = /*@__PURE__*/
+  messageDesc(file_workengine_v1_work_engine_service, 24);
+
+/**
+ * Response of RevokeOrchestratorTokens.
+ *
+ * @generated from message workengine.v1.RevokeOrchestratorTokensResponse
+ */
+export type RevokeOrchestratorTokensResponse = Message<"workengine.v1.RevokeOrchestratorTokensResponse"> & {
+  /**
+   * How many tokens were still working and now are not.
+   *
+   * @generated from field: int32 revoked_count = 1;
+   */
+  revokedCount: number;
+};
+
+/**
+ * Describes the message workengine.v1.RevokeOrchestratorTokensResponse.
+ * Use `create(RevokeOrchestratorTokensResponseSchema)` to create a new message.
+ */
+export const RevokeOrchestratorTokensResponseSchema: GenMessage<RevokeOrchestratorTokensResponse> = /*@__PURE__*/
+  messageDesc(file_workengine_v1_work_engine_service, 25);
 
 /**
  * Request of GetOrchestrator.
@@ -897,7 +1026,7 @@ export type GetOrchestratorRequest = Message<"workengine.v1.GetOrchestratorReque
  * Use `create(GetOrchestratorRequestSchema)` to create a new message.
  */
 export const GetOrchestratorRequestSchema: GenMessage<GetOrchestratorRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 22);
+  messageDesc(file_workengine_v1_work_engine_service, 26);
 
 /**
  * Response of GetOrchestrator.
@@ -918,7 +1047,7 @@ export type GetOrchestratorResponse = Message<"workengine.v1.GetOrchestratorResp
  * Use `create(GetOrchestratorResponseSchema)` to create a new message.
  */
 export const GetOrchestratorResponseSchema: GenMessage<GetOrchestratorResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 23);
+  messageDesc(file_workengine_v1_work_engine_service, 27);
 
 /**
  * Request of ListOrchestrators.
@@ -927,7 +1056,7 @@ export const GetOrchestratorResponseSchema: GenMessage<GetOrchestratorResponse> 
  */
 export type ListOrchestratorsRequest = Message<"workengine.v1.ListOrchestratorsRequest"> & {
   /**
-   * Page size: 0 means 100; larger than 1000 is served as 1000; negative is INVALID_ARGUMENT.
+   * Page size: 0 means 100; at most 1000. Negative or larger is INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 1;
    */
@@ -953,7 +1082,7 @@ export type ListOrchestratorsRequest = Message<"workengine.v1.ListOrchestratorsR
  * Use `create(ListOrchestratorsRequestSchema)` to create a new message.
  */
 export const ListOrchestratorsRequestSchema: GenMessage<ListOrchestratorsRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 24);
+  messageDesc(file_workengine_v1_work_engine_service, 28);
 
 /**
  * Response of ListOrchestrators.
@@ -981,7 +1110,7 @@ export type ListOrchestratorsResponse = Message<"workengine.v1.ListOrchestrators
  * Use `create(ListOrchestratorsResponseSchema)` to create a new message.
  */
 export const ListOrchestratorsResponseSchema: GenMessage<ListOrchestratorsResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 25);
+  messageDesc(file_workengine_v1_work_engine_service, 29);
 
 /**
  * Request of SetOrchestratorStatus.
@@ -1009,7 +1138,7 @@ export type SetOrchestratorStatusRequest = Message<"workengine.v1.SetOrchestrato
  * Use `create(SetOrchestratorStatusRequestSchema)` to create a new message.
  */
 export const SetOrchestratorStatusRequestSchema: GenMessage<SetOrchestratorStatusRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 26);
+  messageDesc(file_workengine_v1_work_engine_service, 30);
 
 /**
  * Response of SetOrchestratorStatus.
@@ -1030,7 +1159,7 @@ export type SetOrchestratorStatusResponse = Message<"workengine.v1.SetOrchestrat
  * Use `create(SetOrchestratorStatusResponseSchema)` to create a new message.
  */
 export const SetOrchestratorStatusResponseSchema: GenMessage<SetOrchestratorStatusResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 27);
+  messageDesc(file_workengine_v1_work_engine_service, 31);
 
 /**
  * Request of CreateTask.
@@ -1149,7 +1278,7 @@ export type CreateTaskRequest = Message<"workengine.v1.CreateTaskRequest"> & {
  * Use `create(CreateTaskRequestSchema)` to create a new message.
  */
 export const CreateTaskRequestSchema: GenMessage<CreateTaskRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 28);
+  messageDesc(file_workengine_v1_work_engine_service, 32);
 
 /**
  * Response of CreateTask.
@@ -1170,7 +1299,7 @@ export type CreateTaskResponse = Message<"workengine.v1.CreateTaskResponse"> & {
  * Use `create(CreateTaskResponseSchema)` to create a new message.
  */
 export const CreateTaskResponseSchema: GenMessage<CreateTaskResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 29);
+  messageDesc(file_workengine_v1_work_engine_service, 33);
 
 /**
  * Request of GetTask.
@@ -1191,7 +1320,7 @@ export type GetTaskRequest = Message<"workengine.v1.GetTaskRequest"> & {
  * Use `create(GetTaskRequestSchema)` to create a new message.
  */
 export const GetTaskRequestSchema: GenMessage<GetTaskRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 30);
+  messageDesc(file_workengine_v1_work_engine_service, 34);
 
 /**
  * Response of GetTask.
@@ -1219,7 +1348,7 @@ export type GetTaskResponse = Message<"workengine.v1.GetTaskResponse"> & {
  * Use `create(GetTaskResponseSchema)` to create a new message.
  */
 export const GetTaskResponseSchema: GenMessage<GetTaskResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 31);
+  messageDesc(file_workengine_v1_work_engine_service, 35);
 
 /**
  * Request of ListTasks. Filters combine with AND.
@@ -1256,7 +1385,7 @@ export type ListTasksRequest = Message<"workengine.v1.ListTasksRequest"> & {
   tag: string;
 
   /**
-   * Page size: 0 means 100; larger than 1000 is served as 1000; negative is INVALID_ARGUMENT.
+   * Page size: 0 means 100; at most 1000. Negative or larger is INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 5;
    */
@@ -1275,7 +1404,7 @@ export type ListTasksRequest = Message<"workengine.v1.ListTasksRequest"> & {
  * Use `create(ListTasksRequestSchema)` to create a new message.
  */
 export const ListTasksRequestSchema: GenMessage<ListTasksRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 32);
+  messageDesc(file_workengine_v1_work_engine_service, 36);
 
 /**
  * Response of ListTasks.
@@ -1303,7 +1432,7 @@ export type ListTasksResponse = Message<"workengine.v1.ListTasksResponse"> & {
  * Use `create(ListTasksResponseSchema)` to create a new message.
  */
 export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 33);
+  messageDesc(file_workengine_v1_work_engine_service, 37);
 
 /**
  * Request of CancelTask.
@@ -1331,7 +1460,7 @@ export type CancelTaskRequest = Message<"workengine.v1.CancelTaskRequest"> & {
  * Use `create(CancelTaskRequestSchema)` to create a new message.
  */
 export const CancelTaskRequestSchema: GenMessage<CancelTaskRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 34);
+  messageDesc(file_workengine_v1_work_engine_service, 38);
 
 /**
  * Response of CancelTask.
@@ -1359,7 +1488,7 @@ export type CancelTaskResponse = Message<"workengine.v1.CancelTaskResponse"> & {
  * Use `create(CancelTaskResponseSchema)` to create a new message.
  */
 export const CancelTaskResponseSchema: GenMessage<CancelTaskResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 35);
+  messageDesc(file_workengine_v1_work_engine_service, 39);
 
 /**
  * Whether ExecuteTask started the task.
@@ -1451,6 +1580,15 @@ export const CompletionStatusSchema: GenEnum<CompletionStatus> = /*@__PURE__*/
  * for reads, UpdateTaskProgress, CompleteTask and SetOrchestratorStatus), DEADLINE_EXCEEDED
  * (the client's deadline passed). The RPCs below list the others they return. Messages are
  * short and safe to show; no SQL, stack traces or secrets.
+ *
+ * When the server runs with authentication (an admin token configured), every call carries
+ * the metadata `authorization: Bearer <token>`: the admin token, which may do everything, or
+ * an orchestrator's token (from RegisterOrchestrator or RotateOrchestratorToken), which acts
+ * on that orchestrator and its own tasks only. Every RPC may then also return
+ * UNAUTHENTICATED (token missing, malformed, unknown, revoked or expired) and
+ * PERMISSION_DENIED (an orchestrator token touching another orchestrator, its tasks, a
+ * workspace watch, or an admin-only RPC). RESOURCE_EXHAUSTED: a server limit (message size,
+ * concurrent WatchTaskProgress streams per client); the message names the limit.
  *
  * @generated from service workengine.v1.WorkEngineService
  */
@@ -1581,7 +1719,8 @@ export const WorkEngineService: GenService<{
    * by itself after the task reaches DONE, FAILED or CANCELLED (unless keep_open). On server
    * shutdown the stream ends with UNAVAILABLE; reconnect with after_cursor to miss nothing.
    * OUT_OF_RANGE: after_cursor was pruned or is ahead of the log (start again from 0).
-   * INVALID_ARGUMENT: not exactly one target set.
+   * INVALID_ARGUMENT: not exactly one target set. With an orchestrator token: its own tasks
+   * or its own orchestrator only; a workspace watch needs the admin token.
    *
    * @generated from rpc workengine.v1.WorkEngineService.WatchTaskProgress
    */
@@ -1635,6 +1774,29 @@ export const WorkEngineService: GenService<{
     output: typeof SetOrchestratorStatusResponseSchema;
   },
   /**
+   * Issues a new token for the orchestrator (returned once, stored only as a hash) and makes
+   * its previous tokens stop working, at once or after previous_token_grace. The admin or the
+   * orchestrator's own token may call it. NOT_FOUND: unknown id.
+   *
+   * @generated from rpc workengine.v1.WorkEngineService.RotateOrchestratorToken
+   */
+  rotateOrchestratorToken: {
+    methodKind: "unary";
+    input: typeof RotateOrchestratorTokenRequestSchema;
+    output: typeof RotateOrchestratorTokenResponseSchema;
+  },
+  /**
+   * Revokes every token of the orchestrator at once (e.g. a leaked token); issue a new one with
+   * RotateOrchestratorToken. Admin only. NOT_FOUND: unknown id.
+   *
+   * @generated from rpc workengine.v1.WorkEngineService.RevokeOrchestratorTokens
+   */
+  revokeOrchestratorTokens: {
+    methodKind: "unary";
+    input: typeof RevokeOrchestratorTokensRequestSchema;
+    output: typeof RevokeOrchestratorTokensResponseSchema;
+  },
+  /**
    * Creates a task: TODO when its dependencies are all met, BLOCKED otherwise. With an
    * idempotency_key, repeating the same request returns the task the first call created,
    * so it is safe to retry; the same key with a different request is INVALID_ARGUMENT.
@@ -1661,7 +1823,8 @@ export const WorkEngineService: GenService<{
   },
   /**
    * Lists tasks matching filters, oldest first, a page at a time. INVALID_ARGUMENT: a
-   * page_token this server did not issue, or one issued for other filters.
+   * page_token this server did not issue, or one issued for other filters. With an
+   * orchestrator token, an empty orchestrator_id means the token's own.
    *
    * @generated from rpc workengine.v1.WorkEngineService.ListTasks
    */

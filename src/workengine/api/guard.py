@@ -1,0 +1,166 @@
+"""Authentication, authorization and the per-client stream limit, in front of WorkEngineService.
+
+One server interceptor: health and reflection pass untouched (always open). For the service's
+own RPCs it reads `authorization: Bearer <token>` (when an admin token is configured), applies
+the rules of domain/access.py to the request, then calls the servicer. The servicer never sees
+tokens; the engine looks tokens and task owners up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+
+from workengine.api.errors import abort
+from workengine.domain import access
+from workengine.domain.access import Principal, Scope
+from workengine.domain.errors import ResourceExhausted
+from workengine.engine import WorkEngine
+
+DEFAULT_MAX_STREAMS_PER_CLIENT = 100
+
+Behavior = Callable[[Any, Any], Any]
+
+
+def peer_host(peer: str) -> str:
+    """'ipv4:10.0.0.7:51234' -> 'ipv4:10.0.0.7'; '[::1]' ports likewise; others unchanged."""
+    if peer.startswith(("ipv4:", "ipv6:")):
+        return peer.rsplit(":", 1)[0]
+    return peer
+
+
+class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    def __init__(
+        self,
+        engine: WorkEngine,
+        service_name: str,
+        *,
+        admin_token: str | None = None,
+        max_streams_per_client: int = DEFAULT_MAX_STREAMS_PER_CLIENT,
+    ) -> None:
+        self._engine = engine
+        self._prefix = f"/{service_name}/"
+        self._admin_token = admin_token or None
+        self._max_streams = max_streams_per_client
+        self._streams: dict[str, int] = {}
+
+    @property
+    def authenticating(self) -> bool:
+        return self._admin_token is not None
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method: str = details.method
+        if handler is None or not method.startswith(self._prefix):
+            return handler  # health and reflection stay open
+        rpc = method[len(self._prefix) :]
+        authorization = [
+            value
+            for key, value in (details.invocation_metadata or ())
+            if key == "authorization" and isinstance(value, str)
+        ]
+        if handler.unary_unary is not None:
+            if not self.authenticating:
+                return handler
+            return grpc.unary_unary_rpc_method_handler(
+                self._guard_unary(rpc, authorization, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            if not self.authenticating and self._max_streams <= 0:
+                return handler
+            return grpc.unary_stream_rpc_method_handler(
+                self._guard_stream(rpc, authorization, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    # Checks
+
+    async def principal(self, authorization: Sequence[str]) -> Principal:
+        if self._admin_token is None:
+            return access.ADMIN
+        token = access.bearer_token(authorization)
+        if access.same_secret(token, self._admin_token):
+            return access.ADMIN
+        return await self._engine.access.authenticate(token)
+
+    async def authorize(self, principal: Principal, rpc: str, request: Any) -> None:
+        if principal.is_admin:
+            return
+        scope = access.scope_of(rpc)
+        if scope is Scope.WATCH:
+            scope = access.watch_scope(request.task_id, request.orchestrator_id, request.workspace_id)
+        if scope is Scope.ADMIN:
+            access.require_admin(principal, rpc)
+        elif scope is Scope.ORCHESTRATOR:
+            access.allow_orchestrator(principal, request.orchestrator_id)
+        elif scope is Scope.TASK:
+            access.allow_task(principal, await self._engine.access.task_owner(request.task_id))
+        elif scope is Scope.TASK_LIST:
+            request.orchestrator_id = access.task_list_orchestrator(principal, request.orchestrator_id)
+
+    def _open_stream(self, client: str, described: str) -> None:
+        if self._max_streams <= 0:
+            return
+        open_now = self._streams.get(client, 0)
+        if open_now >= self._max_streams:
+            raise ResourceExhausted(
+                f"max_streams_per_client: {described} already has {open_now} open streams, the "
+                f"server's limit (--max-streams-per-client); close one first"
+            )
+        self._streams[client] = open_now + 1
+
+    def _close_stream(self, client: str) -> None:
+        if self._max_streams <= 0:
+            return
+        left = self._streams.get(client, 1) - 1
+        if left > 0:
+            self._streams[client] = left
+        else:
+            self._streams.pop(client, None)
+
+    def open_streams(self, client: str) -> int:
+        return self._streams.get(client, 0)
+
+    # Wrapped behaviours
+
+    def _guard_unary(self, rpc: str, authorization: list[str], inner: Behavior) -> Behavior:
+        async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            try:
+                await self.authorize(await self.principal(authorization), rpc, request)
+            except Exception as error:
+                await abort(context, error)
+            return await inner(request, context)
+
+        return behavior
+
+    def _guard_stream(self, rpc: str, authorization: list[str], inner: Behavior) -> Behavior:
+        async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            try:
+                principal = await self.principal(authorization)
+                await self.authorize(principal, rpc, request)
+                if self.authenticating:
+                    client = described = principal.name
+                else:
+                    client = peer_host(context.peer())
+                    described = f"client address {client.split(':', 1)[-1]}"
+                self._open_stream(client, described)
+            except Exception as error:
+                await abort(context, error)
+                return
+            try:
+                async for item in inner(request, context):
+                    yield item
+            finally:
+                self._close_stream(client)
+
+        return behavior
