@@ -23,8 +23,9 @@ def selection_params(orchestrator_id: str, now: datetime | None = None) -> dict[
     segments = scoring.segments(now or datetime.now(UTC), "UTC")
     # The Transaction's own binding (private, but the point is to bind exactly as it does).
     params = Transaction._selection_params(None, orchestrator_id, segments, SelectionCriteria())  # type: ignore[arg-type]
-    # claim_next_task also binds the lease it grants and the claimer's identity.
-    return params | LeaseRequest(None, 300, "bench").params()
+    # claim_next_task also binds the lease it grants, the claimer's identity and its STARTED event.
+    event = {"seq": 1, "event_kind": "STARTED", "event_message": "", "event_metadata": "{}"}
+    return params | LeaseRequest(None, 300, "bench").params() | event
 
 
 async def explain(database_url: str, name: str, params: dict[str, Any], runs: int = 1) -> tuple[str, float]:

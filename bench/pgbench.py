@@ -7,15 +7,17 @@ claimed task's columns carried to the next statements with `\\gset`.
 
 One ClaimNextTask + UpdateTaskProgress + CompleteTask (no dependencies, no wait) runs:
 
-    ClaimNextTask        BEGIN; get_orchestrator; claim_next_task; insert_event (STARTED);
-                         related_tasks (build_context; dependency_states only when the task
-                         has dependencies); COMMIT
-    UpdateTaskProgress   BEGIN; record_progress; insert_event (PROGRESS); COMMIT
-    CompleteTask         BEGIN; complete_task; insert_event (COMPLETED); release_dependents; COMMIT
+    ClaimNextTask        BEGIN; get_orchestrator; claim_next_task (with its STARTED event
+                         and attempt row); related_tasks (build_context; dependency_states
+                         only when the task has dependencies); COMMIT
+    UpdateTaskProgress   record_progress (with its PROGRESS event), on its own, committed
+                         asynchronously
+    CompleteTask         BEGIN; complete_task (with its COMPLETED event and attempt row);
+                         release_dependents; COMMIT
 
 Left out, because they are not per lifecycle: the coalesced `notify_events` transaction
-(at most one per 10 ms) and the event tailer's `tail_events` reads; and SQLAlchemy's
-pool pre-ping (a round trip per checkout, which is engine overhead, not SQL the engine needs).
+(at most one per 10 ms), the event tailer's `tail_events` reads, and the background
+duties (lease reaper, retry scheduler, statistics folding).
 """
 
 from __future__ import annotations
@@ -104,31 +106,31 @@ def statement(name: str, **values: Any) -> str:
 
 def lifecycle_script(orchestrator_id: str, now: datetime | None = None) -> str:
     selection = selection_params(orchestrator_id, now)
-    task = {
-        "task_id": Var("c_id"),
-        "orchestrator_id": Var("c_orchestrator_id"),
-        "workspace_id": Var("c_workspace_id"),
-        "attempt": Var("c_attempt"),
-        "message": "",
-        "metadata": "{}",
-    }
     document = result_document(RESULT)
     claim = [
         "BEGIN;",
         statement("get_orchestrator", id=orchestrator_id) + ";",
         statement("claim_next_task", **selection) + " \\gset c_",
-        statement("insert_event", seq=1, kind="STARTED", status="IN_PROGRESS", progress=0, **task) + ";",
         statement(
             "related_tasks", workspace_id=Var("c_workspace_id"), id=Var("c_id"), limit=RELATED_TASKS_LIMIT
         )
         + ";",
         "COMMIT;",
     ]
+    # One statement, run on its own as the engine runs it (no BEGIN/COMMIT).
     progress = [
-        "BEGIN;",
-        statement("record_progress", id=Var("c_id"), attempt=Var("c_attempt"), progress=50, message="") + ";",
-        statement("insert_event", seq=1, kind="PROGRESS", status="IN_PROGRESS", progress=50, **task) + ";",
-        "COMMIT;",
+        statement(
+            "record_progress",
+            id=Var("c_id"),
+            attempt=Var("c_attempt"),
+            progress=50,
+            message="",
+            seq=1,
+            event_kind="PROGRESS",
+            event_message="",
+            event_metadata="{}",
+        )
+        + ";",
     ]
     complete = [
         "BEGIN;",
@@ -143,9 +145,12 @@ def lifecycle_script(orchestrator_id: str, now: datetime | None = None) -> str:
             fingerprint=completion_fingerprint(1, CompletionStatus.COMPLETED, document),
             outcome="COMPLETED",
             retry_after_seconds=None,
+            seq=1,
+            event_kind="COMPLETED",
+            event_message="",
+            event_metadata="{}",
         )
         + ";",
-        statement("insert_event", seq=1, kind="COMPLETED", status="DONE", progress=100, **task) + ";",
         statement("release_dependents", id=Var("c_id"), seq=2) + ";",
         "COMMIT;",
     ]

@@ -12,7 +12,7 @@ import pytest
 from tests.integration.helpers import Stub, claim, complete, create, register
 from workengine.domain import scoring
 from workengine.domain.errors import TransactionConflict
-from workengine.domain.model import AttemptOutcome, SelectionCriteria, TaskStatus
+from workengine.domain.model import AttemptOutcome, EventKind, SelectionCriteria, TaskStatus
 from workengine.engine import WorkEngine
 from workengine.store.transaction import LeaseRequest
 from workengine.v1 import task_pb2
@@ -140,7 +140,7 @@ async def test_an_open_claim_locks_only_its_winner(stub: Stub, engine: WorkEngin
         in_flight = await tx.claim_next_task(
             "ada", segments, SelectionCriteria(), LeaseRequest(None, 300, "in-flight")
         )
-        assert in_flight is not None and in_flight.task.title == "critical"
+        assert in_flight is not None and in_flight[0].task.title == "critical"
 
         concurrent = await claim(stub)
 
@@ -185,7 +185,15 @@ async def test_creating_a_dependent_while_a_dependency_of_its_dependency_complet
     started = await stub.ExecuteTask(pb.ExecuteTaskRequest(orchestrator_id="ada", task_id=build.id))
     async with engine.db.transaction() as completing:
         await completing.complete_task(
-            build.id, started.attempt, TaskStatus.DONE, "", {}, "fingerprint", AttemptOutcome.COMPLETED, None
+            build.id,
+            started.attempt,
+            TaskStatus.DONE,
+            "",
+            {},
+            "fingerprint",
+            AttemptOutcome.COMPLETED,
+            None,
+            EventKind.COMPLETED,
         )
         creating = asyncio.ensure_future(
             stub.CreateTask(

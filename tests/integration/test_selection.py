@@ -203,6 +203,10 @@ def test_selection_uses_the_ready_index(database_url: str, statement_name: str) 
             "lease_seconds": None,
             "default_lease_seconds": 300,
             "identity": "explain",
+            "seq": 1,
+            "event_kind": "STARTED",
+            "event_message": "",
+            "event_metadata": "{}",
         }
         # SQLAlchemy-style :name binds -> psycopg %(name)s for a direct EXPLAIN.
         explain_sql = "EXPLAIN (FORMAT TEXT) " + re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement)

@@ -193,10 +193,10 @@ class ExecutionFlow:
             orchestrator = await require_orchestrator(tx, orchestrator_id)
             ensure_available(orchestrator)
             segments = self._segments(orchestrator.timezone, criteria)
-            scored = await tx.claim_next_task(orchestrator_id, segments, criteria, lease)
-            if scored is None:
+            claimed = await tx.claim_next_task(orchestrator_id, segments, criteria, lease)
+            if claimed is None:
                 return None
-            event = await tx.record_event(EventKind.STARTED, scored.task)
+            scored, event = claimed
             context = await build_context(tx, orchestrator, scored.task)
         self._deps.feed.committed([event])
         return Claimed(context, scored.score)
@@ -231,10 +231,11 @@ class ExecutionFlow:
                 raise Aborted(f"task {task_id} was already started (attempt {task.attempt})")
             transitions.ensure_transition(task_id, task.status, TaskStatus.IN_PROGRESS)
             ensure_available(orchestrator)
-            started = await tx.start_task(task_id, self._lease_request(options))
-            if started is None:
+            changed = await tx.start_task(task_id, self._lease_request(options))
+            if changed is None:
                 raise Aborted(f"task {task_id} was started or changed by a concurrent request")
-            events.append(await tx.record_event(EventKind.STARTED, started))
+            started = changed.task
+            events.append(changed.event)
             context = await build_context(tx, orchestrator, started)
         self._deps.feed.committed(events)
         return Execution(True, context, attempt=started.attempt)
@@ -247,7 +248,7 @@ class ExecutionFlow:
         validation.attempt(attempt)
         validation.lease("lease_duration", lease)
         seconds = attempts.whole_seconds(lease) if lease is not None else None
-        async with self._deps.db.transaction() as tx:
+        async with self._deps.db.statement() as tx:
             task = await tx.heartbeat(task_id, attempt, seconds)
             if task is None:
                 raise attempts.report_refusal(await require_task(tx, task_id), attempt, "heartbeat")
@@ -262,15 +263,12 @@ class ExecutionFlow:
         validation.progress(progress)
         validation.text("message", message, validation.MAX_MESSAGE)
         validation.json_object("metadata", metadata, validation.MAX_METADATA_BYTES)
-        async with self._deps.db.transaction() as tx:
-            task = await tx.record_progress(task_id, attempt, progress, message)
-            if task is None:
+        async with self._deps.db.statement() as tx:
+            changed = await tx.record_progress(task_id, attempt, progress, message, metadata)
+            if changed is None:
                 raise attempts.report_refusal(await require_task(tx, task_id), attempt, "progress")
-            event = await tx.record_event(
-                EventKind.PROGRESS, task, progress=progress, message=message, metadata=metadata
-            )
-        self._deps.feed.committed([event])
-        return task
+        self._deps.feed.committed([changed.event])
+        return changed.task
 
     @retry_on_conflict
     async def complete(
@@ -296,7 +294,7 @@ class ExecutionFlow:
         fingerprint = completion_fingerprint(attempt, status, document, retry_after)
         reason = result.error if target is not TaskStatus.DONE else ""
         async with self._deps.db.transaction() as tx:
-            task = await tx.complete_task(
+            changed = await tx.complete_task(
                 task_id,
                 attempt,
                 target,
@@ -305,10 +303,12 @@ class ExecutionFlow:
                 fingerprint,
                 COMPLETION_OUTCOME[target],
                 retry_after.total_seconds() if retry_after is not None else None,
+                COMPLETION_EVENT[target],
             )
-            if task is None:
+            if changed is None:
                 return await self._repeat_or_refuse(tx, task_id, attempt, fingerprint)
-            events: list[TaskEvent] = [await tx.record_event(COMPLETION_EVENT[target], task, message=reason)]
+            task = changed.task
+            events: list[TaskEvent] = [changed.event]
             if target is TaskStatus.DONE:
                 events.extend(unblocked := await tx.release_dependents(task_id))
             else:

@@ -145,6 +145,13 @@ class Database:
             yield tx
 
     @asynccontextmanager
+    async def statement(self) -> AsyncIterator[Transaction]:
+        """For a state change that is one statement: it runs on its own (autocommit), its own
+        transaction, in one round trip. A refusal may read more, each in its own snapshot."""
+        async with self._session(autocommit=True) as tx:
+            yield tx
+
+    @asynccontextmanager
     async def _session(self, *, autocommit: bool) -> AsyncIterator[Transaction]:
         connection = await self.pool.acquire()
         try:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from workengine.domain.access import StoredToken
 from workengine.domain.attempts import whole_seconds
@@ -73,6 +73,13 @@ class LeaseRequest:
             "default_lease_seconds": self.default_seconds,
             "identity": self.identity,
         }
+
+
+class Changed(NamedTuple):
+    """A task as a statement left it, and the event the statement recorded."""
+
+    task: Task
+    event: TaskEvent
 
 
 class Transaction:
@@ -234,36 +241,78 @@ class Transaction:
         )
         return ScoredTask(rows.to_task(row), row["score"]) if row else None
 
+    def _event_params(
+        self, kind: EventKind, message: str = "", metadata: JsonObject | None = None
+    ) -> dict[str, Any]:
+        """The binds of the changed_event part: the event the statement records with its change.
+        Numbers it even if the statement then changes nothing (numbers need only increase)."""
+        return {
+            "seq": self._take_event_numbers(1),
+            "event_kind": kind.value,
+            "event_message": message,
+            "event_metadata": _json(metadata or {}),
+        }
+
+    @staticmethod
+    def _changed(row: Row, kind: EventKind, message: str = "", metadata: JsonObject | None = None) -> Changed:
+        task = rows.to_task(row)
+        event = TaskEvent(
+            cursor=row["event_position"],
+            kind=kind,
+            occurred_at=row["event_time"],
+            task=task,
+            attempt=task.attempt,
+            progress=task.progress if kind is EventKind.PROGRESS else 0,
+            message=message,
+            metadata=metadata or {},
+        )
+        return Changed(task, event)
+
     async def claim_next_task(
         self,
         orchestrator_id: str,
         segments: Sequence[Segment],
         criteria: SelectionCriteria,
         lease: LeaseRequest,
-    ) -> ScoredTask | None:
-        """Starts the best ready task under a new attempt holding a lease (see start_task)."""
+    ) -> tuple[ScoredTask, TaskEvent] | None:
+        """Starts the best ready task under a new attempt holding a lease (see start_task),
+        with its STARTED event."""
         if not segments:
             return None
         row = await self._row(
             "claim_next_task",
             **self._selection_params(orchestrator_id, segments, criteria),
             **lease.params(),
+            **self._event_params(EventKind.STARTED),
         )
-        return ScoredTask(rows.to_task(row), row["score"]) if row else None
+        if row is None:
+            return None
+        started = self._changed(row, EventKind.STARTED)
+        return ScoredTask(started.task, row["score"]), started.event
 
-    async def start_task(self, task_id: str, lease: LeaseRequest) -> Task | None:
+    async def start_task(self, task_id: str, lease: LeaseRequest) -> Changed | None:
         """TODO -> IN_PROGRESS with a new attempt, recorded in the attempt history, holding a
-        lease of the requested length, else the task's own, else the default; None when the
-        task was not TODO."""
-        row = await self._row("start_task", id=task_id, **lease.params())
-        return rows.to_task(row) if row else None
-
-    async def record_progress(self, task_id: str, attempt: int, progress: int, message: str) -> Task | None:
-        """None unless `attempt` is running and holds its lease, which the report extends."""
+        lease of the requested length, else the task's own, else the default, with its STARTED
+        event; None when the task was not TODO."""
         row = await self._row(
-            "record_progress", id=task_id, attempt=attempt, progress=progress, message=message
+            "start_task", id=task_id, **lease.params(), **self._event_params(EventKind.STARTED)
         )
-        return rows.to_task(row) if row else None
+        return self._changed(row, EventKind.STARTED) if row else None
+
+    async def record_progress(
+        self, task_id: str, attempt: int, progress: int, message: str, metadata: JsonObject
+    ) -> Changed | None:
+        """With its PROGRESS event; None unless `attempt` is running and holds its lease, which
+        the report extends. One statement: run it on its own (Database.statement)."""
+        row = await self._row(
+            "record_progress",
+            id=task_id,
+            attempt=attempt,
+            progress=progress,
+            message=message,
+            **self._event_params(EventKind.PROGRESS, message, metadata),
+        )
+        return self._changed(row, EventKind.PROGRESS, message, metadata) if row else None
 
     async def heartbeat(self, task_id: str, attempt: int, lease_seconds: int | None) -> Task | None:
         """Extends the lease of a running attempt that still holds it; None otherwise."""
@@ -280,8 +329,10 @@ class Transaction:
         fingerprint: str,
         outcome: AttemptOutcome,
         retry_after_seconds: float | None,
-    ) -> Task | None:
-        """Finishes the running attempt if it still holds its lease; None otherwise."""
+        event_kind: EventKind,
+    ) -> Changed | None:
+        """Finishes the running attempt if it still holds its lease, with its event (the
+        status_reason as message); None otherwise."""
         row = await self._row(
             "complete_task",
             id=task_id,
@@ -292,8 +343,9 @@ class Transaction:
             fingerprint=fingerprint,
             outcome=outcome.value,
             retry_after_seconds=retry_after_seconds,
+            **self._event_params(event_kind, status_reason),
         )
-        return rows.to_task(row) if row else None
+        return self._changed(row, event_kind, status_reason) if row else None
 
     async def retry_task(self, task_id: str, max_attempts: int) -> Task | None:
         """FAILED -> TODO with this attempt budget; None when the task is not FAILED."""

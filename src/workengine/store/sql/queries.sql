@@ -79,8 +79,22 @@ lease_expires_at = now() + make_interval(
 -- Appends the started attempt to the history.
 history AS (
     INSERT INTO task_attempts (task_id, attempt, identity, started_at)
-    SELECT id, attempt, :identity, started_at FROM started
+    SELECT id, attempt, :identity, started_at FROM changed
 )
+
+-- part: changed_event
+-- Records the event of the task the statement changed (the CTE `changed`, one row) in the same
+-- round trip: the transaction's :seq-th event, with the task's status, attempt and percent
+-- right after the change, and returns the task with the event's position and time.
+event AS (
+    INSERT INTO task_events (position, task_id, orchestrator_id, workspace_id, kind, status, attempt, progress,
+                             message, metadata)
+    SELECT /*part: event_position*/ + :seq, id, orchestrator_id, workspace_id, :event_kind, status, attempt,
+           progress, :event_message, CAST(:event_metadata AS jsonb)
+    FROM changed
+    RETURNING position AS event_position, occurred_at AS event_time
+)
+SELECT changed.*, event.event_position, event.event_time FROM changed, event
 
 -- part: ready_in_segment
 -- The ready tasks of one (priority, deadline bucket) range, `segment`, in tie-break order: the
@@ -134,48 +148,57 @@ WITH ranked AS MATERIALIZED (
         FOR NO KEY UPDATE OF t SKIP LOCKED
     ) AS picked
     LIMIT 1
-), started AS (
+), changed AS (
     UPDATE tasks t
     SET /*part: start_attempt*/
     FROM winner
     WHERE t.id = winner.id
     RETURNING t.*, winner.score
-), /*part: record_attempt*/
-SELECT * FROM started;
+), /*part: record_attempt*/, /*part: changed_event*/;
 
 -- name: start_task
-WITH started AS (
+WITH changed AS (
     UPDATE tasks t
     SET /*part: start_attempt*/
     WHERE t.id = :id AND t.status = 'TODO'
     RETURNING t.*
-), /*part: record_attempt*/
-SELECT * FROM started;
+), /*part: record_attempt*/, /*part: changed_event*/;
 
 -- part: lease_held
 -- The report's attempt is the running one and its lease has not run out (the reaper may not
 -- have returned the task yet: the attempt has lost it all the same).
 t.status = 'IN_PROGRESS' AND t.attempt = :attempt AND t.lease_expires_at > now()
 
+-- part: asynchronous_commit
+-- synchronous_commit = off for this transaction only: its commit does not wait for the WAL
+-- flush. A database crash may lose the last such commits (a percentage, a lease extension),
+-- never a start, a completion or anything else: those commit synchronously. Losing a lease
+-- extension at worst hands the task out again early, and the attempt fence stops the old run.
+set_config('synchronous_commit', 'off', true) IS NOT NULL
+
 -- name: record_progress
--- A progress report extends the lease, as a heartbeat does.
-UPDATE tasks t
-SET progress = :progress, progress_message = :message, updated_at = now(),
-    lease_expires_at = now() + make_interval(secs => t.attempt_lease_seconds)
-WHERE t.id = :id AND /*part: lease_held*/
-RETURNING *;
+-- One statement, run on its own (no BEGIN/COMMIT): the update, which extends the lease as a
+-- heartbeat does, and its PROGRESS event. Commits asynchronously (see asynchronous_commit).
+WITH changed AS (
+    UPDATE tasks t
+    SET progress = :progress, progress_message = :message, updated_at = now(),
+        lease_expires_at = now() + make_interval(secs => t.attempt_lease_seconds)
+    WHERE t.id = :id AND /*part: lease_held*/ AND /*part: asynchronous_commit*/
+    RETURNING t.*
+), /*part: changed_event*/;
 
 -- name: heartbeat
+-- Run on its own; commits asynchronously (see asynchronous_commit).
 UPDATE tasks t
 SET lease_expires_at = now() + make_interval(
     secs => COALESCE(CAST(:lease_seconds AS integer), t.attempt_lease_seconds))
-WHERE t.id = :id AND /*part: lease_held*/
+WHERE t.id = :id AND /*part: lease_held*/ AND /*part: asynchronous_commit*/
 RETURNING *;
 
 -- name: complete_task
 -- FOR UPDATE first: see lock_dependencies. A FAILED report counts against max_attempts; a
--- BLOCKED one with retry_after gets a time to return to TODO.
-WITH locked AS (SELECT id FROM tasks WHERE id = :id FOR UPDATE), finished AS (
+-- BLOCKED one with retry_after gets a time to return to TODO. Commits synchronously.
+WITH locked AS (SELECT id FROM tasks WHERE id = :id FOR UPDATE), changed AS (
     UPDATE tasks t
     SET status = :status, status_reason = :status_reason, result = CAST(:result AS jsonb),
         completion_fingerprint = :fingerprint, updated_at = now(),
@@ -189,9 +212,8 @@ WITH locked AS (SELECT id FROM tasks WHERE id = :id FOR UPDATE), finished AS (
     RETURNING t.*
 ), history AS (
     UPDATE task_attempts a SET ended_at = now(), outcome = :outcome, reason = :status_reason
-    FROM finished WHERE a.task_id = finished.id AND a.attempt = finished.attempt
-)
-SELECT * FROM finished;
+    FROM changed WHERE a.task_id = changed.id AND a.attempt = changed.attempt
+), /*part: changed_event*/;
 
 -- name: cancel_task
 -- FOR UPDATE first: see lock_dependencies. A running attempt ends CANCELLED in the history.
