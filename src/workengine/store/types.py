@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import psycopg
-from psycopg.types.datetime import TimestamptzLoader
+from psycopg.types.datetime import TimestamptzBinaryLoader, TimestamptzLoader
 
 POSITIVE_INFINITY = datetime.max.replace(tzinfo=UTC)
 NEGATIVE_INFINITY = datetime.min.replace(tzinfo=UTC)
@@ -25,5 +25,20 @@ class InfinityTimestamptzLoader(TimestamptzLoader):
         return super().load(data)
 
 
+# The binary form of ±infinity: the largest and smallest int64.
+_BINARY_INFINITY = (2**63 - 1).to_bytes(8, "big", signed=True)
+_BINARY_NEGATIVE_INFINITY = (-(2**63)).to_bytes(8, "big", signed=True)
+
+
+class InfinityTimestamptzBinaryLoader(TimestamptzBinaryLoader):
+    def load(self, data: bytes | bytearray | memoryview) -> datetime:
+        if data == _BINARY_INFINITY:  # compared in place: no copy for the common case
+            return POSITIVE_INFINITY
+        if data == _BINARY_NEGATIVE_INFINITY:
+            return NEGATIVE_INFINITY
+        return super().load(data)
+
+
 def register() -> None:
     psycopg.adapters.register_loader("timestamptz", InfinityTimestamptzLoader)
+    psycopg.adapters.register_loader("timestamptz", InfinityTimestamptzBinaryLoader)
