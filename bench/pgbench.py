@@ -7,9 +7,9 @@ claimed task's columns carried to the next statements with `\\gset`.
 
 One ClaimNextTask + UpdateTaskProgress + CompleteTask (no dependencies, no wait) runs:
 
-    ClaimNextTask        BEGIN; get_orchestrator; claim_next_task (with its STARTED event
-                         and attempt row); related_tasks (build_context; dependency_states
-                         only when the task has dependencies); COMMIT
+    ClaimNextTask        get_orchestrator; claim_next_task (with its STARTED event and
+                         attempt row); related_tasks (build_context; dependency_states only
+                         when the task has dependencies), each on its own (autocommit)
     UpdateTaskProgress   record_progress (with its PROGRESS event), on its own, committed
                          asynchronously
     CompleteTask         BEGIN; complete_task (with its COMPLETED event and attempt row);
@@ -107,15 +107,14 @@ def statement(name: str, **values: Any) -> str:
 def lifecycle_script(orchestrator_id: str, now: datetime | None = None) -> str:
     selection = selection_params(orchestrator_id, now)
     document = result_document(RESULT)
+    # Each statement on its own, as the engine runs a claim (no BEGIN/COMMIT).
     claim = [
-        "BEGIN;",
         statement("get_orchestrator", id=orchestrator_id) + ";",
         statement("claim_next_task", **selection) + " \\gset c_",
         statement(
             "related_tasks", workspace_id=Var("c_workspace_id"), id=Var("c_id"), limit=RELATED_TASKS_LIMIT
         )
         + ";",
-        "COMMIT;",
     ]
     # One statement, run on its own as the engine runs it (no BEGIN/COMMIT).
     progress = [

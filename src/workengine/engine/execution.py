@@ -189,16 +189,19 @@ class ExecutionFlow:
     async def _claim_once(
         self, orchestrator_id: str, criteria: SelectionCriteria, lease: LeaseRequest
     ) -> Claimed | None:
-        async with self._deps.db.transaction() as tx:
-            orchestrator = await require_orchestrator(tx, orchestrator_id)
+        # Three statements, each its own transaction (no BEGIN/COMMIT round trips): the claim is
+        # one statement (the start, its event and its attempt row), and what is read around it
+        # needs no shared snapshot. The orchestrator's status was never locked against the claim.
+        async with self._deps.db.statement() as db:
+            orchestrator = await require_orchestrator(db, orchestrator_id)
             ensure_available(orchestrator)
             segments = self._segments(orchestrator.timezone, criteria)
-            claimed = await tx.claim_next_task(orchestrator_id, segments, criteria, lease)
+            claimed = await db.claim_next_task(orchestrator_id, segments, criteria, lease)
             if claimed is None:
                 return None
             scored, event = claimed
-            context = await build_context(tx, orchestrator, scored.task)
-        self._deps.feed.committed([event])
+            self._deps.feed.committed([event])
+            context = await build_context(db, orchestrator, scored.task)
         return Claimed(context, scored.score)
 
     async def prepare_context(self, orchestrator_id: str, task_id: str) -> TaskContext:
