@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from workengine.domain.access import StoredToken
-from workengine.domain.attempts import whole_seconds
+from workengine.domain.attempts import LEASE_EXPIRED_REASON, whole_seconds
 from workengine.domain.model import (
     AttemptOutcome,
     EventKind,
@@ -356,13 +356,18 @@ class Transaction:
 
     async def reap_expired_leases(self, batch: int) -> list[TaskEvent]:
         """Returns up to `batch` tasks whose lease expired to TODO or FAILED; their events."""
-        found = await self._rows("reap_expired_leases", batch=batch, seq=self._event_seq + 1)
-        return self._batch_events(EventKind.LEASE_EXPIRED, found)
+        return await self._moved("reap_expired_leases", batch, EventKind.LEASE_EXPIRED, LEASE_EXPIRED_REASON)
 
     async def release_due_retries(self, batch: int) -> list[TaskEvent]:
         """Returns up to `batch` BLOCKED tasks whose retry time came to TODO; their events."""
-        found = await self._rows("release_due_retries", batch=batch, seq=self._event_seq + 1)
-        return self._batch_events(EventKind.UNBLOCKED, found)
+        return await self._moved("release_due_retries", batch, EventKind.UNBLOCKED, "retry time reached")
+
+    async def _moved(self, name: str, batch: int, kind: EventKind, message: str) -> list[TaskEvent]:
+        """Runs a statement that moves up to `batch` tasks, recording one event each (moved_events)."""
+        found = await self._rows(
+            name, batch=batch, seq=self._event_seq + 1, event_kind=kind.value, event_message=message
+        )
+        return self._batch_events(kind, found, message)
 
     async def cancel_task(
         self, task_id: str, reason: str, from_statuses: Sequence[TaskStatus]
@@ -382,7 +387,7 @@ class Transaction:
         found = await self._rows("release_dependents", id=task_id, seq=self._event_seq + 1)
         return self._batch_events(EventKind.UNBLOCKED, found)
 
-    def _batch_events(self, kind: EventKind, found: Sequence[Row]) -> list[TaskEvent]:
+    def _batch_events(self, kind: EventKind, found: Sequence[Row], message: str = "") -> list[TaskEvent]:
         """The events a statement inserted for the tasks it returned (with event_position and
         event_time), numbered from this transaction's next event number."""
         self._take_event_numbers(len(found))
@@ -393,7 +398,7 @@ class Transaction:
                 occurred_at=r["event_time"],
                 task=rows.to_task(r),
                 attempt=r["attempt"],
-                message=r.get("event_message", ""),
+                message=message,
             )
             for r in found
         ]

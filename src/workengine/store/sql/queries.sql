@@ -169,6 +169,22 @@ WITH changed AS (
 -- have returned the task yet: the attempt has lost it all the same).
 t.status = 'IN_PROGRESS' AND t.attempt = :attempt AND t.lease_expires_at > now()
 
+-- part: moved_events
+-- One event per task in the CTE `moved` (:event_kind, :event_message), numbered from this
+-- transaction's :seq-th event; returns the tasks with their event's position and time.
+numbered AS (
+    SELECT moved.*, /*part: event_position*/ + :seq + row_number() OVER (ORDER BY id) - 1 AS event_position
+    FROM moved
+), events AS (
+    INSERT INTO task_events (position, task_id, orchestrator_id, workspace_id, kind, status, attempt, progress,
+                             message)
+    SELECT event_position, id, orchestrator_id, workspace_id, :event_kind, status, attempt, progress,
+           :event_message
+    FROM numbered
+)
+-- now() is the transaction's start, the occurred_at the events just got by default.
+SELECT numbered.*, now() AS event_time FROM numbered ORDER BY event_position
+
 -- part: asynchronous_commit
 -- synchronous_commit = off for this transaction only: its commit does not wait for the WAL
 -- flush. A database crash may lose the last such commits (a percentage, a lease extension),
@@ -254,7 +270,7 @@ WITH expired AS MATERIALIZED (
     ORDER BY lease_expires_at
     LIMIT :batch
     FOR NO KEY UPDATE SKIP LOCKED
-), reaped AS (
+), moved AS (
     UPDATE tasks t
     SET lease_expiry_count = t.lease_expiry_count + 1,
         status = CASE WHEN t.lease_expiry_count + 1 + t.failure_count >= t.max_attempts
@@ -268,18 +284,8 @@ WITH expired AS MATERIALIZED (
     RETURNING t.*
 ), history AS (
     UPDATE task_attempts a SET ended_at = now(), outcome = 'LEASE_EXPIRED', reason = 'lease expired'
-    FROM reaped WHERE a.task_id = reaped.id AND a.attempt = reaped.attempt
-), numbered AS (
-    SELECT reaped.*, /*part: event_position*/ + :seq + row_number() OVER (ORDER BY id) - 1 AS event_position
-    FROM reaped
-), events AS (
-    INSERT INTO task_events (position, task_id, orchestrator_id, workspace_id, kind, status, attempt, progress,
-                             message)
-    SELECT event_position, id, orchestrator_id, workspace_id, 'LEASE_EXPIRED', status, attempt, progress,
-           'lease expired'
-    FROM numbered
-)
-SELECT numbered.*, now() AS event_time, 'lease expired' AS event_message FROM numbered ORDER BY event_position;
+    FROM moved WHERE a.task_id = moved.id AND a.attempt = moved.attempt
+), /*part: moved_events*/;
 
 -- name: release_due_retries
 -- Up to :batch tasks reported BLOCKED with a retry time that has come go back to TODO, each
@@ -290,24 +296,13 @@ WITH due AS MATERIALIZED (
     ORDER BY retry_at
     LIMIT :batch
     FOR NO KEY UPDATE SKIP LOCKED
-), released AS (
+), moved AS (
     UPDATE tasks t
     SET status = 'TODO', status_reason = '', retry_at = NULL, updated_at = now()
     FROM due
     WHERE t.id = due.id AND t.status = 'BLOCKED' AND t.retry_at <= now()
     RETURNING t.*
-), numbered AS (
-    SELECT released.*, /*part: event_position*/ + :seq + row_number() OVER (ORDER BY id) - 1 AS event_position
-    FROM released
-), events AS (
-    INSERT INTO task_events (position, task_id, orchestrator_id, workspace_id, kind, status, attempt, progress,
-                             message)
-    SELECT event_position, id, orchestrator_id, workspace_id, 'UNBLOCKED', status, attempt, progress,
-           'retry time reached'
-    FROM numbered
-)
-SELECT numbered.*, now() AS event_time, 'retry time reached' AS event_message FROM numbered
-ORDER BY event_position;
+), /*part: moved_events*/;
 
 -- name: release_dependents
 -- One statement for all dependents, however many: decrement each counter and move a
