@@ -12,9 +12,11 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from workengine.api.decoding import Undecodable
 from workengine.domain import errors
 
 log = logging.getLogger(__name__)
+
 
 STATUS_OF: dict[type[errors.WorkEngineError], grpc.StatusCode] = {
     errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
@@ -78,6 +80,16 @@ async def abort(context: grpc.aio.ServicerContext[Any, Any], error: Exception) -
     await _abort(context, error)
 
 
+def require_decoded(request: Any) -> None:
+    """INVALID_ARGUMENT for a request whose bytes did not parse (see api/decoding.py)."""
+    if isinstance(request, Undecodable):
+        raise errors.InvalidArgument(
+            "request",
+            f"is not a valid {request.message_name} message (malformed protobuf, or a string "
+            "field that is not valid UTF-8)",
+        )
+
+
 def unary(
     method: Callable[[Any, Request, Any], Awaitable[Response]],
 ) -> Callable[[Any, Request, Any], Awaitable[Response]]:
@@ -86,6 +98,7 @@ def unary(
     @functools.wraps(method)
     async def wrapper(self: Any, request: Request, context: Any) -> Response:
         try:
+            require_decoded(request)
             return await method(self, request, context)
         except Exception as error:
             await _abort(context, error)
@@ -100,6 +113,7 @@ def streaming(
     @functools.wraps(method)
     async def wrapper(self: Any, request: Request, context: Any) -> AsyncIterator[Response]:
         try:
+            require_decoded(request)
             async for item in method(self, request, context):
                 yield item
         except Exception as error:

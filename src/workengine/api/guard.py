@@ -13,7 +13,7 @@ from typing import Any
 
 import grpc
 
-from workengine.api.errors import abort
+from workengine.api.errors import abort, require_decoded
 from workengine.domain import access
 from workengine.domain.access import Principal, Scope
 from workengine.domain.errors import ResourceExhausted
@@ -136,7 +136,9 @@ class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def _guard_unary(self, rpc: str, authorization: list[str], inner: Behavior) -> Behavior:
         async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
-                await self.authorize(await self.principal(authorization), rpc, request)
+                principal = await self.principal(authorization)
+                require_decoded(request)  # the rules read the request's fields
+                await self.authorize(principal, rpc, request)
             except Exception as error:
                 await abort(context, error)
             return await inner(request, context)
@@ -147,6 +149,7 @@ class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             try:
                 principal = await self.principal(authorization)
+                require_decoded(request)  # the rules read the request's fields
                 await self.authorize(principal, rpc, request)
                 if self.authenticating:
                     client = described = principal.name

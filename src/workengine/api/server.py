@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from workengine.api.decoding import add_work_engine_service
 from workengine.api.guard import DEFAULT_MAX_STREAMS_PER_CLIENT, Guard
 from workengine.api.reflection import add_reflection
 from workengine.api.servicer import WorkEngineServicer
 from workengine.engine import WorkEngine
-from workengine.v1 import work_engine_service_pb2, work_engine_service_pb2_grpc
+from workengine.v1 import work_engine_service_pb2
 
 SERVICE_NAME = work_engine_service_pb2.DESCRIPTOR.services_by_name["WorkEngineService"].full_name
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
@@ -86,7 +87,9 @@ async def start_server(
             *security.extra_options,
         ],
     )
-    work_engine_service_pb2_grpc.add_WorkEngineServiceServicer_to_server(WorkEngineServicer(engine), server)
+    # Not the generated add_WorkEngineServiceServicer_to_server: undecodable requests must be
+    # INVALID_ARGUMENT, not grpcio's UNKNOWN (see api/decoding.py).
+    add_work_engine_service(WorkEngineServicer(engine), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     # Reflection answers with the commented descriptors, so `grpcurl describe` shows the docs.
