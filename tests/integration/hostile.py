@@ -52,6 +52,7 @@ ODD_TEXT = [
     " ",
     "\x00",
     "ada\x00",
+    "ada\n",
     "\x00ada",
     "UTC\x00",
     "Europe",
@@ -172,12 +173,17 @@ def _scalar(field: FD) -> st.SearchStrategy[Any]:
     return _integers(*INT64)
 
 
-def _repeated(element: st.SearchStrategy[Any], *, strings: bool) -> st.SearchStrategy[list[Any]]:
-    # Past the documented counts (64 capabilities, 32 tags, 1,000 excluded ids, ...).
+def _repeated(field: FD, element: st.SearchStrategy[Any]) -> st.SearchStrategy[list[Any]]:
+    choices = [st.lists(element, max_size=4)]
+    # Past the documented counts (64 capabilities, 32 tags, 1,000 excluded ids, ...), with
+    # small entries: a huge entry times 10,000 would only measure the test's own memory.
     counts = st.sampled_from([33, 65, 257, 1_001, 10_001])
-    choices = [st.lists(element, max_size=4), st.builds(lambda n, v: [v] * n, counts, element)]
-    if strings:  # distinct, well-formed ids: only the count is wrong
-        choices.append(st.builds(lambda n: [f"id-{i}" for i in range(n)], counts))
+    if field.type == FD.TYPE_STRING:
+        short = st.sampled_from(["", "\x00", "ada", "t-todo", "x" * 65, "'; --"])
+        choices.append(st.builds(lambda n, v: [v] * n, counts, short))
+        choices.append(st.builds(lambda n: [f"id-{i}" for i in range(n)], counts))  # distinct, valid
+    elif field.message_type is None:
+        choices.append(st.builds(lambda n, v: [v] * n, counts, _scalar(field)))
     return st.one_of(*choices)
 
 
@@ -217,7 +223,7 @@ def _field_values(field: FD, depth: int) -> st.SearchStrategy[Any]:
         else:
             single = messages(field.message_type, depth + 1)
     if field.is_repeated:
-        return _repeated(single, strings=field.type == FD.TYPE_STRING)
+        return _repeated(field, single)
     return single
 
 

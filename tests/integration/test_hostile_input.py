@@ -12,6 +12,8 @@ it is added. `derandomize=True`: CI runs the same examples every time.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 from collections.abc import Callable
 from typing import Any
@@ -23,8 +25,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 
 from tests.integration import hostile
-from tests.integration.helpers import Stub, claim, complete, create, register
+from tests.integration.helpers import Stub, claim, complete, create, expect_error, register
 from workengine.api.server import SERVICE_NAME
+from workengine.domain.model import TaskFilter
+from workengine.engine import paging
 from workengine.v1 import work_engine_service_pb2 as pb
 
 SERVICE = pb.DESCRIPTOR.services_by_name["WorkEngineService"]
@@ -166,3 +170,44 @@ async def test_undecodable_request_is_invalid_argument(payload: bytes, target: s
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value.details()
     check_answer(SERVICE.methods_by_name["GetTask"], payload, raised.value.code(), raised.value.details() or "")
 
+
+
+# Regressions, one per bug the fuzzing above (or reading along with it) found.
+
+
+def forged_token(created_at: str, item_id: object, filters: object) -> str:
+    """A page token as the server writes it, with a correct digest: the digest is no secret."""
+    payload = json.dumps([created_at, item_id, paging._filter_digest(filters)])
+    return base64.urlsafe_b64encode(payload.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "created_at, item_id",
+    [
+        ("2026-01-01T00:00:00+00:00", "a\x00b"),  # was INTERNAL: the driver refuses NUL
+        ("2026-01-01T00:00:00+00:00", "\ud800"),  # was INTERNAL: a lone surrogate cannot be encoded
+        ("2026-01-01T00:00:00+00:00", {"a": 1}),
+        ("2026-01-01T00:00:00+00:00", None),
+        ("2026-01-01T00:00:00", "t-1"),  # naive: not what the server writes
+    ],
+    ids=["nul", "surrogate", "object", "null", "naive-time"],
+)
+async def test_forged_page_token_is_invalid_argument(stub: Stub, created_at: str, item_id: object) -> None:
+    tasks = forged_token(created_at, item_id, TaskFilter())
+    orchestrators = forged_token(created_at, item_id, ("orchestrators", None))
+    await expect_error(
+        stub.ListTasks(pb.ListTasksRequest(page_token=tasks)), grpc.StatusCode.INVALID_ARGUMENT, "page_token"
+    )
+    await expect_error(
+        stub.ListOrchestrators(pb.ListOrchestratorsRequest(page_token=orchestrators)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "page_token",
+    )
+
+
+async def test_id_with_trailing_newline_is_refused(stub: Stub) -> None:
+    # The id pattern ended in "$", which also matches before a final newline.
+    await expect_error(register(stub, "ada\n"), grpc.StatusCode.INVALID_ARGUMENT, "orchestrator_id")
+    await register(stub, "ada")
+    await expect_error(create(stub, task_id="t-1\n"), grpc.StatusCode.INVALID_ARGUMENT, "task_id")
+    await expect_error(create(stub, workspace_id="ws\n"), grpc.StatusCode.INVALID_ARGUMENT, "workspace_id")

@@ -13,7 +13,7 @@ from workengine.domain import attempts
 from workengine.domain.errors import InvalidArgument
 from workengine.domain.model import JsonObject, NewOrchestrator, NewTask, TaskResult
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+ID_PATTERN = re.compile(r"\A[A-Za-z0-9._:\-]{1,128}\Z")  # \Z: "$" would let "id\n" through
 MAX_TITLE = 500
 MAX_DESCRIPTION = 20_000
 MAX_SHORT_TEXT = 200

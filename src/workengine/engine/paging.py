@@ -8,6 +8,7 @@ import json
 from datetime import datetime
 
 from workengine.domain.errors import InvalidArgument
+from workengine.domain.validation import ID_PATTERN
 
 # Tokens this server issues are about 150 characters; anything far longer is not one of them.
 MAX_TOKEN_LENGTH = 1024
@@ -29,9 +30,14 @@ def decode(token: str, filters: object) -> tuple[datetime, str] | None:
         raise InvalidArgument("page_token", "is not a token this server issued")
     try:
         created_at, item_id, digest = json.loads(base64.urlsafe_b64decode(token.encode()))
-        position = (datetime.fromisoformat(created_at), str(item_id))
+        position = (datetime.fromisoformat(created_at), item_id)
     except (ValueError, TypeError, RecursionError):
         raise InvalidArgument("page_token", "is not a token this server issued") from None
+    # The digest is no secret: a forged token can be well-formed. What goes to the database
+    # must be what this server writes (an aware time, an id), not a NUL byte or a lone
+    # surrogate the driver cannot send.
+    if not isinstance(item_id, str) or not ID_PATTERN.match(item_id) or position[0].tzinfo is None:
+        raise InvalidArgument("page_token", "is not a token this server issued")
     if digest != _filter_digest(filters):
         raise InvalidArgument("page_token", "was issued for different filters")
     return position
