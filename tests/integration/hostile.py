@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from google.protobuf import descriptor as pb_descriptor
-from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from hypothesis import strategies as st
@@ -80,13 +80,13 @@ HUGE_LENGTHS = [129, 201, 501, 2_001, 4_001, 8_001, 20_001, 65_537, 1_000_001]
 
 
 def _texts() -> st.SearchStrategy[str]:
-    characters = st.characters(exclude_categories=("Cs",))  # protobuf cannot encode lone surrogates
+    characters = st.characters(exclude_categories=["Cs"])  # protobuf cannot encode lone surrogates
     return st.one_of(
         st.sampled_from(KNOWN_IDS),
         st.sampled_from(SQL_FRAGMENTS),
         st.sampled_from(ODD_TEXT),
         st.text(characters, max_size=40),
-        st.builds(lambda n, c: c * n, st.sampled_from(HUGE_LENGTHS), st.sampled_from(["a", "\u00e9", "\x00"])),
+        st.builds(lambda n, c: c * n, st.sampled_from(HUGE_LENGTHS), st.sampled_from(["a", "\xe9", "\x00"])),
     )
 
 
@@ -162,6 +162,7 @@ def _scalar(field: FD) -> st.SearchStrategy[Any]:
     if kind in (FD.TYPE_DOUBLE, FD.TYPE_FLOAT):
         return st.floats(width=64 if kind == FD.TYPE_DOUBLE else 32)
     if kind == FD.TYPE_ENUM:
+        assert field.enum_type is not None
         known = [v.number for v in field.enum_type.values]
         return st.one_of(st.sampled_from(known), _integers(*INT32))
     if kind in (FD.TYPE_INT32, FD.TYPE_SINT32, FD.TYPE_SFIXED32):
@@ -346,8 +347,8 @@ SQL_WORDS = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|WHERE|FROM|JOIN|RETURNIN
 def leaks(details: str, request: bytes) -> str | None:
     """The part of a status message that should not be there, or None."""
     if found := LEAKS.search(details):
-        return found[0]
+        return found.group(0)
     for word in SQL_WORDS.findall(details):
-        if word.encode() not in request:
-            return word
+        if str(word).encode() not in request:
+            return str(word)
     return None

@@ -168,8 +168,8 @@ async def test_undecodable_request_is_invalid_argument(payload: bytes, target: s
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await raw.unary_unary(f"/{SERVICE_NAME}/GetTask")(payload, timeout=5)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value.details()
-    check_answer(SERVICE.methods_by_name["GetTask"], payload, raised.value.code(), raised.value.details() or "")
-
+    details = raised.value.details() or ""
+    check_answer(SERVICE.methods_by_name["GetTask"], payload, raised.value.code(), details)
 
 
 # Regressions, one per bug the fuzzing above (or reading along with it) found.
