@@ -75,7 +75,7 @@ class Rpcs:
             code = OK
         except grpc.aio.AioRpcError as error:
             response, code = None, error.code()
-            if code not in (UNAVAILABLE, grpc.StatusCode.ALREADY_EXISTS):
+            if code not in (UNAVAILABLE, grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.DEADLINE_EXCEEDED):
                 self.unexpected.append(f"{code.name}: {error.details()}")
         self.attempted += 1
         self.codes[code.name] += 1
@@ -92,10 +92,12 @@ def backoff(attempt: int) -> float:
 @dataclass
 class RestartReport:
     outages: int = 0
+    outage_modes: Counter[str] = field(default_factory=Counter)
     rpcs: Rpcs = field(default_factory=Rpcs)
     outage_probes: int = 0
     outage_probe_codes: Counter[str] = field(default_factory=Counter)
-    slowest_outage_answer: float = 0.0  # seconds, probes sent while the database was down
+    # Per kind of outage, seconds: probes sent while the database was down.
+    slowest_outage_answer: dict[str, float] = field(default_factory=dict)
     slowest_recovery: float = 0.0  # seconds from the database's start to the first OK
     tasks_created: int = 0
     completions_answered_ok: int = 0
@@ -111,6 +113,12 @@ class RestartReport:
     events_repeated: dict[str, int] = field(default_factory=dict)
     watch_reconnects: dict[str, int] = field(default_factory=dict)
     serve_exit_code: int | None = None
+    server_output: list[str] = field(default_factory=list)
+
+    @property
+    def server_errors(self) -> list[str]:
+        """Lines of the server's log that report a failure it did not handle."""
+        return [line for line in self.server_output if "Traceback" in line or " ERROR " in line]
 
     @property
     def tasks_lost(self) -> int:
@@ -118,7 +126,7 @@ class RestartReport:
 
     def rows(self) -> list[tuple[str, str]]:
         return [
-            ("faults injected (database stopped and started)", f"{self.outages}"),
+            ("faults injected (database stopped or frozen)", f"{self.outages} {dict(self.outage_modes)}"),
             ("RPCs attempted", f"{self.rpcs.attempted:,}"),
             ("  answered UNAVAILABLE", f"{self.rpcs.codes['UNAVAILABLE']:,}"),
             ("  answered with another error", f"{len(self.rpcs.unexpected)}"),
@@ -126,7 +134,14 @@ class RestartReport:
                 "probes during outages, all UNAVAILABLE",
                 f"{self.outage_probes} ({dict(self.outage_probe_codes)})",
             ),
-            ("slowest answer during an outage", f"{self.slowest_outage_answer * 1000:.0f} ms"),
+            (
+                "slowest answer during an outage, by kind",
+                ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in self.slowest_outage_answer.items()),
+            ),
+            (
+                "calls caught mid-transaction by a freeze (DEADLINE_EXCEEDED)",
+                f"{self.rpcs.codes['DEADLINE_EXCEEDED']}",
+            ),
             ("slowest recovery after the database started", f"{self.slowest_recovery:.2f} s"),
             ("tasks created / DONE", f"{self.tasks_created} / {self.done}"),
             ("completions answered OK", f"{self.completions_answered_ok}"),
@@ -135,6 +150,7 @@ class RestartReport:
                 f"{self.ambiguous_claims} ({self.left_in_progress})",
             ),
             ("tasks lost", f"{self.tasks_lost}"),
+            ("server log lines with ERROR or a traceback", f"{len(self.server_errors)}"),
             ("events committed in the workspace", f"{self.events_committed}"),
             ("events missed (held stream / resumed stream)", _pair(self.events_missed)),
             ("events repeated (held / resumed)", _pair(self.events_repeated)),
@@ -202,7 +218,7 @@ class RestartRun:
                 )
             )
             if claimed is None:
-                if code == UNAVAILABLE:
+                if code in (UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                     self.report.ambiguous_claims += 1
                 failures += 1
                 await asyncio.sleep(backoff(failures))
@@ -230,7 +246,7 @@ class RestartRun:
                 if done is not None:
                     self.completed.add(task_id)
                     break
-                if code != UNAVAILABLE:
+                if code not in (UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                     break
                 await asyncio.sleep(backoff(retry))
 
@@ -270,7 +286,7 @@ class RestartRun:
         await self.down.wait()
         stream.cancel()
 
-    async def probe_outage(self, seconds: float) -> None:
+    async def probe_outage(self, seconds: float, mode: str) -> None:
         """GetTask, one after another, while the database is down."""
         until = time.monotonic() + seconds
         while time.monotonic() < until:
@@ -279,7 +295,8 @@ class RestartRun:
             )
             self.report.outage_probes += 1
             self.report.outage_probe_codes[code.name] += 1
-            self.report.slowest_outage_answer = max(self.report.slowest_outage_answer, elapsed)
+            slowest = self.report.slowest_outage_answer
+            slowest[mode] = max(slowest.get(mode, 0.0), elapsed)
             await asyncio.sleep(0.1)
 
     async def probe_recovery(self) -> None:
@@ -295,14 +312,24 @@ class RestartRun:
                 raise AssertionError("the service did not recover within 60 s of the database's start")
             await asyncio.sleep(0.05)
 
-    async def outages(self, database: RestartableDatabase, count: int, up: float, down: float) -> None:
+    async def outages(
+        self, database: RestartableDatabase, count: int, up: float, down: float, modes: tuple[str, ...]
+    ) -> None:
         for index in range(count):
             await asyncio.sleep(up)
-            await asyncio.to_thread(database.server.halt, "immediate" if index % 2 == 0 else "fast")
+            mode = modes[index % len(modes)]
+            if mode == "freeze":
+                database.server.freeze()
+            else:
+                await asyncio.to_thread(database.server.halt, mode)
             self.down.set()
             self.report.outages += 1
-            await self.probe_outage(down)
-            await asyncio.to_thread(database.server.resume)
+            self.report.outage_modes[mode] += 1
+            await self.probe_outage(down, mode)
+            if mode == "freeze":
+                database.server.thaw()
+            else:
+                await asyncio.to_thread(database.server.resume)
             self.down.clear()
             await self.probe_recovery()
 
@@ -316,6 +343,7 @@ async def _restart(
     outages: int,
     up: float,
     down: float,
+    modes: tuple[str, ...],
 ) -> RestartReport:
     report = RestartReport()
     async with grpc.aio.insecure_channel(served.target) as channel:
@@ -340,7 +368,7 @@ async def _restart(
         workers = [asyncio.create_task(run.daemon(f"d{i}")) for i in range(daemons)]
         producing_seconds = outages * (up + down) + up
         producer = asyncio.create_task(run.producer(tasks, producing_seconds))
-        await run.outages(database, outages, up, down)
+        await run.outages(database, outages, up, down, modes)
         await producer
         await asyncio.gather(*workers)
         report.tasks_created = len(run.created)
@@ -395,19 +423,30 @@ async def _count_outcomes(url: str, run: RestartRun, report: RestartReport) -> N
 
 
 def database_restart(
-    *, tasks: int = 300, daemons: int = 4, outages: int = 2, up: float = 2.0, down: float = 3.0
+    *,
+    tasks: int = 300,
+    daemons: int = 4,
+    outages: int = 2,
+    up: float = 2.0,
+    down: float = 3.0,
+    modes: tuple[str, ...] = ("immediate", "fast"),
 ) -> RestartReport:
-    """The database-restart run on a fresh embedded PostgreSQL of its own."""
+    """The database-restart run on a fresh embedded PostgreSQL of its own. `modes` cycle over
+    the outages: "immediate" (a crash), "fast" (a clean stop), "freeze" (SIGSTOP: the
+    database neither answers nor refuses)."""
     database = RestartableDatabase()
     served = None
     try:
         migrate(database.url)
         served = Served(database.url, "--no-migrate")
         report = asyncio.run(
-            _restart(database, served, tasks=tasks, daemons=daemons, outages=outages, up=up, down=down)
+            _restart(
+                database, served, tasks=tasks, daemons=daemons, outages=outages, up=up, down=down, modes=modes
+            )
         )
         served.process.send_signal(signal.SIGTERM)
         report.serve_exit_code = served.process.wait(30)
+        report.server_output = served.output
         return report
     finally:
         if served is not None:
@@ -427,9 +466,12 @@ class ShutdownReport:
     cut_completion: str = ""  # still held at the grace period: a clean status
     cut_task_after: str = ""  # that task afterwards: still IN_PROGRESS, no result, no event
     streams: list[str] = field(default_factory=list)  # "CODE: message" per stream
+    streams_ended_seconds: float = 0.0  # from SIGTERM to the end of the last stream read
     long_poll: str = ""
     flood: Counter[str] = field(default_factory=Counter)  # codes of calls sent around SIGTERM
     flood_ok_after_signal: int = 0
+    flood_other: list[str] = field(default_factory=list)  # neither OK nor UNAVAILABLE
+    server_output: list[str] = field(default_factory=list)
     inconsistent_tasks: int = 0  # status differs from the status of the task's last event
 
     def rows(self) -> list[tuple[str, str]]:
@@ -439,12 +481,37 @@ class ShutdownReport:
             ("CompleteTask in flight, released in grace", self.held_completion),
             ("CompleteTask still held at grace end", self.cut_completion),
             ("  that task afterwards", self.cut_task_after),
-            ("watch streams", "; ".join(s.split(":")[0] for s in self.streams)),
+            (
+                "watch streams: status, ended after SIGTERM within",
+                f"{', '.join(s.split(':')[0] for s in self.streams)}; "
+                f"{self.streams_ended_seconds * 1000:.0f} ms",
+            ),
             ("long-poll claim", self.long_poll),
             ("unary calls around SIGTERM", f"{sum(self.flood.values())} {dict(self.flood)}"),
             ("  answered OK after SIGTERM was sent", f"{self.flood_ok_after_signal}"),
             ("tasks whose status disagrees with their last event", f"{self.inconsistent_tasks}"),
         ]
+
+
+async def _stream_end(stream: Any) -> tuple[str, float]:
+    """Reads a stream to its end: ("CODE: message", the monotonic time it ended at)."""
+    try:
+        while True:
+            await asyncio.wait_for(stream.read(), 30)  # events buffered before the end, if any
+    except grpc.aio.AioRpcError as error:
+        return f"{error.code().name}: {error.details()}", time.monotonic()
+    except TimeoutError:
+        return "still open 30 s after its last message", time.monotonic()
+
+
+async def _exit_time(served: Served) -> tuple[int, float]:
+    """The process's exit code, and the monotonic time it exited at."""
+
+    def wait() -> tuple[int, float]:
+        code = served.process.wait(60)
+        return code, time.monotonic()
+
+    return await asyncio.to_thread(wait)
 
 
 async def _waiting_on_locks(url: str, count: int) -> None:
@@ -497,6 +564,7 @@ async def _sigterm(url: str, served: Served, grace: float, flood_tasks: int) -> 
         ]
         for stream in streams:
             await asyncio.wait_for(stream.read(), 10)  # the snapshot: the stream is open
+        stream_ends = [asyncio.create_task(_stream_end(stream)) for stream in streams]
         long_poll = asyncio.create_task(
             _status(
                 stub.ClaimNextTask(
@@ -529,17 +597,22 @@ async def _sigterm(url: str, served: Served, grace: float, flood_tasks: int) -> 
             while time.monotonic() < flood_stop:
                 progress = (progress + 1) % 100
                 request = pb.UpdateTaskProgressRequest(task_id=task_id, attempt=1, progress=progress)
-                code, _, _ = await _status(stub.UpdateTaskProgress(request, timeout=10))
+                code, details, _ = await _status(stub.UpdateTaskProgress(request, timeout=10))
                 report.flood[code.name] += 1
+                if code not in (OK, UNAVAILABLE):
+                    report.flood_other.append(f"UpdateTaskProgress {code.name}: {details}")
                 if code == OK and signalled.is_set():
                     report.flood_ok_after_signal += 1
-                code, _, _ = await _status(stub.GetTask(pb.GetTaskRequest(task_id=task_id), timeout=10))
+                code, details, _ = await _status(stub.GetTask(pb.GetTaskRequest(task_id=task_id), timeout=10))
                 report.flood[code.name] += 1
+                if code not in (OK, UNAVAILABLE):
+                    report.flood_other.append(f"GetTask {code.name}: {details}")
 
         flooding = [asyncio.create_task(flood(i)) for i in range(flood_tasks)]
         await asyncio.sleep(0.5)
         signalled_at = time.monotonic()
         served.process.send_signal(signal.SIGTERM)
+        exited = asyncio.create_task(_exit_time(served))
         signalled.set()
         await asyncio.sleep(min(1.0, grace / 3))
         await held_lock.commit()  # within the grace period: this call must finish OK
@@ -551,24 +624,18 @@ async def _sigterm(url: str, served: Served, grace: float, flood_tasks: int) -> 
             else f"{code.name}: {details}"
         )
         await asyncio.gather(*flooding)
-        for stream in streams:
-            try:
-                while True:
-                    await asyncio.wait_for(stream.read(), 30)  # events buffered before the end
-            except grpc.aio.AioRpcError as error:
-                report.streams.append(f"{error.code().name}: {error.details()}")
-            except TimeoutError:
-                report.streams.append("still open after 30 s")
-            else:
-                report.streams.append("OK")
+        for ending in stream_ends:
+            status, seconds = await ending
+            report.streams.append(status)
+            report.streams_ended_seconds = max(report.streams_ended_seconds, seconds - signalled_at)
         code, _, claimed = await long_poll
         report.long_poll = (
             f"{code.name}, {'a task' if claimed and claimed.HasField('context') else 'no task'}"
         )
         code, details, _ = await cut
         report.cut_completion = f"{code.name}: {details}"
-        report.exit_code = await asyncio.to_thread(served.process.wait, 60)
-        report.exit_seconds = time.monotonic() - signalled_at
+        report.exit_code, exit_time = await exited
+        report.exit_seconds = exit_time - signalled_at
         await cut_lock.commit()  # only now, after the process is gone
         await cut_lock.close()
     async with await psycopg.AsyncConnection.connect(url) as connection:
@@ -596,7 +663,9 @@ def sigterm(database_url: str, *, grace: float = 5.0, flood_tasks: int = 8) -> S
     env = {**os.environ, "WORKENGINE_SHUTDOWN_GRACE": str(grace)}
     served = Served(database_url, "--no-migrate", env=env)
     try:
-        return asyncio.run(_sigterm(database_url, served, grace, flood_tasks))
+        report = asyncio.run(_sigterm(database_url, served, grace, flood_tasks))
+        report.server_output = served.output
+        return report
     finally:
         served.stop()
 
@@ -616,7 +685,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["restart", "sigterm"])
     parser.add_argument("--tasks", type=int, default=600)
     parser.add_argument("--daemons", type=int, default=8)
-    parser.add_argument("--outages", type=int, default=4)
+    parser.add_argument("--outages", type=int, default=6, help="cycling crash, clean stop, freeze")
     parser.add_argument("--down", type=float, default=3.0, help="seconds the database stays down")
     parser.add_argument("--up", type=float, default=2.0, help="seconds of work between outages")
     parser.add_argument("--grace", type=float, default=5.0)
@@ -624,7 +693,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.only != "sigterm":
         restart = database_restart(
-            tasks=args.tasks, daemons=args.daemons, outages=args.outages, up=args.up, down=args.down
+            tasks=args.tasks,
+            daemons=args.daemons,
+            outages=args.outages,
+            up=args.up,
+            down=args.down,
+            modes=("immediate", "fast", "freeze"),
         )
         _print("Database restart (embedded PostgreSQL of the run's own)", restart.rows())
     if args.only != "restart":

