@@ -101,6 +101,7 @@ class RestartReport:
     slowest_recovery: float = 0.0  # seconds from the database's start to the first OK
     tasks_created: int = 0
     completions_answered_ok: int = 0
+    progress_answered_ok: int = 0
     ambiguous_claims: int = 0  # claims answered UNAVAILABLE: may have started a task
     # From the database afterwards.
     created_but_missing: int = 0
@@ -229,12 +230,14 @@ class RestartRun:
                     return
                 continue
             task_id, attempt = claimed.context.task.id, claimed.attempt
-            await self.rpcs.call(
+            progressed, _, _ = await self.rpcs.call(
                 self.stub.UpdateTaskProgress(
                     pb.UpdateTaskProgressRequest(task_id=task_id, attempt=attempt, progress=50, message=name),
                     timeout=10,
                 )
             )
+            if progressed is not None:  # a report is not retried: best effort, like a daemon's
+                self.report.progress_answered_ok += 1
             request = pb.CompleteTaskRequest(
                 task_id=task_id,
                 attempt=attempt,
