@@ -610,6 +610,8 @@ async def _sigterm(url: str, served: Served, grace: float, flood_tasks: int) -> 
                 report.flood[code.name] += 1
                 if code not in (OK, UNAVAILABLE):
                     report.flood_other.append(f"GetTask {code.name}: {details}")
+                if code == UNAVAILABLE:
+                    await asyncio.sleep(0.05)  # as a client backs off
 
         flooding = [asyncio.create_task(flood(i)) for i in range(flood_tasks)]
         await asyncio.sleep(0.5)
