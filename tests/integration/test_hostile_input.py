@@ -26,10 +26,12 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.integration import hostile
 from tests.integration.helpers import Stub, claim, complete, create, expect_error, register
-from workengine.api.server import SERVICE_NAME
+from workengine.api.server import SERVICE_NAME, Security, start_server
 from workengine.domain.model import TaskFilter
-from workengine.engine import paging
+from workengine.engine import WorkEngine, paging
+from workengine.store.database import Database
 from workengine.v1 import work_engine_service_pb2 as pb
+from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
 
 SERVICE = pb.DESCRIPTOR.services_by_name["WorkEngineService"]
 METHODS = list(SERVICE.methods)
@@ -211,3 +213,34 @@ async def test_id_with_trailing_newline_is_refused(stub: Stub) -> None:
     await register(stub, "ada")
     await expect_error(create(stub, task_id="t-1\n"), grpc.StatusCode.INVALID_ARGUMENT, "task_id")
     await expect_error(create(stub, workspace_id="ws\n"), grpc.StatusCode.INVALID_ARGUMENT, "workspace_id")
+
+
+async def test_undecodable_request_with_an_orchestrator_token_is_invalid_argument(database_url: str) -> None:
+    # With authentication on, the guard reads the request's fields to authorize an
+    # orchestrator's call: an undecodable request reached it as a placeholder without them.
+    engine = WorkEngine(Database(database_url, pool_size=4))
+    running = await start_server(engine, "127.0.0.1", 0, Security(admin_token="admin-secret"))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as raw:
+            admin = pb_grpc.WorkEngineServiceStub(raw)
+            registered = await admin.RegisterOrchestrator(
+                pb.RegisterOrchestratorRequest(orchestrator_id="ada", display_name="Ada"),
+                metadata=[("authorization", "Bearer admin-secret")],
+            )
+            as_ada = [("authorization", f"Bearer {registered.token}")]
+            for rpc in ("GetTask", "ListTasks", "WatchTaskProgress"):
+                path = f"/{SERVICE_NAME}/{rpc}"
+                call = (
+                    raw.unary_stream(path)(b"\x0a\x02\xff\xfe", metadata=as_ada, timeout=5)
+                    if rpc == "WatchTaskProgress"
+                    else raw.unary_unary(path)(b"\x0a\x02\xff\xfe", metadata=as_ada, timeout=5)
+                )
+                with pytest.raises(grpc.aio.AioRpcError) as raised:
+                    if rpc == "WatchTaskProgress":
+                        await call.read()
+                    else:
+                        await call
+                assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (rpc, raised.value.details())
+    finally:
+        await running.stop(0)
+        await engine.close()
