@@ -70,12 +70,6 @@ def frozen_target() -> Iterator[tuple[faults.RestartableDatabase, str]]:
         database.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="since issue 6's pool (no ping when a connection is taken), a call on a pooled "
-    "connection to a frozen database waits for its deadline; fixed on branch issue5-faults "
-    "for the SQLAlchemy pool, open here",
-)
 def test_frozen_database_is_unavailable_within_the_connect_timeout(
     frozen_target: tuple[faults.RestartableDatabase, str],
 ) -> None:

@@ -8,7 +8,9 @@ CPU per task lifecycle (issue 6). Migrations still use SQLAlchemy, through Alemb
 from __future__ import annotations
 
 import asyncio
+import os
 import select
+import socket
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,6 +30,14 @@ types.register()
 # resolve a conflict with a concurrent one, and running it again is the documented remedy.
 CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})
 APPLICATION_NAME = "workengine"
+# A database that stops answering (a hung host, a frozen process, a network dropping packets)
+# must give UNAVAILABLE within seconds, not hold calls until their deadline. A new connection
+# gives up after CONNECT_TIMEOUT (libpq's minimum is 2); a session still running after
+# SLOW_SESSION_SECONDS makes the pool check, with a fresh connection, that the database
+# answers at all; if it does not, the session is cut short (UNAVAILABLE). A slow statement on
+# a live database just goes on (one probe per SLOW_SESSION_SECONDS while it lasts).
+CONNECT_TIMEOUT = 2
+SLOW_SESSION_SECONDS = 1.5
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
 
@@ -101,7 +111,7 @@ class Pool:
                 # Forced, not taken from the URL: the event log's watermark tells WorkEngine's own
                 # transactions (which may write events) from everyone else's by this name.
                 application_name=APPLICATION_NAME,
-                connect_timeout=10,
+                connect_timeout=CONNECT_TIMEOUT,
             )
         except psycopg.OperationalError as error:
             raise Unavailable("database unavailable") from error
@@ -118,6 +128,55 @@ class Pool:
     async def close(self) -> None:
         while self._idle:
             await self._idle.pop().close()
+
+    async def answers(self) -> bool:
+        """Whether the database accepts a new connection within CONNECT_TIMEOUT."""
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT + 1):
+                probe = await psycopg.AsyncConnection.connect(
+                    self._url, application_name=APPLICATION_NAME, connect_timeout=CONNECT_TIMEOUT
+                )
+            await probe.close()
+        except (psycopg.Error, OSError, TimeoutError):
+            return False
+        return True
+
+
+class Watchdog:
+    """Cuts a session short when it runs long on a database that no longer answers: shuts its
+    connection's socket down, so the statement waiting on it fails at once (UNAVAILABLE).
+    Cancelling the call instead would make psycopg try to cancel the query on the server,
+    which does not answer either (10 s more)."""
+
+    def __init__(self, pool: Pool, connection: Connection) -> None:
+        self._pool = pool
+        self._connection = connection
+        self._timer: asyncio.TimerHandle | None = None
+        self._probe: asyncio.Task[None] | None = None
+        self._arm()
+
+    def _arm(self) -> None:
+        self._timer = asyncio.get_running_loop().call_later(SLOW_SESSION_SECONDS, self._check)
+
+    def _check(self) -> None:
+        self._probe = asyncio.get_running_loop().create_task(self._probe_database())
+
+    async def _probe_database(self) -> None:
+        if await self._pool.answers():
+            self._arm()
+            return
+        await self._pool.close()  # its idle connections lead to the same silent database
+        try:
+            with socket.socket(fileno=os.dup(self._connection.fileno())) as connected:
+                connected.shutdown(socket.SHUT_RDWR)
+        except (OSError, psycopg.Error):
+            pass  # already closed
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._probe is not None:
+            self._probe.cancel()
 
 
 class Database:
@@ -154,6 +213,7 @@ class Database:
     @asynccontextmanager
     async def _session(self, *, autocommit: bool) -> AsyncIterator[Transaction]:
         connection = await self.pool.acquire()
+        watchdog = Watchdog(self.pool, connection)
         try:
             try:
                 if autocommit:
@@ -165,6 +225,7 @@ class Database:
                 await _roll_back(connection)
                 raise
             finally:
+                watchdog.stop()
                 if autocommit and connection.info.transaction_status is TransactionStatus.IDLE:
                     await connection.set_autocommit(False)
         except psycopg.Error as error:
