@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import pytest
@@ -267,3 +267,47 @@ async def test_listener_reconnects_promptly_after_earlier_drops_were_recovered(
     await wait_for_listeners(database_url, 1, besides=before)
     assert time.monotonic() - started < 1.0, "the sixth reconnect waited out an ever-growing backoff"
     assert watched.feed.listener is not None
+
+
+async def test_a_second_overflow_while_sending_the_held_events_loses_nothing(replica: ReplicaFactory) -> None:
+    # The reliability harness lost ~1,000 events of a slow stream: its queue overflowed again
+    # while the events it held from the first overflow were being sent, which moved the
+    # catch-up's start past the events dropped the first time.
+    engine, stub, _ = await replica(FeedSettings(subscriber_buffer=2))
+    await register(stub)
+    task = await create(stub, "task")
+    attempt = await execute(stub, task.id)
+    stream = cast(
+        AsyncGenerator[TaskEvent | Bookmark, None],
+        engine.watcher.watch(WatchTarget(task_id=task.id), keep_open=True),
+    )
+
+    async def published() -> None:
+        async with engine.db.transaction() as tx:
+            head = await tx.head_position()
+        for _ in range(500):
+            if engine.hub.position >= head:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("the feed did not publish the events")
+
+    async def next_progress() -> int:
+        event = await asyncio.wait_for(anext(stream), 5)
+        assert isinstance(event, TaskEvent)
+        return event.task.progress
+
+    snapshot = await anext(stream)
+    assert isinstance(snapshot, TaskEvent) and snapshot.kind is EventKind.SNAPSHOT
+    for percent in range(1, 6):  # 1 and 2 are held; 3 overflows; 4 and 5 are dropped
+        await progress(stub, task.id, attempt, percent)
+    await published()
+    first = await next_progress()  # sends what was held, one at a time
+    for percent in range(6, 9):  # 6 and 7 queue again; 8 overflows a second time
+        await progress(stub, task.id, attempt, percent)
+    await published()
+
+    received = [first] + [await next_progress() for _ in range(7)]
+
+    assert received == list(range(1, 9))
+    assert engine.hub.overflows >= 2
+    await stream.aclose()

@@ -159,13 +159,14 @@ class Watcher:
             if subscription.overflowed:
                 # Too slow for the buffer: send what it holds, then catch up from the event
                 # table from where the feed had to start dropping, while new events queue again.
+                # The start is taken now: the queue may overflow again while the held events are
+                # sent, which moves resume_after past the events dropped the first time.
+                dropped_after = subscription.resume_after
                 for queued in subscription.take_queued():
                     if queued.cursor > last and queued.cursor not in seen:
                         last = queued.cursor
                         yield queued
-                async for replayed in self._backlog(
-                    target, max(last, subscription.resume_after), resuming=False
-                ):
+                async for replayed in self._backlog(target, max(last, dropped_after), resuming=False):
                     if replayed.cursor > last and replayed.cursor not in seen:
                         last = replayed.cursor
                         yield replayed
