@@ -1,11 +1,19 @@
-"""A WorkEngine daemon in Python, over the `workengine.client` library.
+"""A WorkEngine daemon in Python, over the `workengine.client` library: the model to copy.
 
 It registers its orchestrator (or finds it), then loops: claim the best ready task
-(long-polling `--wait` seconds), report progress, complete it with an output naming this
-daemon, and print one JSON line per task. With --exit-when-idle it stops after a claim that
-found nothing; otherwise it runs until Ctrl-C or SIGTERM.
+(long-polling `--wait` seconds, naming itself with `identity`), report progress, do the work
+while a background thread heartbeats every third of the lease, complete it with an output
+naming this daemon, and print one JSON line per task. A heartbeat, progress report or
+completion refused with FAILED_PRECONDITION means the attempt is no longer ours (cancelled,
+lease lost, superseded): it stops that work at once, logs the google.rpc.ErrorInfo reason and
+claims again. With --exit-when-idle it stops after a claim that found nothing; otherwise it
+runs until Ctrl-C or SIGTERM.
 
     python examples/python_daemon.py --target localhost:50051 --orchestrator fleet --name py-1
+
+`--log PATH` appends one JSON line per claim, completion and give-up to PATH (written before
+the work starts and flushed to the kernel, so it survives a SIGKILL): what the reliability
+harness (`python -m bench.reliability`) checks against the server's attempt history.
 
 When WORKENGINE_TOKEN is set, every call carries it as `authorization: Bearer <token>` (a
 server with authentication on needs it: the orchestrator's token, or the admin's).
@@ -19,13 +27,16 @@ import os
 import random
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from types import FrameType
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from workengine.client import WorkEngineClient
 from workengine.v1 import task_pb2
@@ -46,8 +57,31 @@ def ensure_orchestrator(client: WorkEngineClient, orchestrator_id: str) -> None:
                 raise
 
 
-def do_the_work(task: task_pb2.Task) -> dict[str, object]:
-    """Stands in for the agent's real work."""
+def error_reason(error: grpc.RpcError) -> str:
+    """The google.rpc.ErrorInfo reason of a refusal (LEASE_EXPIRED, TASK_CANCELLED,
+    ATTEMPT_SUPERSEDED, ...), or its message when it carries none."""
+    status = rpc_status.from_call(error)
+    for detail in status.details if status is not None else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return str(info.reason)
+    return str(error.details())
+
+
+class Lost(Exception):
+    """The attempt is no longer ours: stop working on it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def do_the_work(task: task_pb2.Task, seconds: float, lost: threading.Event) -> dict[str, object] | None:
+    """Stands in for the agent's real work: `seconds` of it, abandoned (None) as soon as `lost`
+    is set. Real work checks the flag the same way, between steps."""
+    if lost.wait(seconds):
+        return None
     return {"summary": f"did {task.title!r}"}
 
 
@@ -62,27 +96,72 @@ class Stopped(Exception):
     pass
 
 
-def run(client: WorkEngineClient, args: argparse.Namespace) -> int:
+class Heartbeat:
+    """Keeps one attempt's lease while it works: a thread calls Heartbeat every third of the
+    lease. A refusal (FAILED_PRECONDITION) sets `lost` and records its reason; a transient
+    error is tried again at the next beat, which still leaves two beats before the lease ends."""
+
+    def __init__(self, client: WorkEngineClient, task_id: str, attempt: int, lease_seconds: float) -> None:
+        self.client, self.task_id, self.attempt = client, task_id, attempt
+        self.period = max(lease_seconds / 3, 0.1)
+        self.lost = threading.Event()
+        self.reason = ""
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._done.wait(self.period):
+            try:
+                self.client.heartbeat(self.task_id, self.attempt, timeout=self.period)
+            except grpc.RpcError as error:
+                if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                    self.reason = error_reason(error)
+                    self.lost.set()
+                    return
+
+
+def run(client: WorkEngineClient, args: argparse.Namespace, log: IO[str] | None) -> int:
     stopping = False
+    lease = timedelta(seconds=args.lease_duration) if args.lease_duration else None
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
 
+    def record(event: str, task_id: str, attempt: int, **extra: object) -> None:
+        if log is not None:
+            line = {"event": event, "daemon": args.name, "task": task_id, "attempt": attempt, **extra}
+            log.write(json.dumps(line) + "\n")
+            log.flush()  # in the kernel's hands: a SIGKILL right after cannot lose it
+
     def persist(call: Callable[..., T], *call_args: Any, **call_kwargs: Any) -> T:
         """Calls until it gets an answer: the claim, or a report on work already done
-        (progress and completion are safe to repeat). Other errors go to the caller."""
+        (progress and completion are safe to repeat). A refusal (FAILED_PRECONDITION) raises
+        Lost with its reason; other errors go to the caller. Once asked to stop, it still
+        makes the call (a task claimed or worked on is reported, not left to its lease) but
+        no longer retries it (Stopped)."""
         backoff = 0.2
-        while not stopping:
+        while True:
             try:
                 return call(*call_args, **call_kwargs)
             except grpc.RpcError as error:
+                if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                    raise Lost(error_reason(error)) from error
                 if error.code() not in TRANSIENT:
                     raise
+                if stopping:
+                    raise Stopped from error
                 print(f"{args.name}: {error.code().name}; retrying", file=sys.stderr, flush=True)
                 time.sleep(backoff * random.uniform(0.5, 1.5))
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-        raise Stopped
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -90,24 +169,36 @@ def run(client: WorkEngineClient, args: argparse.Namespace) -> int:
     try:
         while not stopping:
             claimed = persist(
-                lambda: client.claim_next_task(args.orchestrator, wait=timedelta(seconds=args.wait))
+                lambda: client.claim_next_task(
+                    args.orchestrator,
+                    wait=timedelta(seconds=args.wait),
+                    lease_duration=lease,
+                    identity=args.name,
+                )
             )
             if not claimed.HasField("context"):
                 if args.exit_when_idle:
                     break
                 continue
             task, attempt = claimed.context.task, claimed.attempt
+            record("claimed", task.id, attempt)
+            lease_seconds = (
+                task.lease_expire_time.ToDatetime() - task.start_time.ToDatetime()
+            ).total_seconds()
             try:
-                persist(client.update_task_progress, task.id, attempt, 50, f"{args.name} is halfway")
-                time.sleep(args.work_seconds)
-                output = {"by": "python", "daemon": args.name, **do_the_work(task)}
+                with Heartbeat(client, task.id, attempt, lease_seconds) as heartbeat:
+                    persist(client.update_task_progress, task.id, attempt, 50, f"{args.name} is halfway")
+                    result = do_the_work(task, args.work_seconds, heartbeat.lost)
+                if result is None:
+                    raise Lost(heartbeat.reason)
+                output = {"by": "python", "daemon": args.name, **result}
                 persist(client.complete_task, task.id, attempt, output=output)
-            except grpc.RpcError as error:
-                # Cancelled, or handed to a newer attempt, while we worked: drop it and go on.
-                if error.code() != grpc.StatusCode.FAILED_PRECONDITION:
-                    raise
-                print(f"{args.name}: gave up {task.id}: {error.details()}", file=sys.stderr, flush=True)
+            except Lost as lost:
+                # Cancelled, lease lost or handed to a newer attempt while we worked: drop it.
+                print(f"{args.name}: gave up {task.id}: {lost.reason}", file=sys.stderr, flush=True)
+                record("gave_up", task.id, attempt, reason=lost.reason)
                 continue
+            record("completed", task.id, attempt)
             processed += 1
             print(json.dumps({"task": task.id, "attempt": attempt}), flush=True)
     except Stopped:
@@ -119,19 +210,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="localhost:50051")
     parser.add_argument("--orchestrator", default="fleet")
-    parser.add_argument("--name", default="python-daemon")
+    parser.add_argument("--name", default="python-daemon", help="also the identity claims carry")
     parser.add_argument("--wait", type=float, default=1.0, help="long-poll seconds per claim")
     parser.add_argument("--work-seconds", type=float, default=0.0, help="simulated work per task")
+    parser.add_argument(
+        "--lease-duration", type=float, help="seconds of lease per claim (default: the task's or server's)"
+    )
+    parser.add_argument("--log", help="append a JSON line per claim, completion and give-up to this file")
     parser.add_argument("--exit-when-idle", action="store_true")
     args = parser.parse_args(argv)
     with WorkEngineClient(args.target, token=os.environ.get("WORKENGINE_TOKEN") or None) as client:
+        log = open(args.log, "a", encoding="utf-8") if args.log else None  # noqa: SIM115
         try:
             ensure_orchestrator(client, args.orchestrator)  # a server that is down now is an error
             print(f"{args.name}: ready", file=sys.stderr, flush=True)
-            processed = run(client, args)
+            processed = run(client, args, log)
         except grpc.RpcError as error:
             print(f"error: {error.code().name}: {error.details()}", file=sys.stderr)
             return 1
+        finally:
+            if log is not None:
+                log.close()
     print(f"{args.name}: processed {processed} tasks", file=sys.stderr)
     return 0
 
