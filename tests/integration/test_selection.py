@@ -45,7 +45,7 @@ async def test_selection_matches_the_reference_rules_over_hundreds_of_tasks(
 ) -> None:
     engine = clocked_engine
     rng = random.Random(f"selection-{timezone}")
-    await engine.orchestrators.register(NewOrchestrator(id="ada", display_name="Ada", timezone=timezone))
+    await engine.access.register(NewOrchestrator(id="ada", display_name="Ada", timezone=timezone), None)
     due_choices = [None, -30, -1, 0.5, 1.2, 2, 20, 30, 50, 71.9, 72.1, 200]
     pending: list[Task] = []
     for index in range(300):

@@ -70,7 +70,7 @@ class Access:
         if cached is not None and time.monotonic() - cached[1] < self._token_cache_seconds:
             stored: StoredToken | None = cached[0]
         else:
-            async with self._deps.db.transaction() as tx:
+            async with self._deps.db.read() as tx:
                 stored = await tx.find_orchestrator_token(digest)
             if stored is not None:
                 self._tokens.put(digest, (stored, time.monotonic()))
@@ -83,7 +83,7 @@ class Access:
             return owner
         if not validation.ID_PATTERN.match(task_id):
             return None  # the use case refuses it with INVALID_ARGUMENT
-        async with self._deps.db.transaction() as tx:
+        async with self._deps.db.read() as tx:
             owner = await tx.task_owner(task_id)
         if owner is not None:
             self._owners.put(task_id, owner)

@@ -136,7 +136,7 @@ class ExecutionFlow:
     async def select_next(self, orchestrator_id: str, criteria: SelectionCriteria) -> ScoredTask | None:
         validation.require_id("orchestrator_id", orchestrator_id)
         validate_criteria(criteria)
-        async with self._deps.db.transaction() as tx:
+        async with self._deps.db.read() as tx:
             orchestrator = await require_orchestrator(tx, orchestrator_id)
             ensure_available(orchestrator)
             segments = self._segments(orchestrator.timezone, criteria)
@@ -207,7 +207,7 @@ class ExecutionFlow:
     async def prepare_context(self, orchestrator_id: str, task_id: str) -> TaskContext:
         validation.require_id("orchestrator_id", orchestrator_id)
         validation.require_id("task_id", task_id)
-        async with self._deps.db.transaction() as tx:
+        async with self._deps.db.read() as tx:
             orchestrator = await require_orchestrator(tx, orchestrator_id)
             task = await require_task(tx, task_id)
             ensure_assigned(task, orchestrator)

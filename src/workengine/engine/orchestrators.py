@@ -1,11 +1,12 @@
-"""Register, read, list orchestrators and change their availability."""
+"""Read and list orchestrators and change their availability. Registration, which issues the
+first token, is Access.register (engine/access.py)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 from workengine.domain import validation
-from workengine.domain.errors import AlreadyExists, NotFound
+from workengine.domain.errors import NotFound
 from workengine.domain.model import NewOrchestrator, Orchestrator, OrchestratorStatus, Page
 from workengine.engine import paging
 from workengine.engine.base import Deps, require_orchestrator
@@ -23,14 +24,6 @@ def prepare_orchestrator(new: NewOrchestrator) -> NewOrchestrator:
 class Orchestrators:
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
-
-    async def register(self, new: NewOrchestrator) -> Orchestrator:
-        new = prepare_orchestrator(new)
-        async with self._deps.db.transaction() as tx:
-            created = await tx.insert_orchestrator(new)
-        if created is None:
-            raise AlreadyExists(f"orchestrator {new.id} already exists")
-        return created
 
     async def get(self, orchestrator_id: str) -> Orchestrator:
         validation.require_id("orchestrator_id", orchestrator_id)

@@ -70,15 +70,10 @@ class Tasks:
                 return task
         raise AlreadyExists(f"task {new.id} already exists")
 
-    async def get(self, task_id: str) -> Task:
-        validation.require_id("task_id", task_id)
-        async with self._deps.db.read() as tx:
-            return await require_task(tx, task_id)
-
     async def get_with_attempts(self, task_id: str) -> tuple[Task, tuple[TaskAttempt, ...]]:
         """The task and every attempt of it, first to last."""
         validation.require_id("task_id", task_id)
-        async with self._deps.db.transaction() as tx:
+        async with self._deps.db.read() as tx:
             found = await tx.get_task_with_attempts(task_id)
         if found is None:
             raise NotFound("task_id", f"task {task_id} not found")
