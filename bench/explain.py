@@ -28,16 +28,21 @@ def selection_params(orchestrator_id: str, now: datetime | None = None) -> dict[
     return params | LeaseRequest(None, 300, "bench").params() | event
 
 
-async def explain(database_url: str, name: str, params: dict[str, Any], runs: int = 1) -> tuple[str, float]:
+async def explain(
+    database_url: str, name: str, params: dict[str, Any], runs: int = 1, setup: str | None = None
+) -> tuple[str, float]:
     """The plan of the last run, and the median execution time (ms) over `runs` runs.
 
-    Runs inside a transaction that is rolled back, so statements that write leave no trace.
+    Runs inside a transaction that is rolled back, so statements that write leave no trace;
+    `setup` (with the same parameters) runs first in that transaction.
     """
     statement = "EXPLAIN (ANALYZE, BUFFERS) " + query(name)
     times: list[float] = []
     plan = ""
     async with await psycopg.AsyncConnection.connect(libpq_url(database_url)) as connection:
         for _ in range(runs):
+            if setup is not None:
+                await connection.execute(setup, params)
             cursor = await connection.execute(statement, params)
             plan = "\n".join(str(row[0]) for row in await cursor.fetchall())
             await connection.rollback()

@@ -33,6 +33,15 @@ from bench.server import served
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
 
+# What the completion records before its release runs: the task's COMPLETED event, as the
+# transaction's first (release_dependents releases only after it).
+RECORD_COMPLETION = """
+INSERT INTO task_events (position, task_id, orchestrator_id, workspace_id, kind, status, attempt, progress)
+SELECT (pg_current_xact_id()::text::bigint << 20) + 1, id, orchestrator_id, workspace_id, 'COMPLETED',
+       'DONE', attempt, 100
+FROM tasks WHERE id = %(id)s
+"""
+
 
 def seed_dependents(database_url: str, count: int) -> str:
     """The task that `count` others wait for."""
@@ -75,7 +84,12 @@ def measure(
     """The CompleteTask time (ms); with `plans`, first the EXPLAIN ANALYZE of its release."""
     if plans is not None:
         plans[task_id], _ = asyncio.run(
-            explain(database_url, "release_dependents", {"id": task_id, "seq": 2})
+            explain(
+                database_url,
+                "release_dependents",
+                {"id": task_id, "finished_seq": 1, "seq": 2},
+                setup=RECORD_COMPLETION,
+            )
         )
     rpc_ms, unblocked = asyncio.run(complete(target, task_id))
     if unblocked != expect_unblocked:

@@ -12,7 +12,7 @@ import pytest
 from tests.integration.helpers import Stub, claim, complete, create, register
 from workengine.domain import scoring
 from workengine.domain.errors import TransactionConflict
-from workengine.domain.model import AttemptOutcome, EventKind, SelectionCriteria, TaskStatus
+from workengine.domain.model import AttemptOutcome, EventKind, NewTask, SelectionCriteria, TaskStatus
 from workengine.engine import WorkEngine
 from workengine.store.transaction import LeaseRequest
 from workengine.v1 import task_pb2
@@ -213,6 +213,31 @@ async def test_creating_a_dependent_while_a_dependency_of_its_dependency_complet
     assert [event.task.id for event in unblocked] == [test.id]
     assert deploy.status == task_pb2.TASK_STATUS_BLOCKED
     assert deploy.unmet_dependency_count == 1  # test is TODO now; build is DONE
+
+
+async def test_a_completion_that_waits_out_a_dependents_creation_releases_that_dependent(
+    stub: Stub, engine: WorkEngine
+) -> None:
+    # The creation of deploy holds its lock on build and counted build unmet; CompleteTask on build
+    # waits for that lock, and its release (sent in the same pipeline) must then see the new edge.
+    await register(stub)
+    build = await create(stub, "build")
+    started = await stub.ExecuteTask(pb.ExecuteTaskRequest(orchestrator_id="ada", task_id=build.id))
+    async with engine.db.transaction() as creating:
+        assert await creating.lock_dependencies([build.id]) == {build.id: TaskStatus.IN_PROGRESS}
+        deploy = NewTask(
+            id="deploy", orchestrator_id="ada", workspace_id="ws-1", title="deploy", depends_on=(build.id,)
+        )
+        assert await creating.insert_task(deploy, TaskStatus.BLOCKED, 1, "fingerprint") is not None
+        completing = asyncio.ensure_future(complete(stub, build.id, started.attempt))
+        await asyncio.sleep(0.3)
+        assert not completing.done(), "the completion should wait for the creation's lock"
+    response = await asyncio.wait_for(completing, 5)
+
+    assert list(response.unblocked_task_ids) == [deploy.id]
+    released = await stub.GetTask(pb.GetTaskRequest(task_id=deploy.id))
+    assert released.task.status == task_pb2.TASK_STATUS_TODO
+    assert released.task.unmet_dependency_count == 0
 
 
 async def test_a_deadlock_surfaces_as_a_transaction_conflict(stub: Stub, engine: WorkEngine) -> None:

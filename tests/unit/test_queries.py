@@ -33,3 +33,11 @@ def test_no_shipped_statement_is_left_with_an_include() -> None:
     for name in ("select_next_task", "claim_next_task"):
         assert "/*part:" not in queries.source(name)
         assert "t.status = 'TODO'" in queries.source(name)
+
+
+def test_positional_parameters_are_numbered_by_first_appearance_and_reuse_their_number() -> None:
+    statement = queries.to_positional("SELECT :b, :a, CAST(:b AS int), y::text WHERE x = '50%'")
+
+    assert statement.sql == "SELECT $1, $2, CAST($1 AS int), y::text WHERE x = '50%'"
+    assert statement.names == ("b", "a")
+    assert statement.values({"a": 1, "b": 2, "unused": 3}) == [2, 1]

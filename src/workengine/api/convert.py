@@ -39,6 +39,7 @@ from workengine.v1 import work_engine_service_pb2 as service_pb2
 
 # Python's datetime cannot hold PostgreSQL's +/-infinity; the schema never returns them.
 _TIMESTAMP_MIN = datetime(1, 1, 1, tzinfo=UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _enum_in(field: str, value: int, enum_descriptor: Any, prefix: str, domain: Any) -> Any:
@@ -120,8 +121,12 @@ def time_in(field: str, message: Any, value: timestamp_pb2.Timestamp) -> datetim
 
 
 def time_out(target: timestamp_pb2.Timestamp, value: datetime | None) -> None:
+    # What Timestamp.FromDatetime does, in a quarter of its time: a claim's context carries
+    # about 170 timestamps. (Every datetime here is aware: the comparison refuses naive ones.)
     if value is not None and value > _TIMESTAMP_MIN:
-        target.FromDatetime(value)
+        since_epoch = value - _EPOCH
+        target.seconds = since_epoch.days * 86400 + since_epoch.seconds
+        target.nanos = since_epoch.microseconds * 1000
 
 
 def duration_in(field: str, message: Any) -> timedelta | None:

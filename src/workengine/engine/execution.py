@@ -33,7 +33,7 @@ from workengine.engine.base import (
 )
 from workengine.engine.events import WatchTarget
 from workengine.engine.retry import retry_on_conflict
-from workengine.store.transaction import LeaseRequest, Transaction
+from workengine.store.transaction import Completed, LeaseRequest, Transaction
 
 MAX_CLAIM_WAIT = timedelta(seconds=60)
 # A waiting claim is retried when the event feed (local commits, LISTEN/NOTIFY from other
@@ -296,28 +296,27 @@ class ExecutionFlow:
         document = result_document(result)
         fingerprint = completion_fingerprint(attempt, status, document, retry_after)
         reason = result.error if target is not TaskStatus.DONE else ""
-        async with self._deps.db.transaction() as tx:
-            changed = await tx.complete_task(
-                task_id,
-                attempt,
-                target,
-                reason,
-                document,
-                fingerprint,
-                COMPLETION_OUTCOME[target],
-                retry_after.total_seconds() if retry_after is not None else None,
-                COMPLETION_EVENT[target],
-            )
-            if changed is None:
-                return await self._repeat_or_refuse(tx, task_id, attempt, fingerprint)
-            task = changed.task
-            events: list[TaskEvent] = [changed.event]
+        async with self._deps.db.statement() as tx:
             if target is TaskStatus.DONE:
-                events.extend(unblocked := await tx.release_dependents(task_id))
+                completed = await tx.complete_and_release(task_id, attempt, document, fingerprint)
             else:
-                unblocked = []
-        self._deps.feed.committed(events)
-        return task, [e.task.id for e in unblocked]
+                changed = await tx.complete_task(
+                    task_id,
+                    attempt,
+                    target,
+                    reason,
+                    document,
+                    fingerprint,
+                    COMPLETION_OUTCOME[target],
+                    retry_after.total_seconds() if retry_after is not None else None,
+                    COMPLETION_EVENT[target],
+                )
+                completed = Completed(changed, []) if changed is not None else None
+            if completed is None:
+                return await self._repeat_or_refuse(tx, task_id, attempt, fingerprint)
+        changed, unblocked = completed
+        self._deps.feed.committed([changed.event, *unblocked])
+        return changed.task, [e.task.id for e in unblocked]
 
     async def _repeat_or_refuse(
         self, tx: Transaction, task_id: str, attempt: int, fingerprint: str

@@ -309,11 +309,19 @@ WITH due AS MATERIALIZED (
 -- BLOCKED task whose last dependency just finished to TODO, recording an UNBLOCKED event.
 -- Only tasks blocked on dependencies have a non-zero counter, so a task a daemon reported
 -- BLOCKED is never released here.
+-- Runs in the transaction that finished :id, after the statement that did: it releases only
+-- if that statement recorded the finish as the transaction's :finished_seq-th event, so
+-- CompleteTask can send it in one pipeline with the completion, before knowing whether the
+-- completion took. (Its own statement, not a CTE of the completion: its snapshot must be
+-- taken after the completion's FOR UPDATE waited out a creation adding a dependent; see
+-- lock_dependencies.)
 -- The dependents are locked in id order first, so two finishes sharing dependents wait for
 -- each other instead of deadlocking.
-WITH targets AS MATERIALIZED (
+WITH finished AS (
+    SELECT FROM task_events WHERE position = /*part: event_position*/ + :finished_seq AND task_id = :id
+), targets AS MATERIALIZED (
     SELECT t.id FROM tasks t JOIN task_dependencies d ON d.task_id = t.id
-    WHERE d.depends_on_id = :id
+    WHERE d.depends_on_id = :id AND EXISTS (SELECT FROM finished)
     ORDER BY t.id
     FOR NO KEY UPDATE OF t
 ), released AS (
