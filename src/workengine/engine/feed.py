@@ -153,8 +153,11 @@ class EventFeed:
                 held_back_delay = min(held_back_delay * 2, self.settings.held_back_max_delay)
             else:
                 held_back_delay = self.settings.held_back_delay
+            # Not asyncio.wait_for: on Python 3.11 it returns instead of raising when the
+            # cancellation from close() lands after the wake-up, and this loop then ran forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 held_back = await self._read()
