@@ -25,6 +25,7 @@ from typing import Any
 
 from workengine.domain.errors import Unavailable
 from workengine.domain.model import TaskEvent
+from workengine.engine import background
 from workengine.engine.events import EventHub, Subscription, WatchTarget
 from workengine.store.database import Database
 from workengine.store.listener import CHANNEL, Listener
@@ -80,16 +81,8 @@ class EventFeed:
 
     async def close(self) -> None:
         self._closed = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception:  # logged, never raised: closing must go on to the pool
-                log.exception("event feed task failed")
-        self._tasks.clear()
+        tasks, self._tasks = self._tasks, []
+        await background.stop(tasks, "event feed")
 
     @property
     def position(self) -> int:
