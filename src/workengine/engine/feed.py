@@ -25,6 +25,7 @@ from typing import Any
 
 from workengine.domain.errors import Unavailable
 from workengine.domain.model import TaskEvent
+from workengine.engine import background
 from workengine.engine.events import EventHub, Subscription, WatchTarget
 from workengine.store.database import Database
 from workengine.store.listener import CHANNEL, Listener
@@ -80,16 +81,8 @@ class EventFeed:
 
     async def close(self) -> None:
         self._closed = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception:  # logged, never raised: closing must go on to the pool
-                log.exception("event feed task failed")
-        self._tasks.clear()
+        tasks, self._tasks = self._tasks, []
+        await background.stop(tasks, "event feed")
 
     @property
     def position(self) -> int:
@@ -153,8 +146,11 @@ class EventFeed:
                 held_back_delay = min(held_back_delay * 2, self.settings.held_back_max_delay)
             else:
                 held_back_delay = self.settings.held_back_delay
+            # Not asyncio.wait_for: on Python 3.11 it returns instead of raising when the
+            # cancellation from close() lands after the wake-up, and this loop then ran forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 held_back = await self._read()

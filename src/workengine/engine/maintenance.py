@@ -15,6 +15,7 @@ from typing import Any
 
 from workengine.domain.errors import Unavailable
 from workengine.domain.model import TaskEvent
+from workengine.engine import background
 from workengine.engine.feed import EventFeed
 from workengine.store.database import Database
 from workengine.store.transaction import Transaction
@@ -47,10 +48,8 @@ class Maintenance:
         self._tasks.append(asyncio.get_running_loop().create_task(coroutine))
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        tasks, self._tasks = self._tasks, []
+        await background.stop(tasks, "maintenance")
 
     async def _every_interval(self, name: str, duty: Callable[[], Awaitable[int]]) -> None:
         while True:

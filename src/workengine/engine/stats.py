@@ -9,7 +9,6 @@ taken as its bucket's geometric middle, so p50 and p95 are within 2.2 % of the e
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections.abc import Iterable, Mapping
@@ -19,6 +18,7 @@ from typing import Any
 from workengine.domain import validation
 from workengine.domain.errors import InvalidArgument, Unavailable
 from workengine.domain.model import ExecutionStats, Priority, TaskStatus
+from workengine.engine import background
 from workengine.engine.base import Deps, require_orchestrator
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,5 @@ class Statistics:
 
     async def close(self) -> None:
         if self._folding is not None:
-            self._folding.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._folding
-            self._folding = None
+            folding, self._folding = self._folding, None
+            await background.stop([folding], "statistics")

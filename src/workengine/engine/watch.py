@@ -172,7 +172,10 @@ class Watcher:
                         yield replayed
                 continue
             try:
-                live = await asyncio.wait_for(subscription.next(), bookmark_seconds)
+                # Not asyncio.wait_for: on Python 3.11 it drops a cancellation (the client
+                # went away) that lands after the next event arrived, and the watch went on.
+                async with asyncio.timeout(bookmark_seconds):
+                    live = await subscription.next()
             except TimeoutError:
                 # Idle: everything in scope up to the feed's position has been sent (nothing
                 # is queued, nothing was dropped), so that position is a safe resume cursor.
