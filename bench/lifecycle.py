@@ -13,13 +13,17 @@ with the same ready tasks (mixed priorities, deadlines and tags).
 from __future__ import annotations
 
 import asyncio
+import resource
+import threading
 import time
 import uuid
+from dataclasses import dataclass
 
 import grpc
 from google.protobuf import struct_pb2
 
 from bench import seed
+from bench.cpu import database_cpu_seconds
 from bench.measure import Figure
 from bench.pgbench import RESULT, lifecycle_script, run_pgbench
 from bench.runner import arguments, run_repeatedly
@@ -84,21 +88,60 @@ async def daemons(target: str, orchestrator_id: str, count: int, seconds: float)
     return counted, seconds
 
 
-def run_engine(server: Served, database_url: str, clients: int, seconds: float) -> tuple[float, float, float]:
-    """Lifecycles/s, and the server's and the benchmark client's CPU ms per lifecycle."""
+@dataclass(frozen=True)
+class EngineSide:
+    lifecycles_per_second: float
+    # CPU ms per lifecycle (the warm-up's share included)
+    server_ms: float
+    client_ms: float
+    database_ms: float
+
+
+def run_engine(server: Served, database_url: str, clients: int, seconds: float) -> EngineSide:
     orchestrator_id = seed_orchestrator(database_url, seconds)
     server_cpu, client_cpu = server.cpu_seconds(), time.process_time()
+    database_cpu = database_cpu_seconds(database_url)
     counted, elapsed = asyncio.run(daemons(server.target, orchestrator_id, clients, seconds))
+    database_cpu = database_cpu_seconds(database_url) - database_cpu
     server_cpu, client_cpu = server.cpu_seconds() - server_cpu, time.process_time() - client_cpu
     total = max(1.0, counted * (seconds + WARMUP_SECONDS) / seconds)  # CPU covers the warm-up too
-    return counted / elapsed, 1000 * server_cpu / total, 1000 * client_cpu / total
+    return EngineSide(
+        counted / elapsed, 1000 * server_cpu / total, 1000 * client_cpu / total, 1000 * database_cpu / total
+    )
 
 
-def run_reference(database_url: str, clients: int, seconds: float) -> float:
+@dataclass(frozen=True)
+class ReferenceSide:
+    lifecycles_per_second: float
+    # CPU ms per lifecycle
+    database_ms: float
+    pgbench_ms: float
+
+
+def run_reference(database_url: str, clients: int, seconds: float) -> ReferenceSide:
+    """pgbench's rate, and the CPU it and the database spend per lifecycle. The database's is
+    sampled inside the run (from 1 s in to 0.5 s before the end): pgbench's backends take
+    their CPU time with them when they exit."""
     orchestrator_id = seed_orchestrator(database_url, seconds)
-    return run_pgbench(
-        database_url, lifecycle_script(orchestrator_id), clients, seconds
-    ).lifecycles_per_second
+    window = (1.0, max(1.5, seconds - 0.5))
+    samples: list[float] = []
+
+    def sample() -> None:
+        began = time.monotonic()
+        for at in window:
+            time.sleep(max(0.0, began + at - time.monotonic()))
+            samples.append(database_cpu_seconds(database_url))
+
+    sampler = threading.Thread(target=sample)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    sampler.start()
+    result = run_pgbench(database_url, lifecycle_script(orchestrator_id), clients, seconds)
+    sampler.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    pgbench_cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
+    rate = result.lifecycles_per_second
+    database_ms = 1000 * (samples[1] - samples[0]) / max(1.0, rate * (window[1] - window[0]))
+    return ReferenceSide(rate, database_ms, 1000 * pgbench_cpu / max(1, result.lifecycles))
 
 
 def run_once(
@@ -107,20 +150,29 @@ def run_once(
     figures = []
     for clients in clients_list:
         with served(database_url) as server:
-            engine, server_ms, client_ms = run_engine(server, database_url, clients, seconds)
+            engine = run_engine(server, database_url, clients, seconds)
             peak_rss.append(server.peak_rss_mb())
         reference = run_reference(database_url, clients, seconds)
         figures.append(
             Figure(
                 "1 lifecycle",
                 f"{clients} daemons",
-                engine,
+                engine.lifecycles_per_second,
                 "lifecycles/s",
-                reference,
+                reference.lifecycles_per_second,
                 "pgbench, same SQL",
                 "ratio>=0.5",
-                notes="CPU ms per lifecycle: server {server:.2f}, bench client {client:.2f}",
-                extras={"server": server_ms, "client": client_ms},
+                notes=(
+                    "CPU ms per lifecycle: server {server:.2f}, bench client {client:.2f}, database "
+                    "{database:.2f}; pgbench side: database {reference_database:.2f}, pgbench {pgbench:.2f}"
+                ),
+                extras={
+                    "server": engine.server_ms,
+                    "client": engine.client_ms,
+                    "database": engine.database_ms,
+                    "reference_database": reference.database_ms,
+                    "pgbench": reference.pgbench_ms,
+                },
             )
         )
     return figures
