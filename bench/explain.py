@@ -11,6 +11,7 @@ import psycopg
 
 from workengine.domain import scoring
 from workengine.domain.model import SelectionCriteria
+from workengine.engine.base import RELATED_TASKS_LIMIT
 from workengine.store.database import libpq_url
 from workengine.store.queries import query
 from workengine.store.transaction import LeaseRequest, Transaction
@@ -23,9 +24,10 @@ def selection_params(orchestrator_id: str, now: datetime | None = None) -> dict[
     segments = scoring.segments(now or datetime.now(UTC), "UTC")
     # The Transaction's own binding (private, but the point is to bind exactly as it does).
     params = Transaction._selection_params(None, orchestrator_id, segments, SelectionCriteria())  # type: ignore[arg-type]
-    # claim_next_task also binds the lease it grants, the claimer's identity and its STARTED event.
+    # claim_next_task also binds the lease it grants, the claimer's identity, its STARTED event
+    # and how many related tasks to read.
     event = {"seq": 1, "event_kind": "STARTED", "event_message": "", "event_metadata": "{}"}
-    return params | LeaseRequest(None, 300, "bench").params() | event
+    return params | LeaseRequest(None, 300, "bench").params() | event | {"related_limit": RELATED_TASKS_LIMIT}
 
 
 async def explain(

@@ -28,6 +28,7 @@ from bench.measure import Figure
 from bench.pgbench import RESULT, lifecycle_script, run_pgbench
 from bench.runner import arguments, run_repeatedly
 from bench.server import Served, served
+from workengine.store.queries import source
 from workengine.v1 import task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
@@ -43,6 +44,9 @@ def seed_orchestrator(database_url: str, seconds: float) -> str:
     with seed.connect(database_url) as conn:
         seed.orchestrator(conn, orchestrator_id)
         seed.ready_tasks(conn, orchestrator_id, int((seconds + WARMUP_SECONDS + 2) * TASKS_PER_SECOND))
+        # The statistics rollup's pending deltas (the seed's, the previous side's) folded now:
+        # a server folds them in the background, and must not do the other side's during its run.
+        conn.execute(source("fold_execution_deltas"))
         conn.execute("ANALYZE tasks")
     return orchestrator_id
 

@@ -3,13 +3,13 @@
 The script is built from the engine's named statements (`workengine.store.queries.source`),
 so it runs exactly the SQL the engine runs, in the same transactions, with parameters bound
 the way the engine binds them: segment bounds computed by `scoring.segments` for now, the
-claimed task's columns carried to the next statements with `\\gset`.
+claimed task's columns carried to the next statements with `\\aset`.
 
 One ClaimNextTask + UpdateTaskProgress + CompleteTask (no dependencies, no wait) runs:
 
-    ClaimNextTask        get_orchestrator; claim_next_task (with its STARTED event and
-                         attempt row); related_tasks (build_context; dependency_states only
-                         when the task has dependencies), each on its own (autocommit)
+    ClaimNextTask        get_orchestrator; claim_next_task (with its STARTED event, attempt
+                         row and the context's related tasks; dependency_states only when the
+                         task has dependencies), each on its own (autocommit)
     UpdateTaskProgress   record_progress (with its PROGRESS event), on its own, committed
                          asynchronously
     CompleteTask         BEGIN; complete_task (with its COMPLETED event and attempt row);
@@ -37,7 +37,6 @@ from sqlalchemy.engine import make_url
 
 from bench.explain import selection_params
 from workengine.domain.model import CompletionStatus, TaskResult
-from workengine.engine.base import RELATED_TASKS_LIMIT
 from workengine.engine.execution import completion_fingerprint, result_document
 from workengine.store.queries import source
 from workengine.store.transaction import EVENTS_PER_TRANSACTION
@@ -51,7 +50,7 @@ RESULT = TaskResult(output={"summary": "ok"})
 
 @dataclass(frozen=True)
 class Var:
-    """A pgbench variable (set by `\\gset`), sent as a parameter like the engine's binds."""
+    """A pgbench variable (set by `\\aset`), sent as a parameter like the engine's binds."""
 
     name: str
 
@@ -107,14 +106,11 @@ def statement(name: str, **values: Any) -> str:
 def lifecycle_script(orchestrator_id: str, now: datetime | None = None) -> str:
     selection = selection_params(orchestrator_id, now)
     document = result_document(RESULT)
-    # Each statement on its own, as the engine runs a claim (no BEGIN/COMMIT).
+    # Each statement on its own, as the engine runs a claim (no BEGIN/COMMIT). The claim's rows
+    # are the related tasks, then the claimed one, whose columns \\aset keeps (the last row's).
     claim = [
         statement("get_orchestrator", id=orchestrator_id) + ";",
-        statement("claim_next_task", **selection) + " \\gset c_",
-        statement(
-            "related_tasks", workspace_id=Var("c_workspace_id"), id=Var("c_id"), limit=RELATED_TASKS_LIMIT
-        )
-        + ";",
+        statement("claim_next_task", **selection) + " \\aset c_",
     ]
     # One statement, run on its own as the engine runs it (no BEGIN/COMMIT).
     progress = [

@@ -138,7 +138,7 @@ async def test_an_open_claim_locks_only_its_winner(stub: Stub, engine: WorkEngin
     segments = scoring.segments(datetime.now(UTC), "UTC")
     async with engine.db.transaction() as tx:
         in_flight = await tx.claim_next_task(
-            "ada", segments, SelectionCriteria(), LeaseRequest(None, 300, "in-flight")
+            "ada", segments, SelectionCriteria(), LeaseRequest(None, 300, "in-flight"), 20
         )
         assert in_flight is not None and in_flight[0].task.title == "critical"
 

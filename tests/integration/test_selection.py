@@ -207,6 +207,7 @@ def test_selection_uses_the_ready_index(database_url: str, statement_name: str) 
             "event_kind": "STARTED",
             "event_message": "",
             "event_metadata": "{}",
+            "related_limit": 20,
         }
         # SQLAlchemy-style :name binds -> psycopg %(name)s for a direct EXPLAIN.
         explain_sql = "EXPLAIN (FORMAT TEXT) " + re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -64,12 +64,16 @@ def ensure_available(orchestrator: Orchestrator) -> None:
         )
 
 
-async def build_context(tx: Transaction, orchestrator: Orchestrator, task: Task) -> TaskContext:
+async def build_context(
+    tx: Transaction, orchestrator: Orchestrator, task: Task, related: Sequence[Task] | None = None
+) -> TaskContext:
+    """`related`: the related tasks when already read (a claim reads them in its statement)."""
     dependencies: tuple[DependencyState, ...] = ()
     if task.depends_on:
         found = await tx.dependency_states(task.depends_on)
         dependencies = tuple(DependencyState(r["id"], r["title"], TaskStatus(r["status"])) for r in found)
-    related = await tx.related_tasks(task, RELATED_TASKS_LIMIT)
+    if related is None:
+        related = await tx.related_tasks(task, RELATED_TASKS_LIMIT)
     return TaskContext(
         task=task, orchestrator=orchestrator, dependencies=dependencies, related_tasks=tuple(related)
     )

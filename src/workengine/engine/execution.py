@@ -24,6 +24,7 @@ from workengine.domain.model import (
     TaskStatus,
 )
 from workengine.engine.base import (
+    RELATED_TASKS_LIMIT,
     Deps,
     build_context,
     ensure_assigned,
@@ -196,13 +197,12 @@ class ExecutionFlow:
             orchestrator = await require_orchestrator(db, orchestrator_id)
             ensure_available(orchestrator)
             segments = self._segments(orchestrator.timezone, criteria)
-            claimed = await db.claim_next_task(orchestrator_id, segments, criteria, lease)
-            if claimed is None:
+            claim = await db.claim_next_task(orchestrator_id, segments, criteria, lease, RELATED_TASKS_LIMIT)
+            if claim is None:
                 return None
-            scored, event = claimed
-            self._deps.feed.committed([event])
-            context = await build_context(db, orchestrator, scored.task)
-        return Claimed(context, scored.score)
+            self._deps.feed.committed([claim.event])
+            context = await build_context(db, orchestrator, claim.scored.task, claim.related)
+        return Claimed(context, claim.scored.score)
 
     async def prepare_context(self, orchestrator_id: str, task_id: str) -> TaskContext:
         validation.require_id("orchestrator_id", orchestrator_id)

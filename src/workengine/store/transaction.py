@@ -84,6 +84,14 @@ class Changed(NamedTuple):
     event: TaskEvent
 
 
+class Claim(NamedTuple):
+    """A claimed task with its STARTED event, and the related tasks read with it."""
+
+    scored: ScoredTask
+    event: TaskEvent
+    related: list[Task]
+
+
 class Completed(NamedTuple):
     """A completed task with its event, and the UNBLOCKED events of the dependents it released."""
 
@@ -289,21 +297,27 @@ class Transaction:
         segments: Sequence[Segment],
         criteria: SelectionCriteria,
         lease: LeaseRequest,
-    ) -> tuple[ScoredTask, TaskEvent] | None:
+        related_limit: int,
+    ) -> Claim | None:
         """Starts the best ready task under a new attempt holding a lease (see start_task),
-        with its STARTED event."""
+        with its STARTED event, and reads up to `related_limit` related tasks for its context
+        in the same statement."""
         if not segments:
             return None
-        row = await self._row(
+        found = await self._rows(
             "claim_next_task",
             **self._selection_params(orchestrator_id, segments, criteria),
             **lease.params(),
             **self._event_params(EventKind.STARTED),
+            related_limit=related_limit,
         )
-        if row is None:
+        if not found:
             return None
-        started = self._changed(row, EventKind.STARTED)
-        return ScoredTask(started.task, row["score"]), started.event
+        claimed = found[-1]
+        started = self._changed(claimed, EventKind.STARTED)
+        return Claim(
+            ScoredTask(started.task, claimed["score"]), started.event, [rows.to_task(r) for r in found[:-1]]
+        )
 
     async def start_task(self, task_id: str, lease: LeaseRequest) -> Changed | None:
         """TODO -> IN_PROGRESS with a new attempt, recorded in the attempt history, holding a
@@ -463,7 +477,9 @@ class Transaction:
         return list(await self._rows("dependency_states", ids=list(ids)))
 
     async def related_tasks(self, task: Task, limit: int) -> list[Task]:
-        found = await self._rows("related_tasks", workspace_id=task.workspace_id, id=task.id, limit=limit)
+        found = await self._rows(
+            "related_tasks", workspace_id=task.workspace_id, id=task.id, related_limit=limit
+        )
         return [rows.to_task(r) for r in found]
 
     # Events

@@ -84,8 +84,13 @@ history AS (
 
 -- part: changed_event
 -- Records the event of the task the statement changed (the CTE `changed`, one row) in the same
--- round trip: the transaction's :seq-th event, with the task's status, attempt and percent
--- right after the change, and returns the task with the event's position and time.
+-- round trip, and returns the task with the event's position and time.
+/*part: changed_event_insert*/
+SELECT changed.*, event.event_position, event.event_time FROM changed, event
+
+-- part: changed_event_insert
+-- The CTE `event`: the transaction's :seq-th event, for the task in the CTE `changed`, with the
+-- task's status, attempt and percent right after the change.
 event AS (
     INSERT INTO task_events (position, task_id, orchestrator_id, workspace_id, kind, status, attempt, progress,
                              message, metadata)
@@ -94,7 +99,6 @@ event AS (
     FROM changed
     RETURNING position AS event_position, occurred_at AS event_time
 )
-SELECT changed.*, event.event_position, event.event_time FROM changed, event
 
 -- part: ready_in_segment
 -- The ready tasks of one (priority, deadline bucket) range, `segment`, in tie-break order: the
@@ -154,7 +158,26 @@ WITH ranked AS MATERIALIZED (
     FROM winner
     WHERE t.id = winner.id
     RETURNING t.*, winner.score
-), /*part: record_attempt*/, /*part: changed_event*/;
+), /*part: record_attempt*/, /*part: changed_event_insert*/,
+related AS (
+    SELECT t.*, CAST(NULL AS integer) AS score, row_number() OVER (ORDER BY t.created_at DESC, t.id DESC) AS ordinal
+    FROM changed CROSS JOIN LATERAL (
+        SELECT t.* FROM tasks t WHERE /*part: related_to_changed*/
+    ) AS t
+)
+-- The context's related tasks (as of the statement's start) come back in the same round trip:
+-- first, newest first, then the claimed task, last (pgbench's \aset keeps the last row).
+SELECT related.*, CAST(NULL AS bigint) AS event_position, CAST(NULL AS timestamptz) AS event_time FROM related
+UNION ALL
+SELECT changed.*, NULL, event.event_position, event.event_time FROM changed, event
+ORDER BY ordinal NULLS LAST;
+
+-- part: related_to_changed
+-- The context's related tasks of the task in `changed`: the newest other unfinished tasks of its
+-- workspace (tasks_workspace_created_idx, read backwards).
+t.workspace_id = changed.workspace_id AND t.id <> changed.id AND t.status IN ('TODO', 'IN_PROGRESS', 'BLOCKED')
+ORDER BY t.created_at DESC, t.id DESC
+LIMIT :related_limit
 
 -- name: start_task
 WITH changed AS (
@@ -356,10 +379,10 @@ RETURNING position, occurred_at;
 SELECT id, title, status FROM tasks WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id;
 
 -- name: related_tasks
-SELECT * FROM tasks
-WHERE workspace_id = :workspace_id AND id <> :id AND status IN ('TODO', 'IN_PROGRESS', 'BLOCKED')
-ORDER BY created_at DESC, id DESC
-LIMIT :limit;
+SELECT t.* FROM (SELECT CAST(:workspace_id AS text) AS workspace_id, CAST(:id AS text) AS id) AS changed
+CROSS JOIN LATERAL (
+    SELECT t.* FROM tasks t WHERE /*part: related_to_changed*/
+) AS t;
 
 -- name: list_tasks
 SELECT * FROM tasks
