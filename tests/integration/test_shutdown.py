@@ -8,15 +8,18 @@ import time
 from datetime import timedelta
 
 import grpc
+import psycopg
 import pytest
 from google.protobuf import duration_pb2
 
 from tests.integration.helpers import Stub, claim, create, register
 from tests.integration.replicas import NO_SAFETY_POLL
 from workengine.api.server import start_server
+from workengine.domain.errors import Unavailable
 from workengine.engine import WorkEngine
 from workengine.engine.events import EventHub, WatchTarget
 from workengine.engine.feed import EventFeed, FeedSettings
+from workengine.store.database import APPLICATION_NAME, Database, libpq_url
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
 
@@ -98,3 +101,30 @@ async def test_a_live_watch_cancelled_as_it_is_woken_ends_cancelled(stub: Stub, 
                 await reading
     finally:
         await watching.aclose()
+
+
+async def test_a_connection_returned_after_the_pool_closed_is_closed_not_kept(database_url: str) -> None:
+    database = Database(database_url)
+    async with database.read() as reading:
+        await database.close()  # a session still running when the server stops
+        await reading.get_orchestrator("ada")
+    await asyncio.sleep(0.1)  # the close is scheduled, not awaited
+
+    assert database.pool.checked_out == 0
+    assert await _open_pool_connections(database) == 0
+    with pytest.raises(Unavailable):
+        async with database.read():
+            pass
+
+
+async def _open_pool_connections(database: Database) -> int:
+    # Through a fresh connection of our own: the pool must not hand one out any more.
+    async with await psycopg.AsyncConnection.connect(libpq_url(database.url)) as admin:
+        cursor = await admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = %s AND pid <> pg_backend_pid()",
+            (APPLICATION_NAME,),
+        )
+        row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0])

@@ -76,9 +76,12 @@ class Pool:
         self._timeout = timeout
         self._slots = asyncio.Semaphore(size)
         self._idle: deque[Connection] = deque()
+        self._closed = False
         self.checked_out = 0
 
     async def acquire(self) -> Connection:
+        if self._closed:
+            raise Unavailable("database pool closed: the server is stopping")
         try:
             if self._slots.locked():
                 async with asyncio.timeout(self._timeout):
@@ -120,14 +123,23 @@ class Pool:
         """Back to the pool when idle outside a transaction; anything else is closed."""
         self.checked_out -= 1
         self._slots.release()
-        if not connection.closed and connection.info.transaction_status is TransactionStatus.IDLE:
-            self._idle.append(connection)
-        else:
+        if (
+            self._closed
+            or connection.closed
+            or connection.info.transaction_status is not TransactionStatus.IDLE
+        ):
             asyncio.get_running_loop().create_task(connection.close())
+        else:
+            self._idle.append(connection)
 
-    async def close(self) -> None:
+    async def drop_idle(self) -> None:
         while self._idle:
             await self._idle.pop().close()
+
+    async def close(self) -> None:
+        """For good: connections still checked out are closed when they come back."""
+        self._closed = True
+        await self.drop_idle()
 
     async def answers(self) -> bool:
         """Whether the database accepts a new connection within CONNECT_TIMEOUT."""
@@ -165,7 +177,7 @@ class Watchdog:
         if await self._pool.answers():
             self._arm()
             return
-        await self._pool.close()  # its idle connections lead to the same silent database
+        await self._pool.drop_idle()  # they lead to the same silent database
         try:
             with socket.socket(fileno=os.dup(self._connection.fileno())) as connected:
                 connected.shutdown(socket.SHUT_RDWR)
