@@ -14,7 +14,7 @@ from workengine.domain import scoring
 from workengine.domain.errors import TransactionConflict
 from workengine.domain.model import AttemptOutcome, EventKind, NewTask, SelectionCriteria, TaskStatus
 from workengine.engine import WorkEngine
-from workengine.store.transaction import LeaseRequest
+from workengine.store.transaction import CompletionReport, LeaseRequest
 from workengine.v1 import task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
@@ -185,14 +185,9 @@ async def test_creating_a_dependent_while_a_dependency_of_its_dependency_complet
     started = await stub.ExecuteTask(pb.ExecuteTaskRequest(orchestrator_id="ada", task_id=build.id))
     async with engine.db.transaction() as completing:
         await completing.complete_task(
-            build.id,
-            started.attempt,
-            TaskStatus.DONE,
-            "",
-            {},
-            "fingerprint",
-            AttemptOutcome.COMPLETED,
-            None,
+            CompletionReport(
+                build.id, started.attempt, TaskStatus.DONE, "", {}, "fingerprint", AttemptOutcome.COMPLETED
+            ),
             EventKind.COMPLETED,
         )
         creating = asyncio.ensure_future(

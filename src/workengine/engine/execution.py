@@ -34,7 +34,7 @@ from workengine.engine.base import (
 )
 from workengine.engine.events import WatchTarget
 from workengine.engine.retry import retry_on_conflict
-from workengine.store.transaction import Completed, LeaseRequest, Transaction
+from workengine.store.transaction import Completed, CompletionReport, LeaseRequest, Transaction
 
 MAX_CLAIM_WAIT = timedelta(seconds=60)
 # A waiting claim is retried when the event feed (local commits, LISTEN/NOTIFY from other
@@ -300,7 +300,7 @@ class ExecutionFlow:
             if target is TaskStatus.DONE:
                 completed = await tx.complete_and_release(task_id, attempt, document, fingerprint)
             else:
-                changed = await tx.complete_task(
+                report = CompletionReport(
                     task_id,
                     attempt,
                     target,
@@ -309,8 +309,8 @@ class ExecutionFlow:
                     fingerprint,
                     COMPLETION_OUTCOME[target],
                     retry_after.total_seconds() if retry_after is not None else None,
-                    COMPLETION_EVENT[target],
                 )
+                changed = await tx.complete_task(report, COMPLETION_EVENT[target])
                 completed = Completed(changed, []) if changed is not None else None
             if completed is None:
                 return await self._repeat_or_refuse(tx, task_id, attempt, fingerprint)

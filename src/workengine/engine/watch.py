@@ -10,7 +10,7 @@ feed harmless.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import timedelta
 
 from workengine.domain import transitions, validation
@@ -111,7 +111,8 @@ class Watcher:
         after_cursor: int = 0,
         keep_open: bool = False,
         bookmark_interval: timedelta | None = None,
-    ) -> AsyncIterator[TaskEvent | Bookmark]:
+    ) -> AsyncGenerator[TaskEvent | Bookmark, None]:
+        # A generator, so a caller that stops early can close it (aclose) and end its subscription.
         if bookmark_interval is not None and not MIN_BOOKMARK <= bookmark_interval <= MAX_BOOKMARK:
             raise InvalidArgument("bookmark_interval", "must be between 1 second and 1 hour")
         watched_task = await self._validate(target, after_cursor)

@@ -77,6 +77,33 @@ class LeaseRequest:
         }
 
 
+@dataclass(frozen=True)
+class CompletionReport:
+    """What a completion writes: the attempt's outcome, result and fingerprint, and for a
+    BLOCKED report the time to come back to TODO."""
+
+    task_id: str
+    attempt: int
+    status: TaskStatus
+    status_reason: str
+    result: JsonObject
+    fingerprint: str
+    outcome: AttemptOutcome
+    retry_after_seconds: float | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "id": self.task_id,
+            "attempt": self.attempt,
+            "status": self.status.value,
+            "status_reason": self.status_reason,
+            "result": _json(self.result),
+            "fingerprint": self.fingerprint,
+            "outcome": self.outcome.value,
+            "retry_after_seconds": self.retry_after_seconds,
+        }
+
+
 class Changed(NamedTuple):
     """A task as a statement left it, and the event the statement recorded."""
 
@@ -348,28 +375,13 @@ class Transaction:
         row = await self._row("heartbeat", id=task_id, attempt=attempt, lease_seconds=lease_seconds)
         return rows.to_task(row) if row else None
 
-    async def complete_task(
-        self,
-        task_id: str,
-        attempt: int,
-        status: TaskStatus,
-        status_reason: str,
-        result: JsonObject,
-        fingerprint: str,
-        outcome: AttemptOutcome,
-        retry_after_seconds: float | None,
-        event_kind: EventKind,
-    ) -> Changed | None:
+    async def complete_task(self, report: CompletionReport, event_kind: EventKind) -> Changed | None:
         """Finishes the running attempt if it still holds its lease, with its event (the
         status_reason as message); None otherwise."""
         row = await self._row(
-            "complete_task",
-            **self._completion_params(
-                task_id, attempt, status, status_reason, result, fingerprint, outcome, retry_after_seconds
-            ),
-            **self._event_params(event_kind, status_reason),
+            "complete_task", **report.params(), **self._event_params(event_kind, report.status_reason)
         )
-        return self._changed(row, event_kind, status_reason) if row else None
+        return self._changed(row, event_kind, report.status_reason) if row else None
 
     async def complete_and_release(
         self, task_id: str, attempt: int, result: JsonObject, fingerprint: str
@@ -377,10 +389,10 @@ class Transaction:
         """complete_task to DONE, then release_dependents, in one transaction sent as one
         pipeline, BEGIN to COMMIT: one round trip, not four. None when the attempt was refused
         (nothing changed). Run it on its own (Database.statement)."""
-        completion = self._completion_params(
-            task_id, attempt, TaskStatus.DONE, "", result, fingerprint, AttemptOutcome.COMPLETED, None
+        report = CompletionReport(
+            task_id, attempt, TaskStatus.DONE, "", result, fingerprint, AttemptOutcome.COMPLETED
         )
-        completion.update(self._event_params(EventKind.COMPLETED))
+        completion = report.params() | self._event_params(EventKind.COMPLETED)
         release = {"id": task_id, "finished_seq": self._event_seq, "seq": self._event_seq + 1}
         connection = self._connection
         async with connection.pipeline():
@@ -393,28 +405,6 @@ class Transaction:
             return None
         unblocked = self._batch_events(EventKind.UNBLOCKED, await released.fetchall())
         return Completed(self._changed(row, EventKind.COMPLETED), unblocked)
-
-    @staticmethod
-    def _completion_params(
-        task_id: str,
-        attempt: int,
-        status: TaskStatus,
-        status_reason: str,
-        result: JsonObject,
-        fingerprint: str,
-        outcome: AttemptOutcome,
-        retry_after_seconds: float | None,
-    ) -> dict[str, Any]:
-        return {
-            "id": task_id,
-            "attempt": attempt,
-            "status": status.value,
-            "status_reason": status_reason,
-            "result": _json(result),
-            "fingerprint": fingerprint,
-            "outcome": outcome.value,
-            "retry_after_seconds": retry_after_seconds,
-        }
 
     async def retry_task(self, task_id: str, max_attempts: int) -> Task | None:
         """FAILED -> TODO with this attempt budget; None when the task is not FAILED."""
