@@ -1,19 +1,24 @@
 """Done means: a TypeScript daemon and a Python daemon process the same queue concurrently, and
 no task ever runs twice. Both run as real processes against a live server; everything is
-checked afterwards through the Python client and the event log (WatchTaskProgress)."""
+checked afterwards through the Python client and the event log (WatchTaskProgress). And each of
+them behaves the same on its own: drops a cancelled task, keeps a task longer than its lease by
+heartbeating, and stops cleanly on SIGTERM (see also tests/e2e/test_reliability.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 from collections import Counter
-from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from tests.e2e.daemons import (
     Daemon,
+    daemon_command,
     python_daemon_command,
+    read_log,
     require_typescript_toolchain,
     run_daemon,
     typescript_daemon_command,
@@ -104,16 +109,9 @@ async def test_a_typescript_and_a_python_daemon_share_one_queue_without_running_
         assert line["events"][-2:] == ["PROGRESS", "COMPLETED"], line
 
 
-def _daemon_command(language: str) -> Callable[..., list[str]]:
-    if language == "typescript":
-        require_typescript_toolchain()
-        return typescript_daemon_command
-    return python_daemon_command
-
-
 @pytest.mark.parametrize("language", ["python", "typescript"])
 async def test_a_daemon_drops_a_task_cancelled_while_it_works_and_goes_on(target: str, language: str) -> None:
-    command = _daemon_command(language)
+    command = daemon_command(language)
     async with AsyncWorkEngineClient(target) as client:
         await client.register_orchestrator("Fleet", orchestrator_id=ORCHESTRATOR)
         doomed = await client.create_task(ORCHESTRATOR, "ws", "doomed")
@@ -138,7 +136,7 @@ async def test_a_daemon_drops_a_task_cancelled_while_it_works_and_goes_on(target
 
 @pytest.mark.parametrize("language", ["python", "typescript"])
 async def test_a_daemon_stops_cleanly_on_sigterm_between_claims(target: str, language: str) -> None:
-    command = _daemon_command(language)
+    command = daemon_command(language)
     async with AsyncWorkEngineClient(target) as client:
         await client.register_orchestrator("Fleet", orchestrator_id=ORCHESTRATOR)
     daemon = await Daemon.start(command("--target", target, "--orchestrator", ORCHESTRATOR, "--name", "d-2"))
@@ -150,3 +148,36 @@ async def test_a_daemon_stops_cleanly_on_sigterm_between_claims(target: str, lan
     assert run.returncode == 0, run.stderr
     assert run.lines == []
     assert "d-2: processed 0 tasks" in run.stderr
+
+
+@pytest.mark.parametrize("language", ["python", "typescript"])
+async def test_a_daemon_keeps_a_task_longer_than_its_lease_by_heartbeating(
+    target: str, tmp_path: Path, language: str
+) -> None:
+    command = daemon_command(language)
+    log = tmp_path / "daemon.jsonl"
+    lease = timedelta(seconds=2)
+    async with AsyncWorkEngineClient(target) as client:
+        await client.register_orchestrator("Fleet", orchestrator_id=ORCHESTRATOR)
+        task = await client.create_task(ORCHESTRATOR, "ws", "outlasts its lease")
+        args = ["--target", target, "--orchestrator", ORCHESTRATOR, "--exit-when-idle", "--wait", "1"]
+        args += ["--name", "hb-2", "--log", str(log), "--lease-duration", str(lease.total_seconds())]
+        # 5 s of work on a 2 s lease, with the test server reaping expired leases every 0.2 s:
+        # only the heartbeats (every 0.67 s) keep the task from going back to TODO.
+        daemon = asyncio.create_task(run_daemon(command(*args, "--work-seconds", "5")))
+        await read_log(log, 1, within=60)
+        await asyncio.sleep(lease.total_seconds() + 1)
+        midway = await client.get_task(task.id)
+        run = await daemon
+        final = await client.get_task(task.id)
+        attempts = await client.get_task_attempts(task.id)
+
+    assert run.returncode == 0, run.stderr
+    assert "gave up" not in run.stderr
+    assert [line["task"] for line in run.lines] == [task.id]
+    # Past the lease the claim granted, still the first attempt's, its lease pushed further on.
+    assert (midway.status, midway.attempt) == (task_pb2.TASK_STATUS_IN_PROGRESS, 1)
+    held = midway.lease_expire_time.ToDatetime() - midway.start_time.ToDatetime()
+    assert held > lease + timedelta(seconds=1), held
+    assert (final.status, final.attempt) == (task_pb2.TASK_STATUS_DONE, 1)
+    assert [(a.identity, a.outcome) for a in attempts] == [("hb-2", task_pb2.ATTEMPT_OUTCOME_COMPLETED)]

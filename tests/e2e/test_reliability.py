@@ -9,19 +9,20 @@ checks every invariant): daemons are real OS processes (examples/python_daemon.p
   per task, no dependent started before its dependencies completed, every event accounted
   for, and a watch on the other server received exactly the event log.
 
-And the example daemon those runs use stops work as soon as its heartbeat is refused.
+And the example daemons (the Python one those runs use, and the TypeScript one) stop work as
+soon as a heartbeat is refused, and finish and report the task in hand on SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 from pathlib import Path
-from typing import Any
+
+import pytest
 
 from bench.reliability import Report, Settings, run
-from tests.e2e.daemons import Daemon, python_daemon_command
+from tests.e2e.daemons import Daemon, daemon_command, read_log
 from workengine.client import AsyncWorkEngineClient
 from workengine.v1 import task_pb2
 
@@ -58,29 +59,18 @@ def test_sixteen_daemons_on_two_servers_keep_every_invariant_over_2000_tasks(
     assert_clean(report, settings)
 
 
-async def read_log(log: Path, lines: int, within: float = 30) -> list[dict[str, Any]]:
-    """Waits until the daemon's --log file holds at least `lines` lines; returns them."""
-    async with asyncio.timeout(within):
-        while True:
-            text = await asyncio.to_thread(lambda: log.read_text() if log.exists() else "")
-            entries = [json.loads(line) for line in text.splitlines()]
-            if len(entries) >= lines:
-                return entries
-            await asyncio.sleep(0.05)
-
-
+@pytest.mark.parametrize("language", ["python", "typescript"])
 async def test_the_example_daemon_stops_work_as_soon_as_a_heartbeat_is_refused(
-    target: str, tmp_path: Path
+    target: str, tmp_path: Path, language: str
 ) -> None:
+    command = daemon_command(language)
     log = tmp_path / "daemon.jsonl"
     async with AsyncWorkEngineClient(target) as client:
         await client.register_orchestrator("Beats", orchestrator_id="beats")
         cancelled = await client.create_task("beats", "ws", "cancelled while it runs")
         args = ["--target", target, "--orchestrator", "beats", "--name", "hb-1", "--log", str(log)]
         # A 2 s lease: heartbeats every 0.67 s. Work (60 s) would outlast the test by far.
-        daemon = await Daemon.start(
-            python_daemon_command(*args, "--lease-duration", "2", "--work-seconds", "60")
-        )
+        daemon = await Daemon.start(command(*args, "--lease-duration", "2", "--work-seconds", "60"))
         try:
             await read_log(log, 1)
             await client.cancel_task(cancelled.id, "no longer needed")
@@ -89,13 +79,13 @@ async def test_the_example_daemon_stops_work_as_soon_as_a_heartbeat_is_refused(
 
             frozen = await client.create_task("beats", "ws", "its daemon freezes")
             await read_log(log, 3)
-            daemon.process.send_signal(signal.SIGSTOP)  # past its lease: the task goes back to TODO
+            daemon.signal_group(signal.SIGSTOP)  # past its lease: the task goes back to TODO
             await asyncio.sleep(3)
-            daemon.process.send_signal(signal.SIGCONT)
+            daemon.signal_group(signal.SIGCONT)
             entries = await read_log(log, 5, within=10)  # gives it up, then claims it again
             attempts = await client.get_task_attempts(frozen.id)
         finally:
-            daemon.process.kill()
+            daemon.kill()
             await daemon.process.wait()
 
     assert [(e["event"], e["task"], e["attempt"], e.get("reason")) for e in entries[:5]] == [
@@ -111,20 +101,28 @@ async def test_the_example_daemon_stops_work_as_soon_as_a_heartbeat_is_refused(
     ]
 
 
+@pytest.mark.parametrize("language", ["python", "typescript"])
 async def test_the_example_daemon_asked_to_stop_mid_task_finishes_and_reports_it(
-    target: str, tmp_path: Path
+    target: str, tmp_path: Path, language: str
 ) -> None:
+    command = daemon_command(language)
     log = tmp_path / "daemon.jsonl"
     async with AsyncWorkEngineClient(target) as client:
         await client.register_orchestrator("Stops", orchestrator_id="stops")
         running = await client.create_task("stops", "ws", "under way at SIGTERM")
         args = ["--target", target, "--orchestrator", "stops", "--name", "st-1", "--log", str(log)]
-        daemon = await Daemon.start(python_daemon_command(*args, "--work-seconds", "2"))
+        daemon = await Daemon.start(command(*args, "--work-seconds", "2"))
         await read_log(log, 1)
+        # Ready for the daemon's next claim, which SIGTERM must prevent.
+        waiting = await client.create_task("stops", "ws", "created before SIGTERM")
         daemon.process.send_signal(signal.SIGTERM)
         result = await daemon.result(limit=30)
         done = await client.get_task(running.id)
+        left = await client.get_task(waiting.id)
+        entries = await read_log(log, 2)
 
     assert result.returncode == 0, result.stderr
     assert [line["task"] for line in result.lines] == [running.id]
     assert done.status == task_pb2.TASK_STATUS_DONE  # reported, not left to its lease
+    assert left.status == task_pb2.TASK_STATUS_TODO  # no claim once asked to stop
+    assert [(e["event"], e["task"]) for e in entries] == [("claimed", running.id), ("completed", running.id)]
