@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 import psycopg
 import pytest
@@ -102,7 +102,7 @@ async def test_live_overflow_catch_up_survives_pruning_of_other_scopes(
         received = [await _next(stream) for _ in range(6)]
         assert [e.kind for e in received] == [EventKind.STARTED] + [EventKind.PROGRESS] * 5
     finally:
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
 
 
 # A task watch resumed at (or after) the task's terminal event ends.
@@ -277,10 +277,7 @@ async def test_a_second_overflow_while_sending_the_held_events_loses_nothing(rep
     await register(stub)
     task = await create(stub, "task")
     attempt = await execute(stub, task.id)
-    stream = cast(
-        AsyncGenerator[TaskEvent | Bookmark, None],
-        engine.watcher.watch(WatchTarget(task_id=task.id), keep_open=True),
-    )
+    stream = engine.watcher.watch(WatchTarget(task_id=task.id), keep_open=True)
 
     async def published() -> None:
         async with engine.db.transaction() as tx:
