@@ -1,4 +1,5 @@
-"""Every database operation the engine needs, each one statement from sql/queries.sql."""
+"""Every database operation the engine needs: statements from sql/queries.sql, one each, except
+a completion that also releases its dependents (two, sent as one pipeline)."""
 
 from __future__ import annotations
 
