@@ -28,7 +28,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,8 @@ from workengine.store.queries import source
 from workengine.store.transaction import EVENTS_PER_TRANSACTION
 
 _BIND = re.compile(r"(?<!:):([A-Za-z_]\w*)")
+# queries.sql holds no "--" inside a string literal.
+_COMMENT = re.compile(r"--[^\n]*")
 assert EVENTS_PER_TRANSACTION > 2
 
 # What the benchmark daemons send with CompleteTask, on both sides.
@@ -72,86 +74,91 @@ def pgbench_path() -> str:
     return str(Path(bindir.stdout.strip()) / "pgbench")
 
 
-def literal(value: Any) -> str:
-    if isinstance(value, Var):
-        return f":{value.name}"
-    if value is None:
-        return "NULL"
+def text_form(value: Any) -> str:
+    """A bind's value as PostgreSQL reads it from text: pgbench sends every parameter as text
+    of no declared type, for the server to type from the statement."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
     if isinstance(value, datetime):
-        return literal(value.isoformat())
+        return value.isoformat()
     if isinstance(value, list):
-        items = ",".join(
-            "NULL" if v is None else '"' + (v.isoformat() if isinstance(v, datetime) else str(v)) + '"'
-            for v in value
-        )
-        return literal("{" + items + "}")
-    text = str(value).replace("'", "''")
-    return f"'{text}'"
+        items = ",".join("NULL" if v is None else '"' + text_form(v).replace('"', '\\"') + '"' for v in value)
+        return "{" + items + "}"
+    return str(value)
 
 
-def statement(name: str, **values: Any) -> str:
-    """The named statement with its binds written in, comments dropped, no final `;`."""
-    lines = [line for line in source(name).splitlines() if not line.lstrip().startswith("--")]
+@dataclass
+class Script:
+    """A pgbench script and the variables it reads (`--define`). Every bind is a variable, so
+    under `--protocol=prepared` it is a parameter of the prepared statement, as the engine binds
+    it, never a constant in the statement's text: a claim with its segment bounds written in
+    would be planned once per connection, where the engine's claim, whose bounds move with the
+    clock, is planned again on every execution."""
 
-    def bind(found: re.Match[str]) -> str:
-        return literal(values[found[1]])
+    lines: list[str] = field(default_factory=list)
+    defines: dict[str, str] = field(default_factory=dict)
 
-    return _BIND.sub(bind, "\n".join(lines)).strip()
+    def add(self, name: str, suffix: str = ";", **values: Any) -> None:
+        """Appends the named statement, comments dropped, its binds as variables."""
+        prefix = f"s{len(self.lines)}_"
+        # Comments dropped (they may name a bind: a variable only there is an untyped parameter).
+        lines = [line for line in _COMMENT.sub("", source(name)).splitlines() if line.strip()]
+
+        def bind(found: re.Match[str]) -> str:
+            value = values[found[1]]
+            if isinstance(value, Var):
+                return f":{value.name}"
+            if value is None or value == "":
+                return "NULL" if value is None else "''"  # what a pgbench variable cannot hold
+            variable = prefix + found[1]
+            self.defines[variable] = text_form(value)
+            return f":{variable}"
+
+        self.lines.append(_BIND.sub(bind, "\n".join(lines)).strip() + suffix)
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
 
 
-def lifecycle_script(orchestrator_id: str, now: datetime | None = None) -> str:
-    selection = selection_params(orchestrator_id, now)
+def lifecycle_script(orchestrator_id: str, now: datetime | None = None) -> Script:
     document = result_document(RESULT)
+    script = Script()
     # Each statement on its own, as the engine runs a claim (no BEGIN/COMMIT). The claim's rows
-    # are the related tasks, then the claimed one, whose columns \\aset keeps (the last row's).
-    claim = [
-        statement("get_orchestrator", id=orchestrator_id) + ";",
-        statement("claim_next_task", **selection) + " \\aset c_",
-    ]
+    # are the related tasks, then the claimed one, whose columns \aset keeps (the last row's).
+    script.add("get_orchestrator", id=orchestrator_id)
+    script.add("claim_next_task", " \\aset c_", **selection_params(orchestrator_id, now))
     # One statement, run on its own as the engine runs it (no BEGIN/COMMIT).
-    progress = [
-        statement(
-            "record_progress",
-            id=Var("c_id"),
-            attempt=Var("c_attempt"),
-            progress=50,
-            message="",
-            seq=1,
-            event_kind="PROGRESS",
-            event_message="",
-            event_metadata="{}",
-        )
-        + ";",
-    ]
-    complete = [
-        "\\startpipeline",
-        "BEGIN;",
-        statement(
-            "complete_task",
-            id=Var("c_id"),
-            attempt=Var("c_attempt"),
-            status="DONE",
-            status_reason="",
-            result=json.dumps(document, separators=(",", ":"), sort_keys=True),
-            # The fingerprint depends on the attempt; every claimed task is on attempt 1.
-            fingerprint=completion_fingerprint(1, CompletionStatus.COMPLETED, document),
-            outcome="COMPLETED",
-            retry_after_seconds=None,
-            seq=1,
-            event_kind="COMPLETED",
-            event_message="",
-            event_metadata="{}",
-        )
-        + ";",
-        statement("release_dependents", id=Var("c_id"), finished_seq=1, seq=2) + ";",
-        "COMMIT;",
-        "\\endpipeline",
-    ]
-    return "\n".join(claim + progress + complete) + "\n"
+    script.add(
+        "record_progress",
+        id=Var("c_id"),
+        attempt=Var("c_attempt"),
+        progress=50,
+        message="",
+        seq=1,
+        event_kind="PROGRESS",
+        event_message="",
+        event_metadata="{}",
+    )
+    script.lines += ["\\startpipeline", "BEGIN;"]
+    script.add(
+        "complete_task",
+        id=Var("c_id"),
+        attempt=Var("c_attempt"),
+        status="DONE",
+        status_reason="",
+        result=json.dumps(document, separators=(",", ":"), sort_keys=True),
+        # The fingerprint depends on the attempt; every claimed task is on attempt 1.
+        fingerprint=completion_fingerprint(1, CompletionStatus.COMPLETED, document),
+        outcome="COMPLETED",
+        retry_after_seconds=None,
+        seq=1,
+        event_kind="COMPLETED",
+        event_message="",
+        event_metadata="{}",
+    )
+    script.add("release_dependents", id=Var("c_id"), finished_seq=1, seq=2)
+    script.lines += ["COMMIT;", "\\endpipeline"]
+    return script
 
 
 @dataclass(frozen=True)
@@ -161,7 +168,7 @@ class PgbenchResult:
     failed: int
 
 
-def run_pgbench(database_url: str, script: str, clients: int, seconds: float) -> PgbenchResult:
+def run_pgbench(database_url: str, script: Script, clients: int, seconds: float) -> PgbenchResult:
     """Runs `script` as one pgbench transaction with `clients` connections for `seconds`."""
     url = make_url(database_url)
     env = dict(os.environ)
@@ -178,7 +185,7 @@ def run_pgbench(database_url: str, script: str, clients: int, seconds: float) ->
     if url.password:
         env["PGPASSWORD"] = url.password
     with tempfile.NamedTemporaryFile("w", suffix=".sql", prefix="lifecycle-", delete=False) as file:
-        file.write(script)
+        file.write(script.text())
     try:
         done = subprocess.run(
             [
@@ -189,6 +196,7 @@ def run_pgbench(database_url: str, script: str, clients: int, seconds: float) ->
                 f"--jobs={min(clients, 2)}",
                 f"--time={max(1, round(seconds))}",
                 f"--file={file.name}",
+                *(f"--define={name}={value}" for name, value in script.defines.items()),
             ],
             env=env,
             capture_output=True,

@@ -102,3 +102,13 @@ def test_medians_cover_references_and_extras() -> None:
     (merged,) = median_figures(runs)
     assert (merged.engine, merged.reference, merged.extras) == (2, 4, {"p99": 20})
     assert "| p99 20 |" in table([merged])
+
+
+def test_the_pgbench_script_binds_values_as_parameters_as_the_engine_does() -> None:
+    # A constant in the statement's text would let PostgreSQL plan the reference's claim once,
+    # where the engine's claim is planned on every execution.
+    script = lifecycle_script("pgb")
+    claim = script.lines[1]
+    assert ":s1_due_froms" in claim and ":s1_orchestrator_id" in claim
+    assert "'{" not in claim and "'pgb'" not in claim and "--" not in claim
+    assert script.defines["s1_orchestrator_id"] == "pgb"
