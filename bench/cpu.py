@@ -32,8 +32,8 @@ def process_cpu_seconds(pid: int | str) -> float:
 def _postmaster(database_url: str) -> int:
     with psycopg.connect(libpq_url(database_url)) as connection:
         row = connection.execute("SELECT pg_backend_pid()").fetchone()
-    assert row is not None
-    return int(_stat(row[0])[1])  # a backend's parent is the postmaster
+        assert row is not None
+        return int(_stat(row[0])[1])  # a backend's parent is the postmaster (read while it lives)
 
 
 def database_cpu_seconds(database_url: str) -> float:
