@@ -13,7 +13,7 @@ One ClaimNextTask + UpdateTaskProgress + CompleteTask (no dependencies, no wait)
     UpdateTaskProgress   record_progress (with its PROGRESS event), on its own, committed
                          asynchronously
     CompleteTask         BEGIN; complete_task (with its COMPLETED event and attempt row);
-                         release_dependents; COMMIT, sent as one pipeline (one round trip)
+                         release_dependents, sent as one pipeline (one round trip); COMMIT
 
 Left out, because they are not per lifecycle: the coalesced `notify_events` transaction
 (at most one per 10 ms), the event tailer's `tail_events` reads, and the background
@@ -157,7 +157,7 @@ def lifecycle_script(orchestrator_id: str, now: datetime | None = None) -> Scrip
         event_metadata="{}",
     )
     script.add("release_dependents", id=Var("c_id"), finished_seq=1, seq=2)
-    script.lines += ["COMMIT;", "\\endpipeline"]
+    script.lines += ["\\endpipeline", "COMMIT;"]
     return script
 
 

@@ -296,7 +296,9 @@ class ExecutionFlow:
         document = result_document(result)
         fingerprint = completion_fingerprint(attempt, status, document, retry_after)
         reason = result.error if target is not TaskStatus.DONE else ""
-        async with self._deps.db.statement() as tx:
+        # A transaction, not autocommit: a call cut while it waits (for a lock, at shutdown)
+        # rolls back instead of committing later without its caller.
+        async with self._deps.db.transaction() as tx:
             if target is TaskStatus.DONE:
                 completed = await tx.complete_and_release(task_id, attempt, document, fingerprint)
             else:

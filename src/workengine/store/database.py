@@ -217,9 +217,8 @@ class Database:
 
     @asynccontextmanager
     async def statement(self) -> AsyncIterator[Transaction]:
-        """For a state change that is one round trip: one statement, run on its own
-        (autocommit), or one pipeline that sends its own BEGIN and COMMIT (a completion). A
-        refusal may read more, each in its own snapshot."""
+        """For a state change that is one statement: it runs on its own (autocommit), its own
+        transaction, in one round trip. A refusal may read more, each in its own snapshot."""
         async with self._session(autocommit=True) as tx:
             yield tx
 

@@ -1,5 +1,5 @@
 """Every database operation the engine needs: statements from sql/queries.sql, one each, except
-a completion that also releases its dependents (two, sent as one pipeline)."""
+a completion that also releases its dependents (two, sent together as one pipeline)."""
 
 from __future__ import annotations
 
@@ -387,20 +387,20 @@ class Transaction:
     async def complete_and_release(
         self, task_id: str, attempt: int, result: JsonObject, fingerprint: str
     ) -> Completed | None:
-        """complete_task to DONE, then release_dependents, in one transaction sent as one
-        pipeline, BEGIN to COMMIT: one round trip, not four. None when the attempt was refused
-        (nothing changed). Run it on its own (Database.statement)."""
+        """complete_task to DONE, then release_dependents, sent together in one pipeline (with
+        the BEGIN psycopg opens the transaction with): one round trip, and COMMIT is the
+        caller's (Database.transaction), a second one. Not COMMIT in the same pipeline: the
+        server would commit even if the call were cut while the completion waited for a lock
+        (a shutdown's grace period ending, a client gone), and a cut call must write nothing.
+        None when the attempt was refused (nothing changed)."""
         report = CompletionReport(
             task_id, attempt, TaskStatus.DONE, "", result, fingerprint, AttemptOutcome.COMPLETED
         )
         completion = report.params() | self._event_params(EventKind.COMPLETED)
         release = {"id": task_id, "finished_seq": self._event_seq, "seq": self._event_seq + 1}
-        connection = self._connection
-        async with connection.pipeline():
-            await connection.execute("BEGIN")
+        async with self._connection.pipeline():
             completed = await self._send("complete_task", completion)
             released = await self._send("release_dependents", release)
-            await connection.execute("COMMIT")
         row = await completed.fetchone()
         if row is None:
             return None
