@@ -23,9 +23,13 @@ def _stat(pid: int | str) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
+def _cpu_seconds(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
+
+
 def process_cpu_seconds(pid: int | str) -> float:
-    fields = _stat(pid)
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+    """User plus system CPU time the process has used so far."""
+    return _cpu_seconds(_stat(pid))
 
 
 @cache
@@ -48,5 +52,5 @@ def database_cpu_seconds(database_url: str) -> float:
         except OSError:
             continue  # exited meanwhile
         if int(fields[1]) == postmaster:
-            total += (int(fields[11]) + int(fields[12])) / _TICKS
+            total += _cpu_seconds(fields)
     return total

@@ -6,7 +6,6 @@ PostgreSQL started for the run (what a new user gets).
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from bench.cpu import process_cpu_seconds
 from workengine.store.embedded import EmbeddedPostgres
 
 WORKENGINE = str(Path(sys.executable).with_name("workengine"))
@@ -90,8 +90,7 @@ class Served:
 
     def cpu_seconds(self) -> float:
         """User plus system CPU time the server process has used so far."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
         if self.process.poll() is None:
