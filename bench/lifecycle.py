@@ -6,14 +6,18 @@
 Engine side: `workengine serve`, N asyncio daemons in this process (over 4 channels), each
 looping ClaimNextTask -> UpdateTaskProgress -> CompleteTask(COMPLETED) for `--seconds` after a
 1 s warm-up. Reference side, in the same run: pgbench with N clients replaying the SQL those
-three RPCs run (see bench/pgbench.py). Both sides claim from their own orchestrator, seeded
-with the same ready tasks (mixed priorities, deadlines and tags).
+three RPCs run (see bench/pgbench.py). Between them, the stack's floor: the same daemons
+against bench/floor_server.py, which runs those statements on grpc.aio and psycopg and does
+nothing else, so floor/pgbench is the most any server on this stack reaches here, and
+engine/floor the share of it the engine keeps. Every side claims from its own orchestrator,
+seeded with the same ready tasks (mixed priorities, deadlines and tags).
 """
 
 from __future__ import annotations
 
 import asyncio
 import resource
+import sys
 import threading
 import time
 import uuid
@@ -35,6 +39,7 @@ from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
 
 CHANNELS = 4
 WARMUP_SECONDS = 1.0
+FLOOR = [sys.executable, "-m", "bench.floor_server"]
 # Enough ready tasks that neither side runs dry: more than the fastest side can finish.
 TASKS_PER_SECOND = 1_500
 
@@ -148,6 +153,14 @@ def run_reference(database_url: str, clients: int, seconds: float) -> ReferenceS
     return ReferenceSide(rate, database_ms, 1000 * pgbench_cpu / max(1, result.lifecycles))
 
 
+def _cpu_notes(side: EngineSide, prefix: str) -> dict[str, float]:
+    return {
+        f"{prefix}server": side.server_ms,
+        f"{prefix}client": side.client_ms,
+        f"{prefix}database": side.database_ms,
+    }
+
+
 def run_once(
     database_url: str, clients_list: list[int], seconds: float, peak_rss: list[float]
 ) -> list[Figure]:
@@ -156,8 +169,10 @@ def run_once(
         with served(database_url) as server:
             engine = run_engine(server, database_url, clients, seconds)
             peak_rss.append(server.peak_rss_mb())
+        with served(database_url, command=FLOOR) as server:
+            floor = run_engine(server, database_url, clients, seconds)
         reference = run_reference(database_url, clients, seconds)
-        figures.append(
+        figures += [
             Figure(
                 "1 lifecycle",
                 f"{clients} daemons",
@@ -171,14 +186,28 @@ def run_once(
                     "{database:.2f}; pgbench side: database {reference_database:.2f}, pgbench {pgbench:.2f}"
                 ),
                 extras={
-                    "server": engine.server_ms,
-                    "client": engine.client_ms,
-                    "database": engine.database_ms,
+                    **_cpu_notes(engine, ""),
                     "reference_database": reference.database_ms,
                     "pgbench": reference.pgbench_ms,
                 },
-            )
-        )
+            ),
+            Figure(
+                "1 lifecycle",
+                f"{clients} daemons, the stack's floor (bench/floor_server.py)",
+                floor.lifecycles_per_second,
+                "lifecycles/s",
+                reference.lifecycles_per_second,
+                "pgbench, same SQL",
+                notes=(
+                    "engine/floor {engine_share:.2f}; floor CPU ms per lifecycle: server "
+                    "{floor_server:.2f}, bench client {floor_client:.2f}, database {floor_database:.2f}"
+                ),
+                extras={
+                    **_cpu_notes(floor, "floor_"),
+                    "engine_share": engine.lifecycles_per_second / max(floor.lifecycles_per_second, 1e-9),
+                },
+            ),
+        ]
     return figures
 
 

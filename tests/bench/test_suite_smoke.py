@@ -14,6 +14,7 @@ from bench import fanout, lifecycle, seed, selection, stats, transport
 from bench.explain import explain, selection_params
 from bench.measure import Figure, median_figures, table
 from bench.pgbench import lifecycle_script, run_pgbench
+from bench.server import served
 
 
 def cases(figures: list[Figure]) -> list[str]:
@@ -23,8 +24,8 @@ def cases(figures: list[Figure]) -> list[str]:
 def test_lifecycle_engine_and_pgbench(database_url: str) -> None:
     peak: list[float] = []
     figures = lifecycle.run_once(database_url, [2], 0.5, peak)
-    assert cases(figures) == ["2 daemons"]
-    assert figures[0].engine > 0 and figures[0].reference is not None and figures[0].reference > 0
+    assert cases(figures) == ["2 daemons", "2 daemons, the stack's floor (bench/floor_server.py)"]
+    assert all(f.engine > 0 and f.reference is not None and f.reference > 0 for f in figures)
     assert peak and peak[0] > 0
 
 
@@ -41,9 +42,35 @@ def test_pgbench_script_runs_the_lifecycle(database_url: str) -> None:
     assert {kind for kind, _ in kinds} == {"STARTED", "PROGRESS", "COMPLETED"}
 
 
+def test_the_floor_server_runs_every_lifecycle_to_done(database_url: str) -> None:
+    """The floor is a bound only if it does the work: every claim progressed and completed."""
+    orchestrator_id = lifecycle.seed_orchestrator(database_url, 0.5)
+    with served(database_url, command=lifecycle.FLOOR) as server:
+        counted, _ = asyncio.run(lifecycle.daemons(server.target, orchestrator_id, 2, 0.5))
+    with seed.connect(database_url) as conn:
+        statuses = {
+            str(status): int(str(n))
+            for status, n in conn.execute(
+                "SELECT status, count(*) FROM tasks WHERE orchestrator_id = %s GROUP BY status",
+                [orchestrator_id],
+            )
+        }
+        kinds = {
+            str(kind): int(str(n))
+            for kind, n in conn.execute(
+                "SELECT kind, count(*) FROM task_events WHERE orchestrator_id = %s GROUP BY kind",
+                [orchestrator_id],
+            )
+        }
+    assert counted > 0 and "IN_PROGRESS" not in statuses
+    assert statuses["DONE"] >= counted
+    assert kinds["STARTED"] == kinds["PROGRESS"] == kinds["COMPLETED"] == statuses["DONE"]
+
+
 def test_transport(database_url: str) -> None:
     figures = transport.run_once(database_url, transport.seed_task(database_url), [2], 0.3)
-    assert figures[0].engine > 0 and figures[0].reference is not None and figures[0].reference > 0
+    assert cases(figures) == ["GetTask, 2 callers", "GetTask, 2 callers, the stack's floor"]
+    assert all(f.engine > 0 and f.reference is not None and f.reference > 0 for f in figures)
 
 
 def test_selection_and_its_plan_uses_the_ready_index(database_url: str) -> None:
