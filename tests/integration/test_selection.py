@@ -19,6 +19,7 @@ from workengine.domain.model import NewOrchestrator, NewTask, Priority, Selectio
 from workengine.engine import WorkEngine
 from workengine.store import queries
 from workengine.store.database import Database
+from workengine.store.transaction import array_text
 from workengine.v1 import orchestrator_pb2, task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
 
@@ -214,3 +215,36 @@ def test_selection_uses_the_ready_index(database_url: str, statement_name: str) 
         plan = "\n".join(row[0] for row in connection.execute(explain_sql, params))
     assert "tasks_ready_idx" in plan, plan
     assert "Seq Scan on tasks" not in plan, plan
+
+
+HOSTILE_TAGS = ['a"b', "c\\d", "e,f", "{g}", "h i", "NULL", "ünï", "\\", '"']
+
+
+async def test_criteria_match_tags_and_ids_with_quotes_commas_braces_and_backslashes(stub: Stub) -> None:
+    # The criteria travel to PostgreSQL as array text (store.transaction.array_text).
+    await register(stub)
+    tagged = {tag: await create(stub, f"tagged {tag!r}", priority="LOW", tags=[tag]) for tag in HOSTILE_TAGS}
+    best = await create(stub, "best, not tagged", priority="CRITICAL")
+
+    async def pick(**criteria: Any) -> str:
+        request = pb.SelectNextTaskRequest(
+            orchestrator_id="ada", criteria=task_pb2.SelectionCriteria(**criteria)
+        )
+        return str((await stub.SelectNextTask(request)).task.id)
+
+    for tag, task in tagged.items():
+        assert await pick(required_tags=[tag]) == task.id, tag
+    assert await pick(required_tags=HOSTILE_TAGS[:2]) == ""
+    assert await pick(exclude_task_ids=[best.id]) != best.id
+    assert await pick() == best.id
+
+
+async def test_array_text_reads_back_as_the_same_values(database_url: str) -> None:
+    moment = datetime(2026, 12, 7, 1, 2, 3, 456789, tzinfo=UTC)
+    async with await psycopg.AsyncConnection.connect(database_url) as connection:
+        cursor = await connection.execute(
+            "SELECT CAST(%s AS text[]), CAST(%s AS integer[]), CAST(%s AS timestamptz[])",
+            [array_text([*HOSTILE_TAGS, ""]), array_text([3, None, -7]), array_text([moment, None])],
+        )
+        found = await cursor.fetchone()
+    assert found == ([*HOSTILE_TAGS, ""], [3, None, -7], [moment, None])

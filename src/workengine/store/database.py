@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
+from psycopg import AsyncRawCursor
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
@@ -39,7 +40,18 @@ APPLICATION_NAME = "workengine"
 CONNECT_TIMEOUT = 2
 SLOW_SESSION_SECONDS = 1.5
 
-Connection = psycopg.AsyncConnection[dict[str, Any]]
+
+class Connection(psycopg.AsyncConnection[dict[str, Any]]):
+    """A pooled connection, with one cursor kept for the statements whose rows are read at once.
+    Made anew for every statement, a cursor cost more of the server's CPU than a short statement's
+    whole execution: psycopg sets up its adapters, and its loaders for each column again (issue 6)."""
+
+    _statement_cursor: AsyncRawCursor[dict[str, Any]] | None = None
+
+    def statement_cursor(self) -> AsyncRawCursor[dict[str, Any]]:
+        if self._statement_cursor is None:
+            self._statement_cursor = AsyncRawCursor(self)
+        return self._statement_cursor
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -108,7 +120,7 @@ class Pool:
 
     async def _connect(self) -> Connection:
         try:
-            return await psycopg.AsyncConnection.connect(
+            return await Connection.connect(
                 self._url,
                 row_factory=dict_row,
                 # Forced, not taken from the URL: the event log's watermark tells WorkEngine's own
@@ -228,8 +240,10 @@ class Database:
         watchdog = Watchdog(self.pool, connection)
         try:
             try:
-                if autocommit:
-                    await connection.set_autocommit(True)  # no round trip: psycopg stops sending BEGIN
+                if connection.autocommit is not autocommit:
+                    # No round trip (psycopg sends BEGIN, or stops sending it); a connection keeps
+                    # its mode until a session wants the other.
+                    await connection.set_autocommit(autocommit)
                 yield Transaction(connection)
                 if not autocommit:
                     await connection.commit()
@@ -238,8 +252,6 @@ class Database:
                 raise
             finally:
                 watchdog.stop()
-                if autocommit and connection.info.transaction_status is TransactionStatus.IDLE:
-                    await connection.set_autocommit(False)
         except psycopg.Error as error:
             # By SQLSTATE: psycopg files DeadlockDetected (40P01) under OperationalError.
             if error.sqlstate in CONFLICT_SQLSTATES:
