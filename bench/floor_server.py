@@ -38,7 +38,6 @@ from workengine.domain import scoring
 from workengine.domain.model import CompletionStatus, SelectionCriteria
 from workengine.engine.base import RELATED_TASKS_LIMIT
 from workengine.engine.execution import completion_fingerprint, result_document
-from workengine.store import types
 from workengine.store.database import APPLICATION_NAME, libpq_url
 from workengine.store.queries import positional
 from workengine.store.transaction import LeaseRequest, Transaction
@@ -46,7 +45,6 @@ from workengine.v1 import task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
 
-types.register()
 POOL_SIZE = 20
 DEFAULT_LEASE_SECONDS = 300
 Connection = psycopg.AsyncConnection[TupleRow]

@@ -31,7 +31,7 @@ SOON_WINDOW = timedelta(hours=72)
 
 # PostgreSQL timestamps have microsecond resolution, so a half-open range [lo, hi) is
 # exactly the closed range [lo, hi - 1 µs]; closed ranges let a missing due time (stored as
-# 'infinity') fall into the last bucket.
+# datetime.max, the latest microsecond, by migration 0006) fall into the last bucket.
 RESOLUTION = timedelta(microseconds=1)
 
 

@@ -22,10 +22,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from workengine.domain.errors import TransactionConflict, Unavailable
-from workengine.store import types
 from workengine.store.transaction import Transaction
-
-types.register()
 
 # serialization_failure and deadlock_detected: the database rolled the transaction back to
 # resolve a conflict with a concurrent one, and running it again is the documented remedy.
