@@ -186,9 +186,8 @@ def main() -> None:
     rows: list[tuple[str, dict[str, float]]] = []
     with fresh_database(args.database_url) as database_url:
         seed.prepare_schema(database_url)
-        wanted = [
-            s for s in sides(args.compare) if s.name.split(" ")[0] in args.sides.split(",") + ["compared"]
-        ]
+        chosen = {*args.sides.split(","), "compared"}
+        wanted = [side for side in sides(args.compare) if side.name.split(" ")[0] in chosen]
         for side in wanted:
             counts = {load: instructions(database_url, side, load, args.lifecycles) for load in loads}
             print(side.name, {load: f"{n / 1e6:.3f} M" for load, n in counts.items()}, flush=True)
