@@ -39,16 +39,17 @@ SLOW_SESSION_SECONDS = 1.5
 
 
 class Connection(psycopg.AsyncConnection[dict[str, Any]]):
-    """A pooled connection, with one cursor kept for the statements whose rows are read at once.
-    Made anew for every statement, a cursor cost more of the server's CPU than a short statement's
-    whole execution: psycopg sets up its adapters, and its loaders for each column again (issue 6)."""
+    """A pooled connection, with cursors kept for its statements: made anew for every statement,
+    a cursor cost more of the server's CPU than a short statement's whole execution (psycopg sets
+    up its adapters, and its loaders for each column, again; issue 6)."""
 
-    _statement_cursor: AsyncRawCursor[dict[str, Any]] | None = None
+    _cursors: tuple[AsyncRawCursor[dict[str, Any]], AsyncRawCursor[dict[str, Any]]] | None = None
 
-    def statement_cursor(self) -> AsyncRawCursor[dict[str, Any]]:
-        if self._statement_cursor is None:
-            self._statement_cursor = AsyncRawCursor(self)
-        return self._statement_cursor
+    def statement_cursors(self) -> tuple[AsyncRawCursor[dict[str, Any]], AsyncRawCursor[dict[str, Any]]]:
+        """Two: a pipeline of two statements needs a cursor for each one's rows."""
+        if self._cursors is None:
+            self._cursors = (AsyncRawCursor(self), AsyncRawCursor(self))
+        return self._cursors
 
 
 def sqlalchemy_url(url: str) -> str:

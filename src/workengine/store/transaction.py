@@ -149,7 +149,7 @@ class Transaction:
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
-        self._cursor = connection.statement_cursor()
+        self._cursor, self._second_cursor = connection.statement_cursors()
         self._event_seq = 0
 
     # Results in binary: loading a timestamp from its text form was the largest single cost
@@ -157,8 +157,8 @@ class Transaction:
     async def _send(
         self, name: str, params: dict[str, Any], cursor: AsyncRawCursor[Row] | None = None
     ) -> AsyncRawCursor[Row]:
-        """Executes on `cursor`, else on the connection's kept cursor, whose rows must then be
-        read before the next statement (a pipeline gives each statement a cursor of its own)."""
+        """Executes on `cursor`, else on the connection's first kept cursor, whose rows must then
+        be read before the next statement (a pipeline's second statement takes the second)."""
         statement = positional(name)
         cursor = cursor or self._cursor
         await cursor.execute(statement.sql, statement.values(params), binary=True)
@@ -421,8 +421,8 @@ class Transaction:
         completion = report.params() | self._event_params(EventKind.COMPLETED)
         release = {"id": task_id, "finished_seq": self._event_seq, "seq": self._event_seq + 1}
         async with self._connection.pipeline():
-            completed = await self._send("complete_task", completion, AsyncRawCursor(self._connection))
-            released = await self._send("release_dependents", release, AsyncRawCursor(self._connection))
+            completed = await self._send("complete_task", completion)
+            released = await self._send("release_dependents", release, self._second_cursor)
         row = await completed.fetchone()
         if row is None:
             return None
