@@ -125,12 +125,13 @@ class EventFeed:
         self.start()
         self._notify_position = max(self._notify_position, max(e.cursor for e in events))
         self._notify_wanted.set()
-        self._wake.set()
+        if self._position is not None:  # else nobody here is subscribed: subscribe() wakes it
+            self._wake.set()
 
     def _on_notify(self, payload: str) -> None:
         position = self._position
-        if position is not None and payload.isdigit() and int(payload) <= position:
-            return  # already published
+        if position is None or (payload.isdigit() and int(payload) <= position):
+            return  # nobody here is subscribed (subscribe() wakes the tailer), or already published
         self._wake.set()
 
     # Background work
