@@ -12,13 +12,13 @@ against Empty on one server and one client is then the engine's cost over gRPC's
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 from typing import Any
 
 import grpc
 from google.protobuf import empty_pb2
 
+from bench.server import server_arguments
 from workengine.config import ServeSettings
 from workengine.serve import run
 
@@ -55,12 +55,7 @@ def install() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--database-url", required=True)
-    args = parser.parse_args()
+    args = server_arguments(__doc__ or "")
     install()
     settings = ServeSettings.from_sources(port=args.port, database_url=args.database_url)
     asyncio.run(run(settings, args.database_url))

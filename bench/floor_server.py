@@ -19,7 +19,6 @@ Not a WorkEngine: it refuses nothing (a daemon must send valid requests for task
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 from collections.abc import AsyncIterator
@@ -34,6 +33,7 @@ from psycopg.rows import TupleRow, tuple_row
 
 from bench import echo_server
 from bench.pgbench import RESULT
+from bench.server import server_arguments
 from workengine.domain import scoring
 from workengine.domain.model import CompletionStatus, SelectionCriteria
 from workengine.engine.base import RELATED_TASKS_LIMIT
@@ -186,12 +186,7 @@ async def serve(port: int, database_url: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--database-url", required=True)
-    args = parser.parse_args()
+    args = server_arguments(__doc__ or "")
     asyncio.run(serve(args.port, args.database_url))
 
 

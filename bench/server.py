@@ -6,6 +6,7 @@ PostgreSQL started for the run (what a new user gets).
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
@@ -45,6 +46,16 @@ def fresh_database(server_url: str | None) -> Iterator[str]:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         if embedded is not None:
             embedded.stop()
+
+
+def server_arguments(description: str) -> argparse.Namespace:
+    """The flags Served passes to a `command` that stands in for `workengine serve`."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--database-url", required=True)
+    return parser.parse_args()
 
 
 class Served:

@@ -76,6 +76,17 @@ def database_url(database_server_url: str, template_database: str) -> Iterator[s
 
 
 @pytest.fixture
+def empty_database_url(database_server_url: str) -> Iterator[str]:
+    """A database with no schema at all, to prove `serve` and `migrate` create it."""
+    name = f"workengine_empty_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(database_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield with_database(database_server_url, name)
+    with psycopg.connect(database_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[WorkEngine]:
     # Expired leases and due retries are looked for often, so tests wait little past them.
     work_engine = WorkEngine(

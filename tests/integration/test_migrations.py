@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import psycopg
-import pytest
 from alembic import command
-from psycopg import sql
 from sqlalchemy import create_engine
 
-from tests.conftest import with_database
 from workengine.store.database import sqlalchemy_url
 from workengine.store.migrate import alembic_config, migrate
 
 DUE = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def empty_database_url(database_server_url: str) -> Iterator[str]:
-    name = f"workengine_migration_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(database_server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield with_database(database_server_url, name)
-    with psycopg.connect(database_server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def ready_index(connection: psycopg.Connection[tuple[object, ...]]) -> str:
