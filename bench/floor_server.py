@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import grpc
 import psycopg
 from psycopg import AsyncRawCursor
+from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow, tuple_row
 
 from bench import echo_server
@@ -77,6 +78,8 @@ class Pool:
         try:
             yield session
         finally:
+            if session.connection.info.transaction_status is not TransactionStatus.IDLE:
+                await session.connection.rollback()  # a completion that failed inside its BEGIN
             self._idle.put_nowait(session)
 
 

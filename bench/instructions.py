@@ -133,7 +133,9 @@ def callgrind_control(pid: int, *args: str) -> None:
 def instructions(database_url: str, side: Side, load: str, count: int) -> float:
     """The server's instructions per lifecycle (per GetTask call for the transport load)."""
     per_daemon = max(1, count // DAEMONS)
-    orchestrator_id = lifecycle.seed_orchestrator(database_url, 0)
+    # Enough for the warm-up and the counted lifecycles, with room to spare.
+    tasks = 2 * DAEMONS * (WARMUP_LIFECYCLES + per_daemon) + 100
+    orchestrator_id = lifecycle.seed_orchestrator(database_url, 0, tasks)
     with seed.connect(database_url) as conn:
         found = conn.execute(
             "SELECT id FROM tasks WHERE orchestrator_id = %s ORDER BY id LIMIT 1", [orchestrator_id]

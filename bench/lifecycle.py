@@ -44,11 +44,14 @@ FLOOR = [sys.executable, "-m", "bench.floor_server"]
 TASKS_PER_SECOND = 1_500
 
 
-def seed_orchestrator(database_url: str, seconds: float) -> str:
+def seed_orchestrator(database_url: str, seconds: float, tasks: int | None = None) -> str:
+    """An orchestrator with enough ready tasks for `seconds` of the fastest side (or `tasks`)."""
     orchestrator_id = f"life-{uuid.uuid4().hex[:8]}"
+    if tasks is None:
+        tasks = int((seconds + WARMUP_SECONDS + 2) * TASKS_PER_SECOND)
     with seed.connect(database_url) as conn:
         seed.orchestrator(conn, orchestrator_id)
-        seed.ready_tasks(conn, orchestrator_id, int((seconds + WARMUP_SECONDS + 2) * TASKS_PER_SECOND))
+        seed.ready_tasks(conn, orchestrator_id, tasks)
         # The statistics rollup's pending deltas (the seed's, the previous side's) folded now:
         # a server folds them in the background, and must not do the other side's during its run.
         conn.execute(source("fold_execution_deltas"))

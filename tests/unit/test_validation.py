@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from workengine.domain import validation
+from workengine.domain import scoring, validation
 from workengine.domain.errors import InvalidArgument
 from workengine.domain.model import Artifact, Charter, NewOrchestrator, NewTask, TaskResult
 
@@ -142,6 +143,13 @@ def test_tag_count_limit() -> None:
     validation.validate_new_task(new_task(tags=tuple(f"tag{i}" for i in range(32))))
     too_many = tuple(f"tag{i}" for i in range(33))
     assert refused_field(validation.validate_new_task, new_task(tags=too_many)) == "tags"
+
+
+def test_due_times_from_the_undated_sentinel_on_are_refused() -> None:
+    latest = scoring.UNDATED - timedelta(microseconds=1)
+    validation.validate_new_task(new_task(due_at=latest))
+    for due_at in (scoring.UNDATED, datetime.max.replace(tzinfo=UTC)):
+        assert refused_field(validation.validate_new_task, new_task(due_at=due_at)) == "due_time"
 
 
 def test_duplicate_tags_are_refused() -> None:

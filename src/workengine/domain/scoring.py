@@ -11,7 +11,7 @@ rules the SQL must agree with.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from workengine.domain.model import Priority
@@ -29,9 +29,16 @@ DUE_SOON_BOOST = 2
 NO_BOOST = 1
 SOON_WINDOW = timedelta(hours=72)
 
+# What the database stores as the deadline of a task without one (tasks.due_key, migration
+# 0006), so undated tasks sort after every dated one: due times must come before it. Two days
+# short of the year 10000, not datetime.max: psycopg returns timestamps in the session's time
+# zone, and datetime.max read in any zone east of UTC would be in the year 10000, which Python
+# cannot hold.
+UNDATED = datetime(9999, 12, 30, tzinfo=UTC)
+
 # PostgreSQL timestamps have microsecond resolution, so a half-open range [lo, hi) is
 # exactly the closed range [lo, hi - 1 µs]; closed ranges let a missing due time (stored as
-# datetime.max, the latest microsecond, by migration 0006) fall into the last bucket.
+# UNDATED) fall into the last bucket.
 RESOLUTION = timedelta(microseconds=1)
 
 
@@ -88,7 +95,7 @@ def sort_key(
 ) -> tuple[int, int, datetime, int, datetime, str]:
     """Ascending sort key: highest score, then earlier due (none last), higher priority, older, id."""
     no_due = due_at is None
-    due_key = due_at if due_at is not None else datetime.max.replace(tzinfo=now.tzinfo)
+    due_key = due_at if due_at is not None else UNDATED
     return (
         -score(priority, due_at, now, timezone),
         int(no_due),

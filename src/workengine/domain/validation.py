@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from workengine.domain import attempts
+from workengine.domain import attempts, scoring
 from workengine.domain.errors import InvalidArgument
 from workengine.domain.model import JsonObject, NewOrchestrator, NewTask, TaskResult
 
@@ -164,6 +164,8 @@ def validate_new_task(task: NewTask) -> None:
         raise InvalidArgument("depends_on", "contains duplicates")
     if task.id in task.depends_on:
         raise InvalidArgument("depends_on", "a task cannot depend on itself (cycle)")
+    if task.due_at is not None and task.due_at >= scoring.UNDATED:
+        raise InvalidArgument("due_time", f"must be before {scoring.UNDATED.isoformat()}")
     json_object("metadata", task.metadata, MAX_METADATA_BYTES)
     max_attempts(task.max_attempts)
     lease("lease_duration", task.lease)

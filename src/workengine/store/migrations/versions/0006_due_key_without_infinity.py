@@ -1,13 +1,13 @@
-"""A task without a due time sorts last by the latest time Python holds, not 'infinity'.
+"""A task without a due time sorts last by a time Python can hold, not 'infinity'.
 
 `tasks.due_key` (the selection index's deadline column) was COALESCE(due_at, 'infinity').
 psycopg cannot load ±infinity into a datetime, so every timestamptz column of every row went
 through a loader written in Python to catch it, which also keeps psycopg from loading rows on
 its C path: 9 % of the server's instructions per task lifecycle (issue 6, callgrind). Now it is
-COALESCE(due_at, '9999-12-31 23:59:59.999999+00'), Python's datetime.max, which psycopg's own
-loader reads. The order is the one `domain.scoring.sort_key` already defines (datetime.max for
-"none"); only a task due at that very microsecond now ties with the undated ones, and the later
-tie-breaks (priority, age, id) order them.
+COALESCE(due_at, '9999-12-30 00:00:00+00'), `domain.scoring.UNDATED`, which psycopg's own loader
+reads in any session time zone (datetime.max would not: read east of UTC it is in the year
+10000). Due times at or after it are refused (INVALID_ARGUMENT), so undated tasks still sort
+after every dated one, as `domain.scoring.sort_key` says.
 
 A generated column's expression cannot be altered on PostgreSQL 15, so the column and its index
 are made again: the table is rewritten, under an exclusive lock, once.
@@ -36,7 +36,7 @@ def _due_key(none_sorts_as: str) -> str:
 
 
 def upgrade() -> None:
-    op.execute(_due_key("9999-12-31 23:59:59.999999+00"))
+    op.execute(_due_key("9999-12-30 00:00:00+00"))  # domain.scoring.UNDATED
 
 
 def downgrade() -> None:

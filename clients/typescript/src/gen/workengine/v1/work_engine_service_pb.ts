@@ -1218,8 +1218,8 @@ export type CreateTaskRequest = Message<"workengine.v1.CreateTaskRequest"> & {
   priority: TaskPriority;
 
   /**
-   * Optional deadline. Raises the score: overdue x10, later today in the orchestrator's
-   * time zone x5, within 72 hours x2.
+   * Optional deadline, before 9999-12-30T00:00:00Z. Raises the score: overdue x10, later
+   * today in the orchestrator's time zone x5, within 72 hours x2.
    *
    * @generated from field: google.protobuf.Timestamp due_time = 8;
    */
