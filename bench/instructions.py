@@ -133,8 +133,9 @@ def callgrind_control(pid: int, *args: str) -> None:
 def instructions(database_url: str, side: Side, load: str, count: int) -> float:
     """The server's instructions per lifecycle (per GetTask call for the transport load)."""
     per_daemon = max(1, count // DAEMONS)
-    # Enough for the warm-up and the counted lifecycles, with room to spare.
-    tasks = 2 * DAEMONS * (WARMUP_LIFECYCLES + per_daemon) + 100
+    # Enough for the warm-up and the counted lifecycles, and enough left in each of the seed's
+    # 100 workspaces that every claim reads its full 20 related tasks (fewer would count less).
+    tasks = max(4_500, 2 * DAEMONS * (WARMUP_LIFECYCLES + per_daemon) + 100 * 22)
     orchestrator_id = lifecycle.seed_orchestrator(database_url, 0, tasks)
     with seed.connect(database_url) as conn:
         found = conn.execute(
