@@ -165,6 +165,8 @@ def run(client: WorkEngineClient, args: argparse.Namespace, log: IO[str] | None)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # Only now: a supervisor may signal as soon as it reads this line.
+    print(f"{args.name}: ready", file=sys.stderr, flush=True)
     processed = 0
     try:
         while not stopping:
@@ -223,7 +225,6 @@ def main(argv: list[str] | None = None) -> int:
         log = open(args.log, "a", encoding="utf-8") if args.log else None  # noqa: SIM115
         try:
             ensure_orchestrator(client, args.orchestrator)  # a server that is down now is an error
-            print(f"{args.name}: ready", file=sys.stderr, flush=True)
             processed = run(client, args, log)
         except grpc.RpcError as error:
             print(f"error: {error.code().name}: {error.details()}", file=sys.stderr)
