@@ -39,7 +39,7 @@ from bench.explain import selection_params
 from workengine.domain.model import CompletionStatus, TaskResult
 from workengine.engine.execution import completion_fingerprint, result_document
 from workengine.store.queries import source
-from workengine.store.transaction import EVENTS_PER_TRANSACTION
+from workengine.store.transaction import EVENTS_PER_TRANSACTION, array_text
 
 _BIND = re.compile(r"(?<!:):([A-Za-z_]\w*)")
 # queries.sql holds no "--" inside a string literal.
@@ -82,8 +82,7 @@ def text_form(value: Any) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, list):
-        items = ",".join("NULL" if v is None else '"' + text_form(v).replace('"', '\\"') + '"' for v in value)
-        return "{" + items + "}"
+        return array_text(value)  # as the engine binds its arrays
     return str(value)
 
 
