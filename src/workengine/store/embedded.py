@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -61,18 +62,18 @@ class EmbeddedPostgres:
         that neither answers nor refuses, like a hung host or a network dropping packets.
         For fault tests; `thaw()` lets it go on."""
         for pid in self._processes():
-            os.kill(pid, signal.SIGSTOP)
+            _signal(pid, signal.SIGSTOP)
 
     def thaw(self) -> None:
         for pid in reversed(self._processes()):
-            os.kill(pid, signal.SIGCONT)
+            _signal(pid, signal.SIGCONT)
 
     def _processes(self) -> list[int]:
         """The postmaster and its children (Linux /proc)."""
         found = [int(self._server.get_pid())]
         for pid in found:  # grows while it is walked: breadth first
             children = Path(f"/proc/{pid}/task/{pid}/children")
-            if children.exists():
+            with contextlib.suppress(FileNotFoundError):  # it exited while the tree was walked
                 found.extend(int(child) for child in children.read_text().split())
         return found
 
@@ -87,3 +88,10 @@ class EmbeddedPostgres:
             command = ["runuser", "-u", user, "--", *command]
         # Output to /dev/null, not a pipe: the server started by pg_ctl would inherit it.
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+
+
+def _signal(pid: int, signum: signal.Signals) -> None:
+    # Backends come and go (a client disconnecting ends its backend): one that exited after
+    # the tree was listed needs no signal.
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
