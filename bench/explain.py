@@ -12,9 +12,10 @@ import psycopg
 from workengine.domain import scoring
 from workengine.domain.model import SelectionCriteria
 from workengine.engine.base import RELATED_TASKS_LIMIT
+from workengine.store import tasks
+from workengine.store.attempts import LeaseRequest
 from workengine.store.database import libpq_url
-from workengine.store.queries import query
-from workengine.store.transaction import LeaseRequest, Transaction
+from workengine.store.statements import query
 
 _EXECUTION = re.compile(r"Execution Time: ([\d.]+) ms")
 
@@ -22,8 +23,7 @@ _EXECUTION = re.compile(r"Execution Time: ([\d.]+) ms")
 def selection_params(orchestrator_id: str, now: datetime | None = None) -> dict[str, Any]:
     """The binds of select_next_task and claim_next_task, for an orchestrator in UTC, now."""
     segments = scoring.segments(now or datetime.now(UTC), "UTC")
-    # The Transaction's own binding (private, but the point is to bind exactly as it does).
-    params = Transaction._selection_params(None, orchestrator_id, segments, SelectionCriteria())  # type: ignore[arg-type]
+    params = tasks.selection_params(orchestrator_id, segments, SelectionCriteria())
     # claim_next_task also binds the lease it grants, the claimer's identity, its STARTED event
     # and how many related tasks to read.
     event = {"seq": 1, "event_kind": "STARTED", "event_message": "", "event_metadata": "{}"}

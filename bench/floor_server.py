@@ -3,7 +3,7 @@
     python -m bench.floor_server --port 0 --database-url postgresql://...
 
 Serves ClaimNextTask, UpdateTaskProgress, CompleteTask(COMPLETED) and GetTask with the SQL
-the engine runs for them (`queries.sql`, by name), bound the way the engine binds it (the
+the engine runs for them (`store/sql/*.sql`, by name), bound the way the engine binds it (the
 claim's segment bounds from `scoring.segments` on every call), in the same transactions and
 round trips: get_orchestrator and claim_next_task each on its own; record_progress on its
 own; BEGIN + complete_task + release_dependents as one pipeline, then COMMIT;
@@ -39,9 +39,10 @@ from workengine.domain import scoring
 from workengine.domain.model import CompletionStatus, SelectionCriteria
 from workengine.engine.base import RELATED_TASKS_LIMIT
 from workengine.engine.execution import completion_fingerprint, result_document
+from workengine.store.attempts import LeaseRequest
 from workengine.store.database import APPLICATION_NAME, libpq_url
-from workengine.store.queries import positional
-from workengine.store.transaction import LeaseRequest, Transaction
+from workengine.store.statements import statement
+from workengine.store.tasks import selection_params
 from workengine.v1 import task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
@@ -88,8 +89,8 @@ _COLUMNS: dict[tuple[str, str], int] = {}
 
 
 async def send(cursor: AsyncRawCursor[TupleRow], name: str, params: dict[str, Any]) -> None:
-    statement = positional(name)
-    await cursor.execute(statement.sql, statement.values(params), binary=True)
+    named = statement(name)
+    await cursor.execute(named.sql, named.values(params), binary=True)
 
 
 async def run(session: Session, name: str, params: dict[str, Any], *columns: str) -> list[TupleRow]:
@@ -118,7 +119,7 @@ class FloorServicer(pb_grpc.WorkEngineServiceServicer):
             orchestrator = await run(session, "get_orchestrator", {"id": request.orchestrator_id}, "timezone")
             segments = scoring.segments(datetime.now(UTC), orchestrator[0][0])
             params = (
-                Transaction._selection_params(None, request.orchestrator_id, segments, SelectionCriteria())  # type: ignore[arg-type]
+                selection_params(request.orchestrator_id, segments, SelectionCriteria())
                 | LeaseRequest(None, DEFAULT_LEASE_SECONDS, "").params()
                 | event(1, "STARTED")
                 | {"related_limit": RELATED_TASKS_LIMIT}
@@ -158,7 +159,13 @@ class FloorServicer(pb_grpc.WorkEngineServiceServicer):
             "outcome": "COMPLETED",
             "retry_after_seconds": None,
         } | event(1, "COMPLETED")
-        release = {"id": request.task_id, "finished_seq": 1, "seq": 2}
+        release = {
+            "id": request.task_id,
+            "finished_seq": 1,
+            "seq": 2,
+            "event_kind": "UNBLOCKED",
+            "event_message": "",
+        }
         async with self._pool.session() as session:
             connection = session.connection
             async with connection.pipeline():

@@ -32,7 +32,7 @@ from bench.measure import Figure
 from bench.pgbench import RESULT, lifecycle_script, run_pgbench
 from bench.runner import arguments, run_repeatedly
 from bench.server import Served, served
-from workengine.store.queries import source
+from workengine.store.statements import source
 from workengine.v1 import task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc

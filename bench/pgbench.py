@@ -1,6 +1,6 @@
 """The database's own limit: the engine's statements for one lifecycle, replayed by `pgbench`.
 
-The script is built from the engine's named statements (`workengine.store.queries.source`),
+The script is built from the engine's named statements (`workengine.store.statements.source`),
 so it runs exactly the SQL the engine runs, in the same transactions, with parameters bound
 the way the engine binds them: segment bounds computed by `scoring.segments` for now, the
 claimed task's columns carried to the next statements with `\\aset`.
@@ -38,12 +38,10 @@ from sqlalchemy.engine import make_url
 from bench.explain import selection_params
 from workengine.domain.model import CompletionStatus, TaskResult
 from workengine.engine.execution import completion_fingerprint, result_document
-from workengine.store.queries import source
-from workengine.store.transaction import EVENTS_PER_TRANSACTION, array_text
+from workengine.store.runner import EVENTS_PER_TRANSACTION, array_text
+from workengine.store.statements import source
 
 _BIND = re.compile(r"(?<!:):([A-Za-z_]\w*)")
-# queries.sql holds no "--" inside a string literal.
-_COMMENT = re.compile(r"--[^\n]*")
 assert EVENTS_PER_TRANSACTION > 2
 
 # What the benchmark daemons send with CompleteTask, on both sides.
@@ -98,10 +96,8 @@ class Script:
     defines: dict[str, str] = field(default_factory=dict)
 
     def add(self, name: str, suffix: str = ";", **values: Any) -> None:
-        """Appends the named statement, comments dropped, its binds as variables."""
+        """Appends the named statement (its source has no comments), its binds as variables."""
         prefix = f"s{len(self.lines)}_"
-        # Comments dropped (they may name a bind: a variable only there is an untyped parameter).
-        lines = [line for line in _COMMENT.sub("", source(name)).splitlines() if line.strip()]
 
         def bind(found: re.Match[str]) -> str:
             value = values[found[1]]
@@ -113,7 +109,7 @@ class Script:
             self.defines[variable] = text_form(value)
             return f":{variable}"
 
-        self.lines.append(_BIND.sub(bind, "\n".join(lines)).strip() + suffix)
+        self.lines.append(_BIND.sub(bind, source(name)).strip() + suffix)
 
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"
@@ -155,7 +151,9 @@ def lifecycle_script(orchestrator_id: str, now: datetime | None = None) -> Scrip
         event_message="",
         event_metadata="{}",
     )
-    script.add("release_dependents", id=Var("c_id"), finished_seq=1, seq=2)
+    script.add(
+        "release_dependents", id=Var("c_id"), finished_seq=1, seq=2, event_kind="UNBLOCKED", event_message=""
+    )
     script.lines += ["\\endpipeline", "COMMIT;"]
     return script
 

@@ -29,7 +29,7 @@ from bench.explain import explain
 from bench.measure import Figure, percentile
 from bench.runner import arguments, run_repeatedly
 from bench.server import served
-from workengine.store.queries import source
+from workengine.store.statements import source
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
 

@@ -295,9 +295,9 @@ async def test_reflection_and_health_need_no_token(secured: Secured) -> None:
 
 
 async def test_tokens_are_stored_only_as_hashes(secured: Secured, world: World) -> None:
-    async with secured.engine.db.transaction() as tx:
-        assert await tx.find_orchestrator_token(world.ada_token) is None
-        stored = await tx.find_orchestrator_token(token_hash(world.ada_token))
+    async with secured.engine.db.autocommit() as session:
+        assert await session.orchestrators.find_token(world.ada_token) is None
+        stored = await session.orchestrators.find_token(token_hash(world.ada_token))
     assert stored is not None and stored.orchestrator_id == "ada"
 
 

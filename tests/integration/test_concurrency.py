@@ -14,7 +14,7 @@ from workengine.domain import scoring
 from workengine.domain.errors import TransactionConflict
 from workengine.domain.model import AttemptOutcome, EventKind, NewTask, SelectionCriteria, TaskStatus
 from workengine.engine import WorkEngine
-from workengine.store.transaction import CompletionReport, LeaseRequest
+from workengine.store.attempts import CompletionReport, LeaseRequest
 from workengine.v1 import task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
@@ -136,8 +136,8 @@ async def test_an_open_claim_locks_only_its_winner(stub: Stub, engine: WorkEngin
     for priority in PRIORITIES:
         await create(stub, priority.lower(), priority=priority)
     segments = scoring.segments(datetime.now(UTC), "UTC")
-    async with engine.db.transaction() as tx:
-        in_flight = await tx.claim_next_task(
+    async with engine.db.transaction() as session:
+        in_flight = await session.attempts.claim_next(
             "ada", segments, SelectionCriteria(), LeaseRequest(None, 300, "in-flight"), 20
         )
         assert in_flight is not None and in_flight[0].task.title == "critical"
@@ -167,7 +167,7 @@ async def test_a_claim_takes_a_task_whose_dependent_is_being_created(stub: Stub,
     await register(stub)
     root = await create(stub, "root")
     async with engine.db.transaction() as creating_a_dependent:
-        await creating_a_dependent.lock_dependencies([root.id])
+        await creating_a_dependent.tasks.lock_dependencies([root.id])
 
         response = await claim(stub)
 
@@ -184,7 +184,7 @@ async def test_creating_a_dependent_while_a_dependency_of_its_dependency_complet
     test = await create(stub, "test", task_id="a-test", depends_on=[build.id])
     started = await stub.ExecuteTask(pb.ExecuteTaskRequest(orchestrator_id="ada", task_id=build.id))
     async with engine.db.transaction() as completing:
-        await completing.complete_task(
+        await completing.attempts.complete(
             CompletionReport(
                 build.id, started.attempt, TaskStatus.DONE, "", {}, "fingerprint", AttemptOutcome.COMPLETED
             ),
@@ -202,7 +202,7 @@ async def test_creating_a_dependent_while_a_dependency_of_its_dependency_complet
             )
         )
         await asyncio.sleep(0.3)  # creation now holds its lock on a-test and waits for b-build
-        unblocked = await asyncio.wait_for(completing.release_dependents(build.id), 5)
+        unblocked = await asyncio.wait_for(completing.tasks.release_dependents(build.id), 5)
     deploy = (await asyncio.wait_for(creating, 5)).task
 
     assert [event.task.id for event in unblocked] == [test.id]
@@ -219,11 +219,11 @@ async def test_a_completion_that_waits_out_a_dependents_creation_releases_that_d
     build = await create(stub, "build")
     started = await stub.ExecuteTask(pb.ExecuteTaskRequest(orchestrator_id="ada", task_id=build.id))
     async with engine.db.transaction() as creating:
-        assert await creating.lock_dependencies([build.id]) == {build.id: TaskStatus.IN_PROGRESS}
+        assert await creating.tasks.lock_dependencies([build.id]) == {build.id: TaskStatus.IN_PROGRESS}
         deploy = NewTask(
             id="deploy", orchestrator_id="ada", workspace_id="ws-1", title="deploy", depends_on=(build.id,)
         )
-        assert await creating.insert_task(deploy, TaskStatus.BLOCKED, 1, "fingerprint") is not None
+        assert await creating.tasks.insert(deploy, TaskStatus.BLOCKED, 1, "fingerprint") is not None
         completing = asyncio.ensure_future(complete(stub, build.id, started.attempt))
         await asyncio.sleep(0.3)
         assert not completing.done(), "the completion should wait for the creation's lock"
@@ -241,9 +241,9 @@ async def test_a_deadlock_surfaces_as_a_transaction_conflict(stub: Stub, engine:
     async with asyncio.timeout(10):
         with pytest.raises(TransactionConflict):
             async with engine.db.transaction() as one, engine.db.transaction() as other:
-                await one.cancel_task(first.id, "", (TaskStatus.TODO,))
-                await other.cancel_task(second.id, "", (TaskStatus.TODO,))
+                await one.tasks.cancel(first.id, "", (TaskStatus.TODO,))
+                await other.tasks.cancel(second.id, "", (TaskStatus.TODO,))
                 await asyncio.gather(
-                    one.cancel_task(second.id, "", (TaskStatus.TODO,)),
-                    other.cancel_task(first.id, "", (TaskStatus.TODO,)),
+                    one.tasks.cancel(second.id, "", (TaskStatus.TODO,)),
+                    other.tasks.cancel(first.id, "", (TaskStatus.TODO,)),
                 )

@@ -44,7 +44,7 @@ from tests.integration.watching import (
 from workengine.domain.model import EventKind, EventPage
 from workengine.engine import WorkEngine, execution
 from workengine.engine.feed import FeedSettings
-from workengine.store.transaction import Transaction
+from workengine.store.events import EventStore
 from workengine.v1 import task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
@@ -87,9 +87,9 @@ async def test_an_event_waits_for_an_older_open_transaction_and_arrives_after_it
         assert (await next_event(call)).kind == SNAPSHOT
         read = asyncio.ensure_future(next_event(call))
         async with engine.db.transaction() as older:
-            current = await older.get_task(task.id)
+            current = await older.tasks.get(task.id)
             assert current is not None
-            await older.record_event(EventKind.PROGRESS, current, progress=10, message="older")
+            await older.events.record(EventKind.PROGRESS, current, progress=10, message="older")
             await progress(stub, task.id, attempt, 20, "newer")
             await asyncio.sleep(0.3)
             assert not read.done(), "an event was delivered while an older transaction was open"
@@ -314,14 +314,14 @@ async def test_the_tailer_survives_an_unexpected_read_failure(
     stub: Stub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     failures = iter([RuntimeError("injected")])
-    real_tail = Transaction.tail_events
+    real_tail = EventStore.tail
 
-    async def failing_once(self: Transaction, after: int, limit: int) -> EventPage:
+    async def failing_once(self: EventStore, after: int, limit: int) -> EventPage:
         for failure in failures:
             raise failure
         return await real_tail(self, after, limit)
 
-    monkeypatch.setattr(Transaction, "tail_events", failing_once)
+    monkeypatch.setattr(EventStore, "tail", failing_once)
     await register(stub)
     task = await create(stub, "task")
     call = watch(stub, task_id=task.id)

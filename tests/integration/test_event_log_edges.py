@@ -209,8 +209,8 @@ async def test_snapshot_seen_positions_are_bounded_by_the_scope(
     for percent in range(1, 101):  # events of another workspace, above the held watermark
         await progress(stub, busy.id, attempt, percent)
 
-    async with engine.db.transaction() as tx:
-        snapshot = await tx.snapshot(EventScope.WORKSPACE, "ws-quiet", 1000)
+    async with engine.db.autocommit() as session:
+        snapshot = await session.events.snapshot(EventScope.WORKSPACE, "ws-quiet", 1000)
     assert len(snapshot.tasks) == 5
     # None of ws-quiet's events are above the watermark: nothing needs remembering.
     assert len(snapshot.seen_positions) == 0, (
@@ -280,8 +280,8 @@ async def test_a_second_overflow_while_sending_the_held_events_loses_nothing(rep
     stream = engine.watcher.watch(WatchTarget(task_id=task.id), keep_open=True)
 
     async def published() -> None:
-        async with engine.db.transaction() as tx:
-            head = await tx.head_position()
+        async with engine.db.autocommit() as session:
+            head = await session.events.head_position()
         for _ in range(500):
             if engine.hub.position >= head:
                 return

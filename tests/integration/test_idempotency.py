@@ -18,8 +18,8 @@ async def test_the_same_key_and_request_returns_the_first_task(stub: Stub, engin
 
     assert again == first  # the generated id too
     assert first.idempotency_key == "deploy-42"
-    async with engine.db.transaction() as tx:
-        page = await tx.tail_events(0, 100)
+    async with engine.db.autocommit() as session:
+        page = await session.events.tail(0, 100)
     assert [e.kind.value for e in page.events] == ["CREATED"]
 
 

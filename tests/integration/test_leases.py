@@ -304,16 +304,16 @@ async def test_reapers_in_several_processes_expire_each_lease_once(
 
     # Every process's reaper at once, on top of the background ones.
     reaped = await asyncio.gather(
-        engine.maintenance.reap_expired_leases(),
-        *(o.engine.maintenance.reap_expired_leases() for o in others),
+        engine.deadlines.reap_expired_leases(),
+        *(o.engine.deadlines.reap_expired_leases() for o in others),
     )
 
     assert sum(reaped) <= len(ids)
     for task_id in ids:
         task = await wait_for_status(stub, task_id, task_pb2.TASK_STATUS_TODO)
         assert task.lease_expiry_count == 1
-    async with engine.db.transaction() as tx:
-        page = await tx.tail_events(0, 10_000)
+    async with engine.db.autocommit() as session:
+        page = await session.events.tail(0, 10_000)
     expiries = [e.task.id for e in page.events if e.kind.value == "LEASE_EXPIRED"]
     assert sorted(expiries) == sorted(ids)
 

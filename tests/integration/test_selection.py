@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,9 +16,9 @@ from tests.integration.helpers import PRIORITY, Stub, claim, create, expect_erro
 from workengine.domain import scoring
 from workengine.domain.model import NewOrchestrator, NewTask, Priority, SelectionCriteria, Task
 from workengine.engine import WorkEngine
-from workengine.store import queries
+from workengine.store import statements
 from workengine.store.database import Database
-from workengine.store.transaction import array_text
+from workengine.store.runner import array_text
 from workengine.v1 import orchestrator_pb2, task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
 
@@ -190,7 +189,7 @@ def test_selection_uses_the_ready_index(database_url: str, statement_name: str) 
                FROM generate_series(1, 20000) g"""
         )
         connection.execute("ANALYZE tasks")
-        statement = queries.source(statement_name)
+        statement = statements.query(statement_name)
         segments = scoring.segments(NOW, "UTC")
         params = {
             "orchestrator_id": "ada",
@@ -210,8 +209,7 @@ def test_selection_uses_the_ready_index(database_url: str, statement_name: str) 
             "event_metadata": "{}",
             "related_limit": 20,
         }
-        # SQLAlchemy-style :name binds -> psycopg %(name)s for a direct EXPLAIN.
-        explain_sql = "EXPLAIN (FORMAT TEXT) " + re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement)
+        explain_sql = "EXPLAIN (FORMAT TEXT) " + statement
         plan = "\n".join(row[0] for row in connection.execute(explain_sql, params))
     assert "tasks_ready_idx" in plan, plan
     assert "Seq Scan on tasks" not in plan, plan
@@ -221,7 +219,7 @@ HOSTILE_TAGS = ['a"b', "c\\d", "e,f", "{g}", "h i", "NULL", "ünï", "\\", '"']
 
 
 async def test_criteria_match_tags_and_ids_with_quotes_commas_braces_and_backslashes(stub: Stub) -> None:
-    # The criteria travel to PostgreSQL as array text (store.transaction.array_text).
+    # The criteria travel to PostgreSQL as array text (store.runner.array_text).
     await register(stub)
     tagged = {tag: await create(stub, f"tagged {tag!r}", priority="LOW", tags=[tag]) for tag in HOSTILE_TAGS}
     best = await create(stub, "best, not tagged", priority="CRITICAL")

@@ -105,15 +105,15 @@ async def test_a_live_watch_cancelled_as_it_is_woken_ends_cancelled(stub: Stub, 
 
 async def test_a_connection_returned_after_the_pool_closed_is_closed_not_kept(database_url: str) -> None:
     database = Database(database_url)
-    async with database.read() as reading:
+    async with database.autocommit() as reading:
         await database.close()  # a session still running when the server stops
-        await reading.get_orchestrator("ada")
+        await reading.orchestrators.get("ada")
     await asyncio.sleep(0.1)  # the close is scheduled, not awaited
 
     assert database.pool.checked_out == 0
     assert await _open_pool_connections(database) == 0
     with pytest.raises(Unavailable):
-        async with database.read():
+        async with database.autocommit():
             pass
 
 

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from tests.integration.helpers import Stub, claim, complete, create, expect_error, register, timestamp
-from workengine.engine.stats import PERCENTILE_PRECISION
+from workengine.domain.statistics import PERCENTILE_PRECISION
 from workengine.v1 import task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
 

@@ -19,8 +19,8 @@ import pytest
 from psycopg.rows import dict_row
 
 from workengine.domain.model import ExecutionStats, Priority, TaskStatus
+from workengine.domain.statistics import PERCENTILE_PRECISION, SMALLEST_BUCKETED_SECONDS, histogram_percentile
 from workengine.engine import WorkEngine
-from workengine.engine.stats import PERCENTILE_PRECISION, SMALLEST_BUCKETED_SECONDS, histogram_percentile
 from workengine.store.database import Database
 
 BASE = datetime(2030, 1, 1, tzinfo=UTC)  # a day boundary in the middle of the data

@@ -6,8 +6,8 @@ import pytest
 
 from workengine.domain.errors import InvalidArgument
 from workengine.domain.model import Artifact, CompletionStatus, Priority, SelectionCriteria, TaskResult
+from workengine.domain.statistics import success_rate
 from workengine.engine.execution import completion_fingerprint, result_document, validate_criteria
-from workengine.engine.stats import success_rate
 
 RESULT = TaskResult(
     output={"summary": "done", "lines": 3},

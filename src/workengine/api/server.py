@@ -63,7 +63,7 @@ class RunningServer:
     async def stop(self, grace: float = 5.0) -> None:
         """Report NOT_SERVING, end watch streams and long polls, let unary calls finish within `grace`."""
         await self.health.enter_graceful_shutdown()
-        self.engine.hub.close()
+        self.engine.stop_serving()
         await self.server.stop(grace)
 
 

@@ -17,7 +17,7 @@ from workengine.domain.errors import AlreadyExists, NotFound
 from workengine.domain.model import NewOrchestrator, Orchestrator
 from workengine.engine.base import Deps, require_orchestrator
 from workengine.engine.orchestrators import prepare_orchestrator
-from workengine.store.transaction import Transaction
+from workengine.store.session import Session
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -70,8 +70,8 @@ class Access:
         if cached is not None and time.monotonic() - cached[1] < self._token_cache_seconds:
             stored: StoredToken | None = cached[0]
         else:
-            async with self._deps.db.read() as tx:
-                stored = await tx.find_orchestrator_token(digest)
+            async with self._deps.db.autocommit() as session:
+                stored = await session.orchestrators.find_token(digest)
             if stored is not None:
                 self._tokens.put(digest, (stored, time.monotonic()))
         return access.check_stored_token(stored, self._deps.clock())
@@ -83,16 +83,16 @@ class Access:
             return owner
         if not validation.ID_PATTERN.match(task_id):
             return None  # the use case refuses it with INVALID_ARGUMENT
-        async with self._deps.db.read() as tx:
-            owner = await tx.task_owner(task_id)
+        async with self._deps.db.autocommit() as session:
+            owner = await session.tasks.owner(task_id)
         if owner is not None:
             self._owners.put(task_id, owner)
         return owner
 
-    async def _issue(self, tx: Transaction, orchestrator_id: str, ttl: timedelta | None) -> IssuedToken:
+    async def _issue(self, session: Session, orchestrator_id: str, ttl: timedelta | None) -> IssuedToken:
         token = access.new_token()
         expires_at = self._deps.clock() + ttl if ttl is not None else None
-        await tx.insert_orchestrator_token(orchestrator_id, access.token_hash(token), expires_at)
+        await session.orchestrators.insert_token(orchestrator_id, access.token_hash(token), expires_at)
         return IssuedToken(orchestrator_id, token, expires_at)
 
     async def register(
@@ -101,11 +101,11 @@ class Access:
         """Registers the orchestrator and issues its first token, in one transaction."""
         token_ttl = access.token_ttl("token_ttl", token_ttl)
         new = prepare_orchestrator(new)
-        async with self._deps.db.transaction() as tx:
-            created = await tx.insert_orchestrator(new)
+        async with self._deps.db.transaction() as session:
+            created = await session.orchestrators.insert(new)
             if created is None:
                 raise AlreadyExists(f"orchestrator {new.id} already exists")
-            issued = await self._issue(tx, created.id, token_ttl)
+            issued = await self._issue(session, created.id, token_ttl)
         return created, issued
 
     async def rotate(
@@ -115,19 +115,19 @@ class Access:
         validation.require_id("orchestrator_id", orchestrator_id)
         token_ttl = access.token_ttl("token_ttl", token_ttl)
         grace = access.rotation_grace("previous_token_grace", grace)
-        async with self._deps.db.transaction() as tx:
-            await require_orchestrator(tx, orchestrator_id)
-            await tx.retire_orchestrator_tokens(orchestrator_id, self._deps.clock() + grace)
-            issued = await self._issue(tx, orchestrator_id, token_ttl)
+        async with self._deps.db.transaction() as session:
+            await require_orchestrator(session, orchestrator_id)
+            await session.orchestrators.retire_tokens(orchestrator_id, self._deps.clock() + grace)
+            issued = await self._issue(session, orchestrator_id, token_ttl)
         self._forget(orchestrator_id)
         return issued
 
     async def revoke(self, orchestrator_id: str) -> int:
         """Every token of the orchestrator stops working now; returns how many did work."""
         validation.require_id("orchestrator_id", orchestrator_id)
-        async with self._deps.db.transaction() as tx:
-            retired = await tx.retire_orchestrator_tokens(orchestrator_id, self._deps.clock())
-            if not retired and await tx.get_orchestrator(orchestrator_id) is None:
+        async with self._deps.db.transaction() as session:
+            retired = await session.orchestrators.retire_tokens(orchestrator_id, self._deps.clock())
+            if not retired and await session.orchestrators.get(orchestrator_id) is None:
                 raise NotFound("orchestrator_id", f"orchestrator {orchestrator_id} not found")
         self._forget(orchestrator_id)
         return retired

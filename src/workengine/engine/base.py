@@ -8,17 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from workengine.domain.attempts import DEFAULT_LEASE
 from workengine.domain.errors import FailedPrecondition, NotFound, PermissionDenied
-from workengine.domain.model import (
-    DependencyState,
-    Orchestrator,
-    OrchestratorStatus,
-    Task,
-    TaskContext,
-    TaskStatus,
-)
+from workengine.domain.model import Orchestrator, OrchestratorStatus, Task, TaskContext
 from workengine.engine.feed import EventFeed
 from workengine.store.database import Database
-from workengine.store.transaction import Transaction
+from workengine.store.session import Session
 
 AVAILABLE = frozenset({OrchestratorStatus.ONLINE, OrchestratorStatus.BUSY})
 RELATED_TASKS_LIMIT = 20
@@ -37,15 +30,15 @@ class Deps:
     default_lease: timedelta = DEFAULT_LEASE
 
 
-async def require_orchestrator(tx: Transaction, orchestrator_id: str) -> Orchestrator:
-    orchestrator = await tx.get_orchestrator(orchestrator_id)
+async def require_orchestrator(session: Session, orchestrator_id: str) -> Orchestrator:
+    orchestrator = await session.orchestrators.get(orchestrator_id)
     if orchestrator is None:
         raise NotFound("orchestrator_id", f"orchestrator {orchestrator_id} not found")
     return orchestrator
 
 
-async def require_task(tx: Transaction, task_id: str) -> Task:
-    task = await tx.get_task(task_id)
+async def require_task(session: Session, task_id: str) -> Task:
+    task = await session.tasks.get(task_id)
     if task is None:
         raise NotFound("task_id", f"task {task_id} not found")
     return task
@@ -65,15 +58,12 @@ def ensure_available(orchestrator: Orchestrator) -> None:
 
 
 async def build_context(
-    tx: Transaction, orchestrator: Orchestrator, task: Task, related: Sequence[Task] | None = None
+    session: Session, orchestrator: Orchestrator, task: Task, related: Sequence[Task] | None = None
 ) -> TaskContext:
     """`related`: the related tasks when already read (a claim reads them in its statement)."""
-    dependencies: tuple[DependencyState, ...] = ()
-    if task.depends_on:
-        found = await tx.dependency_states(task.depends_on)
-        dependencies = tuple(DependencyState(r["id"], r["title"], TaskStatus(r["status"])) for r in found)
+    dependencies = await session.tasks.dependency_states(task.depends_on) if task.depends_on else []
     if related is None:
-        related = await tx.related_tasks(task, RELATED_TASKS_LIMIT)
+        related = await session.tasks.related(task, RELATED_TASKS_LIMIT)
     return TaskContext(
-        task=task, orchestrator=orchestrator, dependencies=dependencies, related_tasks=tuple(related)
+        task=task, orchestrator=orchestrator, dependencies=tuple(dependencies), related_tasks=tuple(related)
     )

@@ -34,7 +34,9 @@ from workengine.engine.base import (
 )
 from workengine.engine.events import WatchTarget
 from workengine.engine.retry import retry_on_conflict
-from workengine.store.transaction import Completed, CompletionReport, LeaseRequest, Transaction
+from workengine.store.attempts import CompletionReport, LeaseRequest
+from workengine.store.rows import Completed
+from workengine.store.session import Session
 
 MAX_CLAIM_WAIT = timedelta(seconds=60)
 # A waiting claim is retried when the event feed (local commits, LISTEN/NOTIFY from other
@@ -137,11 +139,11 @@ class ExecutionFlow:
     async def select_next(self, orchestrator_id: str, criteria: SelectionCriteria) -> ScoredTask | None:
         validation.require_id("orchestrator_id", orchestrator_id)
         validate_criteria(criteria)
-        async with self._deps.db.read() as tx:
-            orchestrator = await require_orchestrator(tx, orchestrator_id)
+        async with self._deps.db.autocommit() as session:
+            orchestrator = await require_orchestrator(session, orchestrator_id)
             ensure_available(orchestrator)
             segments = self._segments(orchestrator.timezone, criteria)
-            return await tx.select_next_task(orchestrator_id, segments, criteria)
+            return await session.tasks.select_next(orchestrator_id, segments, criteria)
 
     async def claim_next(
         self,
@@ -193,25 +195,27 @@ class ExecutionFlow:
         # Three statements, each its own transaction (no BEGIN/COMMIT round trips): the claim is
         # one statement (the start, its event and its attempt row), and what is read around it
         # needs no shared snapshot. The orchestrator's status was never locked against the claim.
-        async with self._deps.db.statement() as db:
-            orchestrator = await require_orchestrator(db, orchestrator_id)
+        async with self._deps.db.autocommit() as session:
+            orchestrator = await require_orchestrator(session, orchestrator_id)
             ensure_available(orchestrator)
             segments = self._segments(orchestrator.timezone, criteria)
-            claim = await db.claim_next_task(orchestrator_id, segments, criteria, lease, RELATED_TASKS_LIMIT)
+            claim = await session.attempts.claim_next(
+                orchestrator_id, segments, criteria, lease, RELATED_TASKS_LIMIT
+            )
             if claim is None:
                 return None
             self._deps.feed.committed([claim.event])
-            context = await build_context(db, orchestrator, claim.scored.task, claim.related)
+            context = await build_context(session, orchestrator, claim.scored.task, claim.related)
         return Claimed(context, claim.scored.score)
 
     async def prepare_context(self, orchestrator_id: str, task_id: str) -> TaskContext:
         validation.require_id("orchestrator_id", orchestrator_id)
         validation.require_id("task_id", task_id)
-        async with self._deps.db.read() as tx:
-            orchestrator = await require_orchestrator(tx, orchestrator_id)
-            task = await require_task(tx, task_id)
+        async with self._deps.db.autocommit() as session:
+            orchestrator = await require_orchestrator(session, orchestrator_id)
+            task = await require_task(session, task_id)
             ensure_assigned(task, orchestrator)
-            return await build_context(tx, orchestrator, task)
+            return await build_context(session, orchestrator, task)
 
     @retry_on_conflict
     async def execute(
@@ -221,12 +225,12 @@ class ExecutionFlow:
         validation.require_id("task_id", task_id)
         options.validate()
         events: list[TaskEvent] = []
-        async with self._deps.db.transaction() as tx:
-            orchestrator = await require_orchestrator(tx, orchestrator_id)
-            task = await require_task(tx, task_id)
+        async with self._deps.db.transaction() as session:
+            orchestrator = await require_orchestrator(session, orchestrator_id)
+            task = await require_task(session, task_id)
             ensure_assigned(task, orchestrator)
             if task.status is TaskStatus.BLOCKED:
-                context = await build_context(tx, orchestrator, task)
+                context = await build_context(session, orchestrator, task)
                 unmet = tuple(d.task_id for d in context.dependencies if not d.met)
                 reason = transitions.status_reason(task)
                 return Execution(False, context, blocked_reason=reason, unmet_dependency_ids=unmet)
@@ -234,12 +238,12 @@ class ExecutionFlow:
                 raise Aborted(f"task {task_id} was already started (attempt {task.attempt})")
             transitions.ensure_transition(task_id, task.status, TaskStatus.IN_PROGRESS)
             ensure_available(orchestrator)
-            changed = await tx.start_task(task_id, self._lease_request(options))
+            changed = await session.attempts.start(task_id, self._lease_request(options))
             if changed is None:
                 raise Aborted(f"task {task_id} was started or changed by a concurrent request")
             started = changed.task
             events.append(changed.event)
-            context = await build_context(tx, orchestrator, started)
+            context = await build_context(session, orchestrator, started)
         self._deps.feed.committed(events)
         return Execution(True, context, attempt=started.attempt)
 
@@ -251,10 +255,10 @@ class ExecutionFlow:
         validation.attempt(attempt)
         validation.lease("lease_duration", lease)
         seconds = attempts.whole_seconds(lease) if lease is not None else None
-        async with self._deps.db.statement() as tx:
-            task = await tx.heartbeat(task_id, attempt, seconds)
+        async with self._deps.db.autocommit() as session:
+            task = await session.attempts.heartbeat(task_id, attempt, seconds)
             if task is None:
-                raise attempts.report_refusal(await require_task(tx, task_id), attempt, "heartbeat")
+                raise attempts.report_refusal(await require_task(session, task_id), attempt, "heartbeat")
         return task
 
     @retry_on_conflict
@@ -266,10 +270,10 @@ class ExecutionFlow:
         validation.progress(progress)
         validation.text("message", message, validation.MAX_MESSAGE)
         validation.json_object("metadata", metadata, validation.MAX_METADATA_BYTES)
-        async with self._deps.db.statement() as tx:
-            changed = await tx.record_progress(task_id, attempt, progress, message, metadata)
+        async with self._deps.db.autocommit() as session:
+            changed = await session.attempts.record_progress(task_id, attempt, progress, message, metadata)
             if changed is None:
-                raise attempts.report_refusal(await require_task(tx, task_id), attempt, "progress")
+                raise attempts.report_refusal(await require_task(session, task_id), attempt, "progress")
         self._deps.feed.committed([changed.event])
         return changed.task
 
@@ -298,9 +302,11 @@ class ExecutionFlow:
         reason = result.error if target is not TaskStatus.DONE else ""
         # A transaction, not autocommit: a call cut while it waits (for a lock, at shutdown)
         # rolls back instead of committing later without its caller.
-        async with self._deps.db.transaction() as tx:
+        async with self._deps.db.transaction() as session:
             if target is TaskStatus.DONE:
-                completed = await tx.complete_and_release(task_id, attempt, document, fingerprint)
+                completed = await session.attempts.complete_and_release(
+                    task_id, attempt, document, fingerprint
+                )
             else:
                 report = CompletionReport(
                     task_id,
@@ -312,18 +318,18 @@ class ExecutionFlow:
                     COMPLETION_OUTCOME[target],
                     retry_after.total_seconds() if retry_after is not None else None,
                 )
-                changed = await tx.complete_task(report, COMPLETION_EVENT[target])
+                changed = await session.attempts.complete(report, COMPLETION_EVENT[target])
                 completed = Completed(changed, []) if changed is not None else None
             if completed is None:
-                return await self._repeat_or_refuse(tx, task_id, attempt, fingerprint)
+                return await self._repeat_or_refuse(session, task_id, attempt, fingerprint)
         changed, unblocked = completed
         self._deps.feed.committed([changed.event, *unblocked])
         return changed.task, [e.task.id for e in unblocked]
 
     async def _repeat_or_refuse(
-        self, tx: Transaction, task_id: str, attempt: int, fingerprint: str
+        self, session: Session, task_id: str, attempt: int, fingerprint: str
     ) -> tuple[Task, list[str]]:
-        found = await tx.get_task_with_fingerprint(task_id)
+        found = await session.tasks.get_with_fingerprint(task_id)
         if found is None:
             raise NotFound("task_id", f"task {task_id} not found")
         task, accepted = found

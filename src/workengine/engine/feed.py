@@ -3,9 +3,10 @@
 The tailer reads task_events from its position onward, only below the commit watermark (see
 queries.sql), so what it publishes is in position order with no holes. It is woken by this
 process's own commits, by NOTIFY from other processes (one LISTEN connection per process),
-and by a poll: a slow safety net with LISTEN, the only source without it (`listen=False`, for
-PgBouncer transaction pooling, where LISTEN does not work). It reads only while someone in
-this process is subscribed, so a process nobody watches pays nothing for it.
+and by a poll (`poll`, a maintenance duty): a slow safety net with LISTEN, the only source
+without it (`listen=False`, for PgBouncer transaction pooling, where LISTEN does not work). It
+reads only while someone in this process is subscribed, so a process nobody watches pays
+nothing for it.
 
 NOTIFY is sent after commit, outside the writing transaction, coalesced to at most one per
 `notify_interval`: a notifying commit takes PostgreSQL's global notify-queue lock, and
@@ -71,7 +72,7 @@ class EventFeed:
         close(), do nothing."""
         if self._tasks or self._closed:
             return
-        self._spawn(self._tail_loop(), self._notify_loop(), self._prune_loop())
+        self._spawn(self._tail_loop(), self._notify_loop())
         if self.settings.listen:
             self.listener = Listener(self._db.url, self._on_notify)
             self._spawn(self.listener.run())
@@ -103,8 +104,8 @@ class EventFeed:
         try:
             async with self._lock:
                 if self._position is None:
-                    async with self._db.transaction() as tx:
-                        self._position = self._hub.position = await tx.head_position()
+                    async with self._db.autocommit() as session:
+                        self._position = self._hub.position = await session.events.head_position()
                     self._wake.set()  # the tailer was idle without a timeout: start polling
         except BaseException:
             self.unsubscribe(subscription)
@@ -128,6 +129,16 @@ class EventFeed:
         if self._position is not None:  # else nobody here is subscribed: subscribe() wakes it
             self._wake.set()
 
+    @property
+    def poll_interval(self) -> float:
+        """How often `poll` should run: a safety net with LISTEN, the only source without it."""
+        return self.settings.safety_poll_interval if self.settings.listen else self.settings.poll_interval
+
+    async def poll(self) -> None:
+        """Wakes the tailer to read the event log, if anyone here is subscribed."""
+        if self._position is not None:
+            self._wake.set()
+
     def _on_notify(self, payload: str) -> None:
         position = self._position
         if position is None or (payload.isdigit() and int(payload) <= position):
@@ -141,7 +152,7 @@ class EventFeed:
         failures = 0
         held_back = False
         while True:
-            timeout = self._idle_timeout()
+            timeout = None
             if held_back:
                 timeout = held_back_delay
                 held_back_delay = min(held_back_delay * 2, self.settings.held_back_max_delay)
@@ -166,18 +177,13 @@ class EventFeed:
                 await asyncio.sleep(min(0.1 * 2**failures, 5.0))
                 self._wake.set()
 
-    def _idle_timeout(self) -> float | None:
-        if self._position is None:
-            return None
-        return self.settings.safety_poll_interval if self.settings.listen else self.settings.poll_interval
-
     async def _read(self) -> bool:
         """Publishes every committed event past the position; True when some wait on an older
         open transaction (visible, but above the watermark)."""
         async with self._lock:
             while (position := self._position) is not None:
-                async with self._db.transaction() as tx:
-                    page = await tx.tail_events(position, self.settings.page_size)
+                async with self._db.autocommit() as session:
+                    page = await session.events.tail(position, self.settings.page_size)
                 if self._position is None:  # everyone left while we read
                     return False
                 if page.last_position is not None:
@@ -193,31 +199,21 @@ class EventFeed:
             self._notify_wanted.clear()
             try:
                 # On its own (autocommit): sent at its implicit commit, one round trip, not three.
-                async with self._db.statement() as tx:
-                    await tx.notify(CHANNEL, str(self._notify_position))
+                async with self._db.autocommit() as session:
+                    await session.events.notify(CHANNEL, str(self._notify_position))
             except Unavailable:
                 pass  # other processes' polls pick the events up
             except Exception:
                 log.exception("event notification failed")
             await asyncio.sleep(self.settings.notify_interval)
 
-    async def _prune_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.prune_interval)
-            try:
-                await self.prune()
-            except Unavailable:
-                log.warning("event pruning skipped: database unavailable")
-            except Exception:
-                log.exception("event pruning failed")
-
     async def prune(self) -> int:
         """Deletes events older than the retention, oldest first; returns how many."""
         seconds = self.settings.retention.total_seconds()
         total = 0
         while True:
-            async with self._db.transaction() as tx:
-                deleted = await tx.prune_events(seconds, self.settings.prune_batch)
+            async with self._db.transaction() as session:  # the pruning lock lasts until its end
+                deleted = await session.events.prune(seconds, self.settings.prune_batch)
             if not deleted:  # None: another process holds the pruning lock
                 return total
             total += deleted

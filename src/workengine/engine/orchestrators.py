@@ -27,16 +27,16 @@ class Orchestrators:
 
     async def get(self, orchestrator_id: str) -> Orchestrator:
         validation.require_id("orchestrator_id", orchestrator_id)
-        async with self._deps.db.read() as tx:
-            return await require_orchestrator(tx, orchestrator_id)
+        async with self._deps.db.autocommit() as session:
+            return await require_orchestrator(session, orchestrator_id)
 
     async def list_page(
         self, status: OrchestratorStatus | None, page_size: int, page_token: str
     ) -> Page[Orchestrator]:
         limit = validation.page_size(page_size)
         after = paging.decode(page_token, ("orchestrators", status))
-        async with self._deps.db.read() as tx:
-            found = await tx.list_orchestrators(status, after, limit + 1)
+        async with self._deps.db.autocommit() as session:
+            found = await session.orchestrators.page(status, after, limit + 1)
         token = ""
         if len(found) > limit:
             last = found[limit - 1]
@@ -46,8 +46,8 @@ class Orchestrators:
 
     async def set_status(self, orchestrator_id: str, status: OrchestratorStatus) -> Orchestrator:
         validation.require_id("orchestrator_id", orchestrator_id)
-        async with self._deps.db.transaction() as tx:
-            updated = await tx.set_orchestrator_status(orchestrator_id, status)
+        async with self._deps.db.autocommit() as session:
+            updated = await session.orchestrators.set_status(orchestrator_id, status)
         if updated is None:
             raise NotFound("orchestrator_id", f"orchestrator {orchestrator_id} not found")
         return updated

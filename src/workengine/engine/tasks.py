@@ -21,7 +21,7 @@ from workengine.domain.model import (
 from workengine.engine import paging
 from workengine.engine.base import Deps, require_orchestrator, require_task
 from workengine.engine.retry import retry_on_conflict
-from workengine.store.transaction import Transaction
+from workengine.store.session import Session
 
 
 def request_fingerprint(new: NewTask) -> str:
@@ -42,25 +42,25 @@ class Tasks:
         if not new.id:
             new = replace(new, id=validation.new_id())
         validation.validate_new_task(new)
-        async with self._deps.db.transaction() as tx:
-            await require_orchestrator(tx, new.orchestrator_id)
-            statuses = await tx.lock_dependencies(new.depends_on) if new.depends_on else {}
+        async with self._deps.db.transaction() as session:
+            await require_orchestrator(session, new.orchestrator_id)
+            statuses = await session.tasks.lock_dependencies(new.depends_on) if new.depends_on else {}
             missing = [d for d in new.depends_on if d not in statuses]
             if missing:
                 raise NotFound("depends_on", f"task {missing[0]} not found")
             unmet = sum(1 for s in statuses.values() if s not in transitions.DEPENDENCY_MET)
             status = TaskStatus.BLOCKED if unmet else TaskStatus.TODO
-            task = await tx.insert_task(new, status, unmet, fingerprint)
+            task = await session.tasks.insert(new, status, unmet, fingerprint)
             if task is None:
-                return await self._created_before(tx, new, fingerprint)
-            event = await tx.record_event(EventKind.CREATED, task)
+                return await self._created_before(session, new, fingerprint)
+            event = await session.events.record(EventKind.CREATED, task)
         self._deps.feed.committed([event])
         return task
 
     @staticmethod
-    async def _created_before(tx: Transaction, new: NewTask, fingerprint: str) -> Task:
+    async def _created_before(session: Session, new: NewTask, fingerprint: str) -> Task:
         if new.idempotency_key:
-            found = await tx.get_task_by_idempotency_key(new.orchestrator_id, new.idempotency_key)
+            found = await session.tasks.by_idempotency_key(new.orchestrator_id, new.idempotency_key)
             if found is not None:
                 task, first_fingerprint = found
                 if first_fingerprint != fingerprint:
@@ -73,8 +73,8 @@ class Tasks:
     async def get_with_attempts(self, task_id: str) -> tuple[Task, tuple[TaskAttempt, ...]]:
         """The task and every attempt of it, first to last."""
         validation.require_id("task_id", task_id)
-        async with self._deps.db.read() as tx:
-            found = await tx.get_task_with_attempts(task_id)
+        async with self._deps.db.autocommit() as session:
+            found = await session.tasks.get_with_attempts(task_id)
         if found is None:
             raise NotFound("task_id", f"task {task_id} not found")
         return found
@@ -85,14 +85,14 @@ class Tasks:
         request's, when given)."""
         validation.require_id("task_id", task_id)
         validation.max_attempts(max_attempts, optional=True)
-        async with self._deps.db.transaction() as tx:
-            task = await tx.lock_task(task_id)
+        async with self._deps.db.transaction() as session:
+            task = await session.tasks.lock(task_id)
             if task is None:
                 raise NotFound("task_id", f"task {task_id} not found")
             budget = attempts.retry_budget(task, max_attempts)
-            retried = await tx.retry_task(task_id, budget)
+            retried = await session.tasks.retry(task_id, budget)
             assert retried is not None  # locked and FAILED
-            event = await tx.record_event(EventKind.RETRIED, retried)
+            event = await session.events.record(EventKind.RETRIED, retried)
         self._deps.feed.committed([event])
         return retried
 
@@ -102,8 +102,8 @@ class Tasks:
         validation.text("tag", where.tag, validation.MAX_TAG_LENGTH)
         limit = validation.page_size(page_size)
         after = paging.decode(page_token, where)
-        async with self._deps.db.read() as tx:
-            found = await tx.list_tasks(where, after, limit + 1)
+        async with self._deps.db.autocommit() as session:
+            found = await session.tasks.page(where, after, limit + 1)
         token = ""
         if len(found) > limit:
             last = found[limit - 1]
@@ -115,12 +115,12 @@ class Tasks:
     async def cancel(self, task_id: str, reason: str) -> tuple[Task, list[str]]:
         validation.require_id("task_id", task_id)
         validation.text("reason", reason, validation.MAX_MESSAGE)
-        async with self._deps.db.transaction() as tx:
-            task = await tx.cancel_task(task_id, reason, transitions.cancellable_statuses())
+        async with self._deps.db.transaction() as session:
+            task = await session.tasks.cancel(task_id, reason, transitions.cancellable_statuses())
             if task is None:
-                current = await require_task(tx, task_id)
+                current = await require_task(session, task_id)
                 raise FailedPrecondition(f"task {task_id} is {current.status.value}; it cannot be cancelled")
-            events: list[TaskEvent] = [await tx.record_event(EventKind.CANCELLED, task, message=reason)]
-            unblocked = await tx.release_dependents(task_id)
+            events: list[TaskEvent] = [await session.events.record(EventKind.CANCELLED, task, message=reason)]
+            unblocked = await session.tasks.release_dependents(task_id)
         self._deps.feed.committed(events + unblocked)
         return task, [e.task.id for e in unblocked]

@@ -38,11 +38,11 @@ class Watcher:
         if after_cursor < 0:
             raise InvalidArgument("after_cursor", "must not be negative")
         validation.require_id(chosen[0], getattr(target, chosen[0]))
-        async with self._deps.db.transaction() as tx:
+        async with self._deps.db.autocommit() as session:
             if target.task_id:
-                return await require_task(tx, target.task_id)
+                return await require_task(session, target.task_id)
             if target.orchestrator_id:
-                await require_orchestrator(tx, target.orchestrator_id)
+                await require_orchestrator(session, target.orchestrator_id)
         return None
 
     async def _snapshot(self, target: WatchTarget) -> tuple[Snapshot, list[TaskEvent]]:
@@ -57,8 +57,8 @@ class Watcher:
         scope, scope_id = target.scope
         pause, waited = 0.002, 0.0
         while True:
-            async with self._deps.db.transaction() as tx:
-                snapshot = await tx.snapshot(scope, scope_id, SNAPSHOT_LIMIT)
+            async with self._deps.db.autocommit() as session:
+                snapshot = await session.events.snapshot(scope, scope_id, SNAPSHOT_LIMIT)
             if not snapshot.seen_positions or waited >= SNAPSHOT_SETTLE_SECONDS:
                 break
             await asyncio.sleep(pause)
@@ -87,8 +87,8 @@ class Watcher:
         """
         scope, scope_id = target.scope
         while True:
-            async with self._deps.db.transaction() as tx:
-                page = await tx.events_after(scope, scope_id, after, REPLAY_PAGE)
+            async with self._deps.db.autocommit() as session:
+                page = await session.events.after(scope, scope_id, after, REPLAY_PAGE)
             if after < page.pruned_through:
                 raise OutOfRange(
                     "after_cursor",

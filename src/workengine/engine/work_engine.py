@@ -11,9 +11,9 @@ from workengine.engine.base import Deps, utc_now
 from workengine.engine.events import EventHub
 from workengine.engine.execution import ExecutionFlow
 from workengine.engine.feed import EventFeed, FeedSettings
-from workengine.engine.maintenance import Maintenance, MaintenanceSettings
+from workengine.engine.maintenance import Deadlines, Duty, MaintenanceRunner, MaintenanceSettings
 from workengine.engine.orchestrators import Orchestrators
-from workengine.engine.stats import Statistics
+from workengine.engine.stats import FOLD_INTERVAL, Statistics
 from workengine.engine.tasks import Tasks
 from workengine.engine.watch import Watcher
 from workengine.store.database import Database
@@ -34,23 +34,36 @@ class WorkEngine:
         self.hub = EventHub(settings.subscriber_buffer)
         self.feed = EventFeed(db, self.hub, settings)
         deps = Deps(db=db, feed=self.feed, clock=clock, default_lease=default_lease)
-        self.maintenance = Maintenance(db, self.feed, maintenance_settings)
         self.orchestrators = Orchestrators(deps)
         self.tasks = Tasks(deps)
         self.execution = ExecutionFlow(deps)
         self.stats = Statistics(deps)
         self.watcher = Watcher(deps)
         self.access = Access(deps)
+        maintenance = maintenance_settings or MaintenanceSettings()
+        self.deadlines = Deadlines(db, self.feed, maintenance.batch)
+        self.maintenance = MaintenanceRunner(
+            [
+                Duty("lease reaper", maintenance.interval, self.deadlines.reap_expired_leases),
+                Duty("retry scheduler", maintenance.interval, self.deadlines.release_due_retries),
+                Duty("event pruning", settings.prune_interval, self.feed.prune),
+                Duty("statistics fold", FOLD_INTERVAL, self.stats.fold),
+                Duty("event feed poll", self.feed.poll_interval, self.feed.poll),
+            ]
+        )
 
     def start(self) -> None:
-        """Starts background work (event feed, listener, pruning, lease reaper, retry
-        scheduler, statistics folding) on the running loop."""
+        """Starts the background work on the running loop: the event feed (its tailer, NOTIFY
+        sender and LISTEN connection) and the maintenance duties."""
         self.feed.start()
         self.maintenance.start()
-        self.stats.start()
+
+    def stop_serving(self) -> None:
+        """The first step of a shutdown: ends every watch stream and answers every waiting
+        claim "no task" now, so the server can stop without waiting for them."""
+        self.hub.close()
 
     async def close(self) -> None:
         await self.maintenance.close()
         await self.feed.close()
-        await self.stats.close()
         await self.db.close()

@@ -1,8 +1,8 @@
-"""The connection pool and the one way in: `Database.transaction()`.
+"""The connection pool and the two ways in: `Database.transaction()` and `Database.autocommit()`.
 
 Statements run on psycopg's AsyncConnection directly (dict rows, prepared after a few uses),
 not through SQLAlchemy's engine: its execution and result layers cost a third of the server's
-CPU per task lifecycle (issue 6). Migrations still use SQLAlchemy, through Alembic.
+CPU per task lifecycle. Migrations use SQLAlchemy, through Alembic.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from workengine.domain.errors import TransactionConflict, Unavailable
-from workengine.store.transaction import Transaction
+from workengine.store.session import Session
 
 # serialization_failure and deadlock_detected: the database rolled the transaction back to
 # resolve a conflict with a concurrent one, and running it again is the documented remedy.
@@ -41,7 +41,7 @@ SLOW_SESSION_SECONDS = 1.5
 class Connection(psycopg.AsyncConnection[dict[str, Any]]):
     """A pooled connection, with cursors kept for its statements: made anew for every statement,
     a cursor cost more of the server's CPU than a short statement's whole execution (psycopg sets
-    up its adapters, and its loaders for each column, again; issue 6)."""
+    up its adapters, and its loaders for each column, again)."""
 
     _cursors: tuple[AsyncRawCursor[dict[str, Any]], AsyncRawCursor[dict[str, Any]]] | None = None
 
@@ -207,33 +207,27 @@ class Database:
         self.pool = Pool(url, pool_size + max_overflow, timeout=10)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """One transaction per state change: committed on exit, rolled back on any error.
+    async def transaction(self) -> AsyncIterator[Session]:
+        """One transaction: committed on exit, rolled back on any error. For a state change of
+        more than one statement, or one that must not commit if its call is cut short.
 
         Connection failures surface as `Unavailable`, so clients see UNAVAILABLE and retry;
         a transaction the database aborted to resolve a conflict (deadlock, serialization
         failure) surfaces as `TransactionConflict`, which the engine retries.
         """
-        async with self._session(autocommit=False) as tx:
-            yield tx
+        async with self._session(autocommit=False) as session:
+            yield session
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[Transaction]:
-        """For use cases that only read: every statement runs on its own (autocommit), so a
-        lone statement costs one round trip instead of three (BEGIN, it, COMMIT). Several
-        statements each see their own snapshot; writes are not allowed here."""
-        async with self._session(autocommit=True) as tx:
-            yield tx
+    async def autocommit(self) -> AsyncIterator[Session]:
+        """Every statement runs on its own, its own transaction, in one round trip instead of
+        three (BEGIN, it, COMMIT). For reads, and for a state change that is one statement;
+        several statements each see their own snapshot. Errors surface as in `transaction`."""
+        async with self._session(autocommit=True) as session:
+            yield session
 
     @asynccontextmanager
-    async def statement(self) -> AsyncIterator[Transaction]:
-        """For a state change that is one statement: it runs on its own (autocommit), its own
-        transaction, in one round trip. A refusal may read more, each in its own snapshot."""
-        async with self._session(autocommit=True) as tx:
-            yield tx
-
-    @asynccontextmanager
-    async def _session(self, *, autocommit: bool) -> AsyncIterator[Transaction]:
+    async def _session(self, *, autocommit: bool) -> AsyncIterator[Session]:
         connection = await self.pool.acquire()
         watchdog = Watchdog(self.pool, connection)
         try:
@@ -242,7 +236,7 @@ class Database:
                     # No round trip (psycopg sends BEGIN, or stops sending it); a connection keeps
                     # its mode until a session wants the other.
                     await connection.set_autocommit(autocommit)
-                yield Transaction(connection)
+                yield Session(connection)
                 if not autocommit:
                     await connection.commit()
             except BaseException:

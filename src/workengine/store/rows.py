@@ -1,29 +1,58 @@
-"""Row -> domain value conversion."""
+"""Database rows -> domain values, and the typed results the stores return: the engine never
+sees a row."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
+from workengine.domain.access import StoredToken
 from workengine.domain.model import (
     Artifact,
     AttemptOutcome,
     Charter,
+    DependencyState,
     EventKind,
     EventPage,
+    JsonObject,
     Orchestrator,
     OrchestratorStatus,
     Priority,
+    ScoredTask,
+    Snapshot,
     Task,
     TaskAttempt,
     TaskEvent,
     TaskResult,
     TaskStatus,
 )
+from workengine.domain.statistics import RollupCount
 
 Row = Mapping[str, Any]  # a psycopg dict row
+
+
+class Changed(NamedTuple):
+    """A task as a statement left it, and the event the statement recorded."""
+
+    task: Task
+    event: TaskEvent
+
+
+class Claim(NamedTuple):
+    """A claimed task with its STARTED event, and the related tasks read with it."""
+
+    scored: ScoredTask
+    event: TaskEvent
+    related: list[Task]
+
+
+class Completed(NamedTuple):
+    """A completed task with its event, and the UNBLOCKED events of the dependents it released."""
+
+    changed: Changed
+    unblocked: list[TaskEvent]
 
 
 def to_orchestrator(row: Row) -> Orchestrator:
@@ -162,3 +191,56 @@ def to_event(row: Row) -> TaskEvent:
         message=row["event_message"],
         metadata=row["event_metadata"],
     )
+
+
+def to_dependency_state(row: Row) -> DependencyState:
+    return DependencyState(row["id"], row["title"], TaskStatus(row["status"]))
+
+
+def to_changed(row: Row, kind: EventKind, message: str = "", metadata: JsonObject | None = None) -> Changed:
+    """A row of a statement that changed one task and recorded its event (changed_event)."""
+    task = to_task(row)
+    event = TaskEvent(
+        cursor=row["event_position"],
+        kind=kind,
+        occurred_at=row["event_time"],
+        task=task,
+        attempt=task.attempt,
+        progress=task.progress if kind is EventKind.PROGRESS else 0,
+        message=message,
+        metadata=metadata or {},
+    )
+    return Changed(task, event)
+
+
+def to_moved_events(kind: EventKind, found: Sequence[Row], message: str = "") -> list[TaskEvent]:
+    """Rows of a statement that moved tasks and recorded an event each (moved_events)."""
+    return [
+        TaskEvent(
+            cursor=r["event_position"],
+            kind=kind,
+            occurred_at=r["event_time"],
+            task=to_task(r),
+            attempt=r["attempt"],
+            message=message,
+        )
+        for r in found
+    ]
+
+
+def to_snapshot(found: Sequence[Row]) -> Snapshot:
+    """Rows of a snapshot statement: the position on every row, no task columns when empty."""
+    first = found[0]
+    return Snapshot(
+        position=int(first["snapshot_position"]),
+        seen_positions=frozenset(first["seen_positions"]),
+        tasks=tuple(to_task(r) for r in found if r["id"] is not None),
+    )
+
+
+def to_stored_token(row: Row) -> StoredToken:
+    return StoredToken(row["orchestrator_id"], row["expires_at"], row["revoked_at"])
+
+
+def to_rollup_count(row: Row) -> RollupCount:
+    return RollupCount(row["status"], row["priority"], row["bucket"], int(row["tasks"]), row["seconds"])
