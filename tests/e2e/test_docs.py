@@ -71,8 +71,8 @@ def test_the_link_checker_sees_a_broken_file_and_a_broken_anchor(tmp_path: Path)
 
 
 def readme_python_loop() -> str:
-    loop_section = section(README.read_text(), README_LOOP_SECTION)
-    python = [code for language, code in FENCED_BLOCK.findall(loop_section) if language == "python"]
+    blocks: list[tuple[str, str]] = FENCED_BLOCK.findall(section(README.read_text(), README_LOOP_SECTION))
+    python = [code for language, code in blocks if language == "python"]
     assert len(python) == 1, f"the README's loop section has {len(python)} python blocks, not 1"
     return python[0]
 
