@@ -1,8 +1,8 @@
 """Gaps a review of the clients found, each reproduced as a failing test before its fix and kept
 as a regression: daemons riding out a server restart and long tasks, CI's buf breaking on main,
-generation checks and bytecode caches, README commands that could escape their test, proto
-comments that must match the server, client options, enum values over reflection, and an
-asyncio watch that must cancel its stream."""
+generation checks and bytecode caches, documented grpcurl commands that could escape their
+test, proto comments that must match the server, client options, enum values over reflection,
+and an asyncio watch that must cancel its stream."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from typing import Any
 import grpc
 import pytest
 
-import tests.e2e.test_readme_grpcurl as readme_test
+import tests.e2e.test_docs_grpcurl as grpcurl_doc_test
 from tests.e2e.daemons import (
     Daemon,
     python_daemon_command,
@@ -169,42 +169,42 @@ def test_generate_check_ignores_python_bytecode_caches() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-# README edits cannot escape test_readme_grpcurl.py
+# docs/grpcurl.md edits cannot escape test_docs_grpcurl.py
 
 
-async def test_readme_test_fails_when_an_earlier_duplicate_command_fails(
+async def test_grpcurl_doc_test_fails_when_an_earlier_duplicate_command_fails(
     target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two commands of the same kind are both checked: a broken UpdateTaskProgress (a stale
-    attempt, FAILED_PRECONDITION) placed before the good one fails the README test."""
-    text = readme_test.README.read_text()
+    attempt, FAILED_PRECONDITION) placed before the good one fails the docs/grpcurl.md test."""
+    text = grpcurl_doc_test.GRPCURL_DOC.read_text()
     good = 'grpcurl -plaintext -d \'{"task_id": "spec-1", "attempt": 1, "progress": 50'
     assert good in text
     broken = (
         'grpcurl -plaintext -d \'{"task_id": "spec-1", "attempt": 7, "progress": 50, '
         '"message": "typo"}\' localhost:50051 workengine.v1.WorkEngineService/UpdateTaskProgress\n'
     )
-    doctored = tmp_path / "README.md"
+    doctored = tmp_path / "grpcurl.md"
     doctored.write_text(text.replace(good, broken + good, 1))
-    monkeypatch.setattr(readme_test, "README", doctored)
-    assert any('attempt": 7' in " ".join(argv) for argv in readme_test.readme_commands())
+    monkeypatch.setattr(grpcurl_doc_test, "GRPCURL_DOC", doctored)
+    assert any('attempt": 7' in " ".join(argv) for argv in grpcurl_doc_test.grpcurl_doc_commands())
 
     with pytest.raises(AssertionError):
-        await readme_test.test_every_readme_grpcurl_command_works_against_a_live_server(target)
+        await grpcurl_doc_test.test_every_grpcurl_doc_command_works_against_a_live_server(target)
 
 
-def test_readme_test_sees_grpcurl_commands_in_every_fenced_block(
+def test_grpcurl_doc_test_sees_grpcurl_commands_in_every_fenced_shell_block(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A grpcurl command in any fenced block of the section (```sh too) is found and run."""
-    text = readme_test.README.read_text()
+    """A grpcurl command in any fenced shell block of the page (```sh too) is found and run."""
+    text = grpcurl_doc_test.GRPCURL_DOC.read_text()
     extra = "\n```sh\ngrpcurl -plaintext localhost:50051 describe workengine.v1.NoSuchThing\n```\n"
-    anchor = "Check health (SERVING"
-    doctored = tmp_path / "README.md"
+    anchor = "## Check health"
+    doctored = tmp_path / "grpcurl.md"
     doctored.write_text(text.replace(anchor, extra + "\n" + anchor, 1))
-    monkeypatch.setattr(readme_test, "README", doctored)
+    monkeypatch.setattr(grpcurl_doc_test, "GRPCURL_DOC", doctored)
 
-    found = [" ".join(argv) for argv in readme_test.readme_commands()]
+    found = [" ".join(argv) for argv in grpcurl_doc_test.grpcurl_doc_commands()]
 
     assert any("NoSuchThing" in command for command in found)
 
