@@ -481,7 +481,7 @@ export type TaskContext = Message<"workengine.v1.TaskContext"> & {
   dependencies: DependencyState[];
 
   /**
-   * Other unfinished tasks in the same workspace, most recently updated first (at most 20).
+   * Other unfinished tasks in the same workspace, most recently created first (at most 20).
    *
    * @generated from field: repeated workengine.v1.Task related_tasks = 4;
    */
@@ -686,8 +686,9 @@ export const TaskPrioritySchema: GenEnum<TaskPriority> = /*@__PURE__*/
   enumDesc(file_workengine_v1_task, 0);
 
 /**
- * Lifecycle state of a task. DONE, FAILED and CANCELLED are terminal (no RPC retries a FAILED
- * task yet); a FAILED task can still be cancelled, which releases its dependents.
+ * Lifecycle state of a task. DONE and CANCELLED are terminal; FAILED is final unless RetryTask
+ * puts the task back to TODO. A FAILED task can still be cancelled, which releases its
+ * dependents.
  *
  * @generated from enum workengine.v1.TaskStatus
  */
@@ -729,7 +730,8 @@ export enum TaskStatus {
   DONE = 4,
 
   /**
-   * Finished with a failure reported by the daemon.
+   * Finished with a failure: reported by the daemon, or its lease expired once too often (lease
+   * expiries and reported failures together reached max_attempts). RetryTask puts it back.
    *
    * @generated from enum value: TASK_STATUS_FAILED = 5;
    */
