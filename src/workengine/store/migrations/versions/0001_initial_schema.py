@@ -16,9 +16,7 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade() -> None:
-    op.execute(
-        """
+SCHEMA = """
         CREATE TABLE orchestrators (
             id                text PRIMARY KEY,
             display_name      text NOT NULL,
@@ -101,7 +99,10 @@ def upgrade() -> None:
         CREATE INDEX task_events_orchestrator_idx ON task_events (orchestrator_id, cursor);
         CREATE INDEX task_events_workspace_idx ON task_events (workspace_id, cursor);
         """
-    )
+
+
+def upgrade() -> None:
+    op.execute(SCHEMA)
 
 
 def downgrade() -> None:

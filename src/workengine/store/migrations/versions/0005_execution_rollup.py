@@ -28,9 +28,7 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade() -> None:
-    op.execute(
-        """
+ROLLUP = """
         CREATE TABLE execution_rollup (
             orchestrator_id text NOT NULL,
             hours           smallint NOT NULL CHECK (hours IN (1, 24)),  -- an hour's or a day's row
@@ -148,7 +146,10 @@ def upgrade() -> None:
                sum(tasks), sum(seconds)
         FROM hourly GROUP BY orchestrator_id, date_trunc('day', hour, 'UTC'), status, priority, bucket;
         """
-    )
+
+
+def upgrade() -> None:
+    op.execute(ROLLUP)
 
 
 def downgrade() -> None:
