@@ -8,6 +8,7 @@ from typing import Any
 
 from workengine.api import convert
 from workengine.api.errors import streaming, unary
+from workengine.api.watch_responses import EventResponses
 from workengine.domain.errors import InvalidArgument
 from workengine.domain.model import Bookmark
 from workengine.engine import WorkEngine
@@ -30,7 +31,7 @@ def start_options(request: pb.ClaimNextTaskRequest | pb.ExecuteTaskRequest, cont
 class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
     def __init__(self, engine: WorkEngine) -> None:
         self._engine = engine
-        self._responses = convert.EventResponses()
+        self._responses = EventResponses()
 
     @unary
     async def SelectNextTask(
