@@ -1,4 +1,4 @@
-"""Hostile input (issue 5): every RPC, random and malicious values, over a real socket.
+"""Hostile input: every RPC, random and malicious values, over a real socket.
 
 Each call must end with a status that means something to a client (OK, INVALID_ARGUMENT,
 NOT_FOUND, ...; never UNKNOWN or INTERNAL), its message must not leak SQL or Python, and the

@@ -1,4 +1,4 @@
-"""Database down -> UNAVAILABLE with a short, safe message (SPEC §4)."""
+"""Database down -> UNAVAILABLE with a short, safe message."""
 
 from __future__ import annotations
 

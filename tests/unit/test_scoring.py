@@ -1,4 +1,4 @@
-"""The selection score (SPEC §2): priority weight x deadline boost, tie-breaks and index segments."""
+"""The selection score: priority weight x deadline boost, tie-breaks and index segments."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The task state machine (SPEC §1): what is allowed, what is refused, and how."""
+"""The task state machine: what is allowed, what is refused, and how."""
 
 from __future__ import annotations
 

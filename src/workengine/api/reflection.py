@@ -12,7 +12,7 @@ More differences from grpcio's servicer, all so that strangers' tools work uncha
   by its file: upb's pool knows neither symbol, and `grpcurl describe` asks for both.
 - `json_name` is cleared from the served fields. protoc records it in the descriptor set but
   not in the generated code, and grpcurl prints JSON with it when present: serving it would
-  turn grpcurl's output from the field names (as before, and as the README shows) into
+  turn grpcurl's output from the field names (as before, and as docs/grpcurl.md shows) into
   lowerCamelCase. Requests accept both spellings either way.
 """
 

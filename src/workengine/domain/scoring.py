@@ -1,4 +1,4 @@
-"""Task selection score (SPEC §2): priority weight x deadline boost, and the index segments.
+"""Task selection score: priority weight x deadline boost, and the index segments.
 
 The score of a task depends on `now`, so it cannot be stored in an index. But it only takes
 16 values: each (priority, deadline bucket) pair is a contiguous range of due times, and

@@ -1,4 +1,4 @@
-"""The task state machine (SPEC §1). Anything not listed here is refused."""
+"""The task state machine. Anything not listed here is refused."""
 
 from __future__ import annotations
 

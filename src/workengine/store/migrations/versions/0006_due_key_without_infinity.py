@@ -3,7 +3,7 @@
 `tasks.due_key` (the selection index's deadline column) was COALESCE(due_at, 'infinity').
 psycopg cannot load ±infinity into a datetime, so every timestamptz column of every row went
 through a loader written in Python to catch it, which also keeps psycopg from loading rows on
-its C path: 9 % of the server's instructions per task lifecycle (issue 6, callgrind). Now it is
+its C path: 9 % of the server's instructions per task lifecycle (counted with callgrind). Now it is
 COALESCE(due_at, '9999-12-30 00:00:00+00'), `domain.scoring.UNDATED`, which psycopg's own loader
 reads in any session time zone (datetime.max would not: read east of UTC it is in the year
 10000). Due times at or after it are refused (INVALID_ARGUMENT), so undated tasks still sort
