@@ -82,6 +82,15 @@ class AsyncWorkEngineClient(ClientBase):
                     raise from_rpc_error(error, method) from error
                 await asyncio.sleep(delay)
 
+    async def call(
+        self, method: str, request: Any, *, timeout: float | None = None, idempotent: bool | None = None
+    ) -> Any:
+        """Any unary RPC by name (e.g. "ListTasks") with a request message you build: for what
+        the methods below trim (RegisterOrchestrator's token, one page of a List and its
+        next_page_token) or do not cover. It gets the same deadline, metadata and typed errors,
+        and is retried on UNAVAILABLE when `method` is in IDEMPOTENT_METHODS (or `idempotent`)."""
+        return await self._unary(method, request, timeout, idempotent=idempotent)
+
     async def _pages(
         self, method: str, request: Any, items: str, timeout: float | None
     ) -> AsyncIterator[Any]:
@@ -177,19 +186,6 @@ class AsyncWorkEngineClient(ClientBase):
         request = pb.ListOrchestratorsRequest(status=status, page_size=page_size)
         return self._pages("ListOrchestrators", request, "orchestrators", timeout)
 
-    async def list_orchestrators_page(
-        self,
-        *,
-        status: orchestrator_pb2.OrchestratorStatus = orchestrator_pb2.ORCHESTRATOR_STATUS_UNSPECIFIED,
-        page_size: int = 100,
-        page_token: str = "",
-        timeout: float | None = None,
-    ) -> pb.ListOrchestratorsResponse:
-        """One page of list_orchestrators: `.orchestrators` and `.next_page_token` (empty on the
-        last page), the `page_token` of the next. Retried."""
-        request = pb.ListOrchestratorsRequest(status=status, page_size=page_size, page_token=page_token)
-        return cast(pb.ListOrchestratorsResponse, await self._unary("ListOrchestrators", request, timeout))
-
     # -- tasks --------------------------------------------------------------------------------
 
     async def create_task(
@@ -228,23 +224,6 @@ class AsyncWorkEngineClient(ClientBase):
         """Every task matching the filters, oldest first, fetched a page at a time. Retried per page."""
         request = requests.list_tasks(orchestrator_id, workspace_id, statuses, tag, page_size)
         return self._pages("ListTasks", request, "tasks", timeout)
-
-    async def list_tasks_page(
-        self,
-        *,
-        orchestrator_id: str = "",
-        workspace_id: str = "",
-        statuses: Iterable[task_pb2.TaskStatus] = (),
-        tag: str = "",
-        page_size: int = 100,
-        page_token: str = "",
-        timeout: float | None = None,
-    ) -> pb.ListTasksResponse:
-        """One page of list_tasks: `.tasks` and `.next_page_token` (empty on the last page), the
-        `page_token` of the next. Retried."""
-        request = requests.list_tasks(orchestrator_id, workspace_id, statuses, tag, page_size)
-        request.page_token = page_token
-        return cast(pb.ListTasksResponse, await self._unary("ListTasks", request, timeout))
 
     async def cancel_task(
         self, task_id: str, reason: str = "", *, timeout: float | None = None
