@@ -8,7 +8,7 @@ import pytest
 
 from workengine.config import parse_duration
 from workengine.v1 import task_pb2
-from workengine.watch_view import ProgressBoard, plain_line, progress_bar
+from workengine.cli.watch_view import ProgressBoard, plain_line, progress_bar
 
 
 def event(task_id: str, kind: int, status: int, percent: int = 0, message: str = "") -> task_pb2.TaskEvent:
