@@ -31,9 +31,7 @@ class WorkEngineClient(ClientBase):
     default 10; a call's own `timeout=` overrides it; ClaimNextTask adds its `wait`). Calls
     that are safe to repeat are retried on UNAVAILABLE with jittered exponential backoff
     (`workengine.client.retry` lists them and says why). Errors are typed, a class per status
-    code (`workengine.client.errors`: `ReportRefused` and its `.reason` for a refused report,
-    `NotFound` and `InvalidArgument` with the `.field`, `Unavailable`, ...); each is still a
-    `grpc.RpcError` (`error.code()`, `error.details()`; the original is `error.rpc_error`).
+    code (`workengine.client.errors`: `ReportRefused`, `NotFound`, ...), each a `grpc.RpcError`.
     `token` is sent as `authorization: Bearer <token>` on every call (the admin's or an
     orchestrator's token, for a server with authentication on). `metadata` is called before
     each attempt with the RPC's name and returns more metadata to send; `credentials`
@@ -85,10 +83,9 @@ class WorkEngineClient(ClientBase):
     def call(
         self, method: str, request: Any, *, timeout: float | None = None, idempotent: bool | None = None
     ) -> Any:
-        """Any unary RPC by name (e.g. "ListTasks") with a request message you build: for what
-        the methods below trim (RegisterOrchestrator's token, one page of a List and its
-        next_page_token) or do not cover. It gets the same deadline, metadata and typed errors,
-        and is retried on UNAVAILABLE when `method` is in IDEMPOTENT_METHODS (or `idempotent`)."""
+        """Any unary RPC by name (e.g. "ListTasks") with a request you build, for what the methods
+        below trim (RegisterOrchestrator's token, a List's page token) or do not cover: same
+        deadline, metadata and typed errors; retried if in IDEMPOTENT_METHODS (or `idempotent`)."""
         return self._unary(method, request, timeout, idempotent=idempotent)
 
     def _pages(self, method: str, request: Any, items: str, timeout: float | None) -> Iterator[Any]:
