@@ -194,11 +194,28 @@ def run_task(target: str, task_id: str, *, fail_with: str = "") -> None:
         client.complete_task(task_id, started.attempt, status, error=fail_with)
 
 
+def create(target: str, title: str, *more: str) -> None:
+    """Creates a task of ada's in workspace ws, its id its title."""
+    cli(target, "task", "create", "--orchestrator", "ada", "--workspace", "ws", "--title", title,
+        "--id", title, *more)  # fmt: skip
+
+
+def finished(served: ServeProcess) -> str:
+    """ada's tasks "ok" (DONE) and "ko" (FAILED with "boom"), both after "py-1 is halfway"."""
+    target = served.target
+    cli(target, "orchestrator", "register", "--name", "Ada", "--id", "ada")
+    for title in ("ok", "ko"):
+        create(target, title)
+    run_task(target, "ok")
+    run_task(target, "ko", fail_with="boom")
+    return target
+
+
 def test_register_create_and_list_print_summaries_and_tables(served: ServeProcess) -> None:
     target = served.target
 
     register = run(target, "orchestrator", "register", "--name", "Ada", "--id", "ada", "--role", "writer")
-    create = run(
+    created = run(
         target,
         "task", "create", "--orchestrator", "ada", "--workspace", "ws-1", "--title", "Write the spec",
         "--id", "spec", "--priority", "high", "--tag", "docs",
@@ -214,9 +231,9 @@ def test_register_create_and_list_print_summaries_and_tables(served: ServeProces
         "  role        writer",
     ]
     assert register.stderr.startswith("token (shown once;") and "wet_" in register.stderr
-    assert create.stdout.splitlines()[:2] == ["task spec: Write the spec", "  status        TODO"]
-    assert "  priority      HIGH" in create.stdout and "  tags          docs" in create.stdout
-    assert "{" not in create.stdout + register.stdout  # no JSON dump
+    assert created.stdout.splitlines()[:2] == ["task spec: Write the spec", "  status        TODO"]
+    assert "  priority      HIGH" in created.stdout and "  tags          docs" in created.stdout
+    assert "{" not in created.stdout + register.stdout  # no JSON dump
     assert tasks[0].split() == ["ID", "STATUS", "PRIORITY", "PROGRESS", "ORCHESTRATOR", "TITLE"]
     assert [line.split()[:5] for line in tasks[1:]] == [
         ["spec", "TODO", "HIGH", "0%", "ada"],
@@ -244,12 +261,7 @@ def test_a_page_of_tasks_says_how_to_get_the_next(served: ServeProcess) -> None:
 
 
 def test_task_get_and_attempts_show_the_outcome_not_the_last_progress(served: ServeProcess) -> None:
-    target = served.target
-    cli(target, "orchestrator", "register", "--name", "Ada", "--id", "ada")
-    cli(target, "task", "create", "--orchestrator", "ada", "--workspace", "ws", "--title", "ok", "--id", "ok")
-    cli(target, "task", "create", "--orchestrator", "ada", "--workspace", "ws", "--title", "ko", "--id", "ko")
-    run_task(target, "ok")
-    run_task(target, "ko", fail_with="boom")
+    target = finished(served)
 
     done = run(target, "task", "get", "ok").stdout
     failed = run(target, "task", "get", "ko").stdout
@@ -305,24 +317,8 @@ def test_orchestrator_status_shows_and_sets_availability(served: ServeProcess) -
 
 
 def test_stats_counts_an_orchestrators_tasks(served: ServeProcess) -> None:
-    target = served.target
-    cli(target, "orchestrator", "register", "--name", "Ada", "--id", "ada")
-    for title in ("ok", "ko", "todo"):
-        cli(
-            target,
-            "task",
-            "create",
-            "--orchestrator",
-            "ada",
-            "--workspace",
-            "ws",
-            "--title",
-            title,
-            "--id",
-            title,
-        )
-    run_task(target, "ok")
-    run_task(target, "ko", fail_with="boom")
+    target = finished(served)
+    create(target, "todo")
 
     shown = run(target, "stats", "--orchestrator", "ada").stdout.splitlines()
     as_json = cli(target, "stats", "--orchestrator", "ada", "--since", "1h")
@@ -337,12 +333,7 @@ def test_stats_counts_an_orchestrators_tasks(served: ServeProcess) -> None:
 
 
 def test_watch_shows_a_finished_tasks_outcome_instead_of_its_last_progress(served: ServeProcess) -> None:
-    target = served.target
-    cli(target, "orchestrator", "register", "--name", "Ada", "--id", "ada")
-    cli(target, "task", "create", "--orchestrator", "ada", "--workspace", "ws", "--title", "ok", "--id", "ok")
-    cli(target, "task", "create", "--orchestrator", "ada", "--workspace", "ws", "--title", "ko", "--id", "ko")
-    run_task(target, "ok")
-    run_task(target, "ko", fail_with="boom")
+    target = finished(served)
 
     done = run(target, "watch", "--task", "ok", "--lines").stdout
     failed = run(target, "watch", "--task", "ko", "--lines").stdout

@@ -21,35 +21,22 @@ against raw gRPC errors keeps working), and keeps the original as `.rpc_error` (
 
 from __future__ import annotations
 
-import enum
 from typing import Any
 
 import grpc
 from google.protobuf import message
 from google.rpc import error_details_pb2, status_pb2
 
+# The server's own list of reasons (TASK_CANCELLED, TASK_NOT_RUNNING, ATTEMPT_SUPERSEDED,
+# ATTEMPT_NOT_STARTED, LEASE_EXPIRED, COMPLETION_CONFLICT), a str enum; a reason a newer
+# server sends that this one does not know stays text.
+from workengine.domain.attempts import Refusal as Refusal
+
 # google.rpc.ErrorInfo.domain of the reasons the server attaches.
 ERROR_DOMAIN = "workengine.v1"
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
 # The calls a daemon reports on its attempt with: their FAILED_PRECONDITION means "stop".
 REPORT_METHODS = frozenset({"Heartbeat", "UpdateTaskProgress", "CompleteTask"})
-
-
-class Refusal(enum.StrEnum):
-    """Why the server refused a report (or a RetryTask): the google.rpc.ErrorInfo reason."""
-
-    TASK_CANCELLED = "TASK_CANCELLED"
-    """The task was cancelled: drop the work."""
-    TASK_NOT_RUNNING = "TASK_NOT_RUNNING"
-    """The task is not IN_PROGRESS (finished, or back to TODO)."""
-    ATTEMPT_SUPERSEDED = "ATTEMPT_SUPERSEDED"
-    """A newer attempt of the task started; this one no longer counts."""
-    ATTEMPT_NOT_STARTED = "ATTEMPT_NOT_STARTED"
-    """The report named an attempt that was never started."""
-    LEASE_EXPIRED = "LEASE_EXPIRED"
-    """The attempt's lease ran out before a heartbeat or report extended it."""
-    COMPLETION_CONFLICT = "COMPLETION_CONFLICT"
-    """The attempt was already completed with a different outcome."""
 
 
 class WorkEngineError(grpc.RpcError):  # type: ignore[misc]
