@@ -9,6 +9,7 @@ import pytest
 from workengine.cli.describe import activity, outcome, state
 from workengine.cli.output import seconds, summary, table, when
 from workengine.cli.stats import stats_summary
+from workengine.cli.tasks import task_summary
 from workengine.v1 import task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
 
@@ -104,3 +105,12 @@ def test_stats_read_as_counts_rate_and_times() -> None:
         "  by status     DONE 3",
     ]
     assert "success rate  -" in stats_summary("ada", pb.GetExecutionStatsResponse())
+
+
+def test_a_task_summary_shows_the_first_line_of_a_long_description() -> None:
+    short = task(task_pb2.TASK_STATUS_TODO, description="Draft it.")
+    long = task(task_pb2.TASK_STATUS_TODO, description="Draft it.\nThen review it.")
+
+    assert "  about   Draft it." in task_summary(short).splitlines()
+    assert "  about   Draft it.…" in task_summary(long).splitlines()
+    assert "about" not in task_summary(task(task_pb2.TASK_STATUS_TODO))

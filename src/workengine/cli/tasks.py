@@ -26,6 +26,7 @@ def task_summary(task: task_pb2.Task) -> str:
         f"task {task.id}: {task.title}",
         [
             ("status", state(task)),
+            ("about", _first_line(task.description)),
             ("orchestrator", task.orchestrator_id),
             ("workspace", task.workspace_id + (f" / {task.channel_id}" if task.channel_id else "")),
             ("priority", priority_name(task.priority)),
@@ -39,6 +40,11 @@ def task_summary(task: task_pb2.Task) -> str:
             ("created", when(task.create_time)),
         ],
     )
+
+
+def _first_line(text: str, width: int = 80) -> str:
+    line = text.strip().split("\n", 1)[0]
+    return line if len(line) <= width and line == text.strip() else line[: width - 1].rstrip() + "…"
 
 
 def _attempts(task: task_pb2.Task) -> str:
