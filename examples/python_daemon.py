@@ -4,10 +4,10 @@ It registers its orchestrator (or finds it), then loops: claim the best ready ta
 (long-polling `--wait` seconds, naming itself with `identity`), report progress, do the work
 while a background thread heartbeats every third of the lease, complete it with an output
 naming this daemon, and print one JSON line per task. A heartbeat, progress report or
-completion refused with FAILED_PRECONDITION means the attempt is no longer ours (cancelled,
-lease lost, superseded): it stops that work at once, logs the google.rpc.ErrorInfo reason and
-claims again. With --exit-when-idle it stops after a claim that found nothing; otherwise it
-runs until Ctrl-C or SIGTERM.
+completion refused (`ReportRefused`) means the attempt is no longer ours (cancelled, lease
+lost, superseded): it stops that work at once, logs the refusal's `reason` and claims again.
+With --exit-when-idle it stops after a claim that found nothing; otherwise it runs until
+Ctrl-C or SIGTERM.
 
     python examples/python_daemon.py --target localhost:50051 --orchestrator fleet --name py-1
 
@@ -22,6 +22,7 @@ server with authentication on needs it: the orchestrator's token, or the admin's
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -34,11 +35,16 @@ from datetime import timedelta
 from types import FrameType
 from typing import IO, Any, TypeVar
 
-import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
-
-from workengine.client import WorkEngineClient
+from workengine.client import (
+    AlreadyExists,
+    Cancelled,
+    DeadlineExceeded,
+    NotFound,
+    ReportRefused,
+    Unavailable,
+    WorkEngineClient,
+    WorkEngineError,
+)
 from workengine.v1 import task_pb2
 
 T = TypeVar("T")
@@ -47,26 +53,15 @@ T = TypeVar("T")
 def ensure_orchestrator(client: WorkEngineClient, orchestrator_id: str) -> None:
     try:
         client.get_orchestrator(orchestrator_id)
-    except grpc.RpcError as error:
-        if error.code() != grpc.StatusCode.NOT_FOUND:
-            raise
-        try:
+    except NotFound:
+        with contextlib.suppress(AlreadyExists):  # another daemon registered it in between: fine
             client.register_orchestrator(orchestrator_id, orchestrator_id=orchestrator_id)
-        except grpc.RpcError as raced:  # another daemon registered it in between: fine
-            if raced.code() != grpc.StatusCode.ALREADY_EXISTS:
-                raise
 
 
-def error_reason(error: grpc.RpcError) -> str:
-    """The google.rpc.ErrorInfo reason of a refusal (LEASE_EXPIRED, TASK_CANCELLED,
-    ATTEMPT_SUPERSEDED, ...), or its message when it carries none."""
-    status = rpc_status.from_call(error)
-    for detail in status.details if status is not None else ():
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return str(info.reason)
-    return str(error.details())
+def refusal_reason(refused: ReportRefused) -> str:
+    """Why the attempt is no longer ours: LEASE_EXPIRED, TASK_CANCELLED, ATTEMPT_SUPERSEDED,
+    ... (a `Refusal`), or the server's message when it gave no reason."""
+    return str(refused.reason or refused.details())
 
 
 class Lost(Exception):
@@ -86,9 +81,7 @@ def do_the_work(task: task_pb2.Task, seconds: float, lost: threading.Event) -> d
 
 
 # A server restarting or briefly unreachable: back off and try again, never exit.
-TRANSIENT = frozenset(
-    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED}
-)
+TRANSIENT = (Unavailable, Cancelled, DeadlineExceeded)
 MAX_BACKOFF_SECONDS = 5.0
 
 
@@ -98,8 +91,8 @@ class Stopped(Exception):
 
 class Heartbeat:
     """Keeps one attempt's lease while it works: a thread calls Heartbeat every third of the
-    lease. A refusal (FAILED_PRECONDITION) sets `lost` and records its reason; a transient
-    error is tried again at the next beat, which still leaves two beats before the lease ends."""
+    lease. A refusal (ReportRefused) sets `lost` and records its reason; any other error is
+    tried again at the next beat, which still leaves two beats before the lease ends."""
 
     def __init__(self, client: WorkEngineClient, task_id: str, attempt: int, lease_seconds: float) -> None:
         self.client, self.task_id, self.attempt = client, task_id, attempt
@@ -121,11 +114,12 @@ class Heartbeat:
         while not self._done.wait(self.period):
             try:
                 self.client.heartbeat(self.task_id, self.attempt, timeout=self.period)
-            except grpc.RpcError as error:
-                if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
-                    self.reason = error_reason(error)
-                    self.lost.set()
-                    return
+            except ReportRefused as refused:
+                self.reason = refusal_reason(refused)
+                self.lost.set()
+                return
+            except WorkEngineError:
+                pass  # transient: the next beat tries again
 
 
 def run(client: WorkEngineClient, args: argparse.Namespace, log: IO[str] | None) -> int:
@@ -144,19 +138,17 @@ def run(client: WorkEngineClient, args: argparse.Namespace, log: IO[str] | None)
 
     def persist(call: Callable[..., T], *call_args: Any, **call_kwargs: Any) -> T:
         """Calls until it gets an answer: the claim, or a report on work already done
-        (progress and completion are safe to repeat). A refusal (FAILED_PRECONDITION) raises
-        Lost with its reason; other errors go to the caller. Once asked to stop, it still
+        (progress and completion are safe to repeat). A refusal (ReportRefused) raises Lost
+        with its reason; other errors go to the caller. Once asked to stop, it still
         makes the call (a task claimed or worked on is reported, not left to its lease) but
         no longer retries it (Stopped)."""
         backoff = 0.2
         while True:
             try:
                 return call(*call_args, **call_kwargs)
-            except grpc.RpcError as error:
-                if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
-                    raise Lost(error_reason(error)) from error
-                if error.code() not in TRANSIENT:
-                    raise
+            except ReportRefused as refused:
+                raise Lost(refusal_reason(refused)) from refused
+            except TRANSIENT as error:
                 if stopping:
                     raise Stopped from error
                 print(f"{args.name}: {error.code().name}; retrying", file=sys.stderr, flush=True)
@@ -226,8 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             ensure_orchestrator(client, args.orchestrator)  # a server that is down now is an error
             processed = run(client, args, log)
-        except grpc.RpcError as error:
-            print(f"error: {error.code().name}: {error.details()}", file=sys.stderr)
+        except WorkEngineError as error:
+            print(f"error: {error}", file=sys.stderr)
             return 1
         finally:
             if log is not None:

@@ -13,7 +13,13 @@ from typing import Any
 import grpc
 import pytest
 
-from workengine.client import IDEMPOTENT_METHODS, AsyncWorkEngineClient, RetryPolicy, WorkEngineClient
+from workengine.client import (
+    IDEMPOTENT_METHODS,
+    AsyncWorkEngineClient,
+    RetryPolicy,
+    Unavailable,
+    WorkEngineClient,
+)
 from workengine.v1 import orchestrator_pb2, task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
@@ -242,3 +248,28 @@ async def test_list_methods_walk_every_page(target: str) -> None:
 
     assert everyone == again == ["a", "b", "c"]
     assert online == ["a", "c"]
+
+
+async def test_call_reaches_any_rpc_with_the_clients_retries_and_typed_errors(
+    flaky: tuple[FlakyServicer, str],
+) -> None:
+    servicer, address = flaky
+    async with AsyncWorkEngineClient(address, retry=FAST) as client:
+        found = await client.call("GetTask", pb.GetTaskRequest(task_id="t-1"))
+        with pytest.raises(Unavailable):
+            await client.call("ClaimNextTask", pb.ClaimNextTaskRequest(orchestrator_id="ada"))
+
+    assert found.task.id == "t-1"
+    assert [name for name, _ in servicer.calls] == ["GetTask"] * 3 + ["ClaimNextTask"]
+
+
+async def test_call_returns_the_whole_response(target: str) -> None:
+    def work() -> pb.RegisterOrchestratorResponse:
+        with WorkEngineClient(target) as client:
+            request = pb.RegisterOrchestratorRequest(orchestrator_id="ada", display_name="Ada")
+            response: pb.RegisterOrchestratorResponse = client.call("RegisterOrchestrator", request)
+            return response
+
+    registered = await asyncio.to_thread(work)
+
+    assert registered.orchestrator.id == "ada" and registered.token.startswith("wet_")

@@ -63,8 +63,13 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def cli(target: str, *args: str) -> Any:
+    """Runs a client command with `--output json` and returns what it printed, parsed."""
     result = subprocess.run(
-        [WORKENGINE, *args, "--target", target], capture_output=True, text=True, timeout=60, check=False
+        [WORKENGINE, *args, "--target", target, "--output", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)

@@ -258,7 +258,7 @@ def test_dockerignore_keeps_the_context_small() -> None:
     excluded = (".venv", ".git", ".pytest_cache", ".mypy_cache", "node_modules", "src/workengine/__pycache__")
     for path in excluded:
         assert dockerignored(path, patterns), f".dockerignore does not exclude {path}"
-    for path in ("pyproject.toml", "README.md", "src/workengine/cli.py"):
+    for path in ("pyproject.toml", "README.md", "src/workengine/cli/__init__.py"):
         assert not dockerignored(path, patterns), f".dockerignore excludes {path}, which the build needs"
 
 

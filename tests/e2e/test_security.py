@@ -151,7 +151,7 @@ def test_authenticated_serve_on_all_interfaces_and_the_cli_token(
         rotated = run_cli(
             "orchestrator", "rotate-token", "--id", "ada", "--target", target, "--token", ada_token
         )
-        assert rotated.returncode == 0 and '"token": "wet_' in rotated.stdout
+        assert rotated.returncode == 0 and "token (shown once): wet_" in rotated.stdout
         stale = run_cli("task", "list", "--target", target, "--token", ada_token)
         assert stale.returncode == 1 and "token revoked" in stale.stderr
     finally:

@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tests.integration.helpers import claim, complete, create, register
 from workengine.api.server import RunningServer, Security, start_server
-from workengine.client import AsyncWorkEngineClient
+from workengine.client import AsyncWorkEngineClient, PermissionDenied, Unauthenticated
 from workengine.domain.access import token_hash
 from workengine.engine import WorkEngine
 from workengine.store.database import Database
@@ -376,10 +376,10 @@ async def test_the_python_client_sends_its_token(secured: Secured, world: World)
         events = client.watch_task_progress(task_id=world.ada_task)
         assert (await anext(events)).task.id == world.ada_task
         await events.aclose()  # type: ignore[attr-defined]
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
+        with pytest.raises(PermissionDenied) as denied:
             await client.get_task(world.bob_task)
-        assert caught.value.code() == PERMISSION_DENIED
+        assert denied.value.code() == PERMISSION_DENIED
     async with AsyncWorkEngineClient(secured.target) as anonymous:
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
+        with pytest.raises(Unauthenticated) as unknown:
             await anonymous.get_task(world.ada_task)
-        assert caught.value.code() == UNAUTHENTICATED
+        assert unknown.value.code() == UNAUTHENTICATED

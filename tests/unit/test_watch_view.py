@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
+from workengine.cli.watch_view import ProgressBoard, plain_line, progress_bar
 from workengine.config import parse_duration
 from workengine.v1 import task_pb2
-from workengine.watch_view import ProgressBoard, plain_line, progress_bar
 
 
 def event(task_id: str, kind: int, status: int, percent: int = 0, message: str = "") -> task_pb2.TaskEvent:
@@ -69,6 +69,34 @@ def test_a_done_task_shows_a_full_bar() -> None:
     board = ProgressBoard()
     board.apply(event("alpha", task_pb2.TASK_EVENT_KIND_COMPLETED, task_pb2.TASK_STATUS_DONE, 30))
     assert "100%" in board.lines()[0]
+
+
+def test_a_finished_task_shows_its_outcome_instead_of_the_last_progress_message() -> None:
+    board = ProgressBoard()
+    running = event(
+        "py", task_pb2.TASK_EVENT_KIND_PROGRESS, task_pb2.TASK_STATUS_IN_PROGRESS, 50, "py-1 is halfway"
+    )
+    board.apply(running)
+    assert board.lines()[0].endswith("IN_PROGRESS py-1 is halfway")
+
+    done = event("py", task_pb2.TASK_EVENT_KIND_COMPLETED, task_pb2.TASK_STATUS_DONE, 50)
+    done.task.progress_message = "py-1 is halfway"
+    board.apply(done)
+    failed = event("ko", task_pb2.TASK_EVENT_KIND_FAILED, task_pb2.TASK_STATUS_FAILED, 50)
+    failed.task.progress_message = "py-1 is halfway"
+    failed.task.result.error = "boom"
+    board.apply(failed)
+    board.apply(
+        event("no", task_pb2.TASK_EVENT_KIND_CANCELLED, task_pb2.TASK_STATUS_CANCELLED, 0, "not needed")
+    )
+
+    assert [line.split(maxsplit=3)[-1] for line in board.lines()] == [
+        "DONE        done",
+        "FAILED      failed: boom",
+        "CANCELLED   cancelled: not needed",
+    ]
+    assert plain_line(done).endswith("COMPLETED py DONE 100% done")
+    assert plain_line(failed).endswith("FAILED ko FAILED 50% failed: boom")
 
 
 @pytest.mark.parametrize(

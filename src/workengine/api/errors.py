@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -46,25 +46,30 @@ def status_for(error: errors.WorkEngineError) -> grpc.StatusCode:
 
 
 def rich_status(error: errors.WorkEngineError) -> grpc.Status:
-    """The status; an invalid field also travels as a google.rpc.BadRequest detail, so clients
-    that read rich error details (grpcurl prints them) need not parse the message."""
+    """The status; an invalid field also travels as a google.rpc.BadRequest detail, and the
+    field of a NOT_FOUND as the "field" of a google.rpc.ErrorInfo (reason NOT_FOUND), so
+    clients that read rich error details (grpcurl prints them) need not parse the message."""
     code = status_for(error)
     status = status_pb2.Status(code=getattr(code_pb2, code.name), message=error.message)
-    if isinstance(error, errors.InvalidArgument):
-        detail = any_pb2.Any()
-        detail.Pack(
-            error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.problem)
-                ]
-            )
-        )
-        status.details.append(detail)
-    if isinstance(error, errors.FailedPrecondition) and error.reason:
-        detail = any_pb2.Any()
-        detail.Pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN))
-        status.details.append(detail)
+    detail = _detail(error)
+    if detail is not None:
+        status.details.add().Pack(detail)
     return rpc_status.to_status(status)
+
+
+def _detail(error: errors.WorkEngineError) -> Message | None:
+    """The google.rpc error detail `error` carries, if any."""
+    detail: Message | None = None
+    if isinstance(error, errors.InvalidArgument):
+        violation = error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.problem)
+        detail = error_details_pb2.BadRequest(field_violations=[violation])
+    elif isinstance(error, errors.NotFound):
+        detail = error_details_pb2.ErrorInfo(
+            reason="NOT_FOUND", domain=ERROR_DOMAIN, metadata={"field": error.field}
+        )
+    elif isinstance(error, errors.FailedPrecondition) and error.reason:
+        detail = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN)
+    return detail
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: Exception) -> None:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 from workengine.client import requests
 from workengine.client.base import CHANNEL_OPTIONS, ClientBase
+from workengine.client.errors import from_rpc_error
 from workengine.client.requests import JsonObject
 from workengine.v1 import orchestrator_pb2, task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
@@ -29,13 +30,14 @@ class AsyncWorkEngineClient(ClientBase):
     `target` is "host:port". Every call gets a deadline (`timeout` seconds per attempt,
     default 10; a call's own `timeout=` overrides it; ClaimNextTask adds its `wait`). Calls
     that are safe to repeat are retried on UNAVAILABLE with jittered exponential backoff
-    (`workengine.client.retry` lists them and says why); every other error is raised as
-    `grpc.RpcError` with its status code (`error.code()`, `error.details()`). `token` is sent
-    as `authorization: Bearer <token>` on every call (the admin's or an orchestrator's token,
-    for a server with authentication on). `metadata` is called before each attempt with the
-    RPC's name and returns more metadata to send; `credentials` switches to TLS, e.g.
-    `grpc.ssl_channel_credentials(ca_pem)`; `channel` replaces the one the client opens.
-    `stub` is the generated stub, for anything these methods do not cover.
+    (`workengine.client.retry` lists them and says why). Errors are typed, a class per status
+    code (`workengine.client.errors`: `ReportRefused`, `NotFound`, ...), each a `grpc.RpcError`.
+    `token` is sent as `authorization: Bearer <token>` on every call (the admin's or an
+    orchestrator's token, for a server with authentication on). `metadata` is called before
+    each attempt with the RPC's name and returns more metadata to send; `credentials`
+    switches to TLS, e.g. `grpc.ssl_channel_credentials(ca_pem)`; `channel` replaces the one
+    the client opens. `stub` is the generated stub, for anything these methods do not cover
+    (its calls get none of the above).
     """
 
     channel: grpc.aio.Channel
@@ -75,8 +77,16 @@ class AsyncWorkEngineClient(ClientBase):
             except grpc.RpcError as error:
                 delay = self.retry.delay_before_retry(method, error.code(), attempts, idempotent=idempotent)
                 if delay is None:
-                    raise
+                    raise from_rpc_error(error, method) from error
                 await asyncio.sleep(delay)
+
+    async def call(
+        self, method: str, request: Any, *, timeout: float | None = None, idempotent: bool | None = None
+    ) -> Any:
+        """Any unary RPC by name (e.g. "ListTasks") with a request you build, for what the methods
+        below trim (RegisterOrchestrator's token, a List's page token) or do not cover: same
+        deadline, metadata and typed errors; retried if in IDEMPOTENT_METHODS (or `idempotent`)."""
+        return await self._unary(method, request, timeout, idempotent=idempotent)
 
     async def _pages(
         self, method: str, request: Any, items: str, timeout: float | None
@@ -106,7 +116,7 @@ class AsyncWorkEngineClient(ClientBase):
         status: orchestrator_pb2.OrchestratorStatus = orchestrator_pb2.ORCHESTRATOR_STATUS_UNSPECIFIED,
         timeout: float | None = None,
     ) -> orchestrator_pb2.Orchestrator:
-        """Registers an orchestrator (ALREADY_EXISTS if the id is taken); ONLINE unless `status`
+        """Registers an orchestrator (AlreadyExists if the id is taken); ONLINE unless `status`
         says otherwise. Not retried."""
         request = requests.register_orchestrator(
             display_name, orchestrator_id, timezone, capabilities, role, discipline, charter
@@ -120,7 +130,7 @@ class AsyncWorkEngineClient(ClientBase):
     async def get_orchestrator(
         self, orchestrator_id: str, *, timeout: float | None = None
     ) -> orchestrator_pb2.Orchestrator:
-        """One orchestrator (NOT_FOUND if unknown). Retried."""
+        """One orchestrator (NotFound if unknown). Retried."""
         request = pb.GetOrchestratorRequest(orchestrator_id=orchestrator_id)
         return cast(
             pb.GetOrchestratorResponse, await self._unary("GetOrchestrator", request, timeout)
@@ -193,7 +203,7 @@ class AsyncWorkEngineClient(ClientBase):
         return cast(pb.CreateTaskResponse, response).task
 
     async def get_task(self, task_id: str, *, timeout: float | None = None) -> task_pb2.Task:
-        """One task (NOT_FOUND if unknown). Retried."""
+        """One task (NotFound if unknown). Retried."""
         return cast(
             pb.GetTaskResponse, await self._unary("GetTask", pb.GetTaskRequest(task_id=task_id), timeout)
         ).task
@@ -215,7 +225,7 @@ class AsyncWorkEngineClient(ClientBase):
     async def cancel_task(
         self, task_id: str, reason: str = "", *, timeout: float | None = None
     ) -> task_pb2.Task:
-        """Cancels an unfinished task (FAILED_PRECONDITION once finished). Not retried."""
+        """Cancels an unfinished task (FailedPrecondition once finished). Not retried."""
         request = pb.CancelTaskRequest(task_id=task_id, reason=reason)
         return cast(pb.CancelTaskResponse, await self._unary("CancelTask", request, timeout)).task
 
@@ -259,7 +269,7 @@ class AsyncWorkEngineClient(ClientBase):
         identity: str = "",
         timeout: float | None = None,
     ) -> pb.ExecuteTaskResponse:
-        """Starts one task (outcome STARTED or BLOCKED; ABORTED if someone started it), under a
+        """Starts one task (outcome STARTED or BLOCKED; Aborted if someone started it), under a
         lease as claim_next_task. Not retried."""
         request = pb.ExecuteTaskRequest(
             orchestrator_id=orchestrator_id, task_id=task_id, lease_duration=lease_duration, identity=identity
@@ -284,7 +294,8 @@ class AsyncWorkEngineClient(ClientBase):
         metadata: JsonObject | None = None,
         timeout: float | None = None,
     ) -> task_pb2.Task:
-        """Reports 0-100 percent for the running attempt (FAILED_PRECONDITION if superseded). Retried."""
+        """Reports 0-100 percent for the running attempt. ReportRefused (its `.reason`:
+        TASK_CANCELLED, LEASE_EXPIRED, ATTEMPT_SUPERSEDED, ...) means stop working. Retried."""
         request = requests.update_task_progress(task_id, attempt, progress, message, metadata)
         return cast(
             pb.UpdateTaskProgressResponse, await self._unary("UpdateTaskProgress", request, timeout)
@@ -304,7 +315,8 @@ class AsyncWorkEngineClient(ClientBase):
         timeout: float | None = None,
     ) -> pb.CompleteTaskResponse:
         """Records the outcome of the attempt; with status BLOCKED, `retry_after` brings the task
-        back to TODO by itself. Retried: an identical repeat is answered unchanged."""
+        back to TODO by itself. ReportRefused when the attempt is no longer current (its
+        `.reason` says why). Retried: an identical repeat is answered unchanged."""
         request = requests.complete_task(task_id, attempt, status, output, error, metrics, artifacts)
         if retry_after is not None:
             request.retry_after.FromTimedelta(retry_after)
@@ -318,9 +330,9 @@ class AsyncWorkEngineClient(ClientBase):
         lease_duration: timedelta | None = None,
         timeout: float | None = None,
     ) -> datetime:
-        """Extends the attempt's lease; returns when it now ends. FAILED_PRECONDITION means stop
-        working: the task was cancelled or finished, or the attempt lost its lease (the
-        error's google.rpc.ErrorInfo reason says which). Retried."""
+        """Extends the attempt's lease; returns when it now ends. ReportRefused means stop
+        working: the task was cancelled or finished, or the attempt lost its lease (its
+        `.reason`, a Refusal, says which). Retried."""
         request = pb.HeartbeatRequest(task_id=task_id, attempt=attempt, lease_duration=lease_duration)
         response = cast(pb.HeartbeatResponse, await self._unary("Heartbeat", request, timeout))
         return response.lease_expire_time.ToDatetime(tzinfo=UTC)
@@ -379,5 +391,7 @@ class AsyncWorkEngineClient(ClientBase):
         try:
             async for response in stream:
                 yield cast(pb.WatchTaskProgressResponse, response).event
+        except grpc.RpcError as error:
+            raise from_rpc_error(error, "WatchTaskProgress") from error
         finally:  # the caller stopped reading (break, aclose, error): end the server's stream too
             stream.cancel()

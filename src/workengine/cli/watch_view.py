@@ -1,11 +1,12 @@
-"""How `workengine watch` shows a stream: progress bars on a terminal, plain lines otherwise."""
+"""How `workengine watch` shows a stream: progress bars on a terminal, plain lines otherwise.
+A finished (or BLOCKED) task shows its outcome, not its last progress message."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from google.protobuf import json_format
-
+from workengine.cli.describe import FINISHED, activity, kind_name, outcome, shown_progress, status_name
+from workengine.cli.output import compact
 from workengine.v1 import task_pb2
 
 BAR_WIDTH = 24
@@ -21,16 +22,9 @@ def progress_bar(percent: int, width: int = BAR_WIDTH) -> str:
     return "[" + "#" * filled + "-" * (width - filled) + f"] {percent:3d}%"
 
 
-def status_name(value: int) -> str:
-    return task_pb2.TaskStatus.Name(value).removeprefix("TASK_STATUS_")
-
-
-def kind_name(value: int) -> str:
-    return task_pb2.TaskEventKind.Name(value).removeprefix("TASK_EVENT_KIND_")
-
-
 def plain_line(event: task_pb2.TaskEvent) -> str:
-    """One line per event, for logs and pipes."""
+    """One line per event, for logs and pipes: cursor, time, kind, task, status, percent, then
+    the progress message (or a finished task's outcome) and the report's metadata."""
     task = event.task
     parts = [
         str(event.cursor),
@@ -38,12 +32,13 @@ def plain_line(event: task_pb2.TaskEvent) -> str:
         kind_name(event.kind),
         task.id,
         status_name(task.status),
-        f"{task.progress}%",
+        f"{shown_progress(task)}%",
     ]
-    if event.message:
-        parts.append(event.message)
+    said = outcome(task, event.message) if task.status in FINISHED else event.message
+    if said:
+        parts.append(said)
     if event.metadata.fields:
-        parts.append(json_format.MessageToJson(event.metadata, indent=None))
+        parts.append(compact(event.metadata))
     return " ".join(parts)
 
 
@@ -67,8 +62,8 @@ class ProgressBoard:
         self._rows[task.id] = _Row(
             title=task.title or task.id,
             status=status_name(task.status),
-            progress=100 if task.status == task_pb2.TASK_STATUS_DONE else task.progress,
-            message=event.message or task.progress_message,
+            progress=shown_progress(task),
+            message=activity(task, event.message),
         )
 
     def lines(self) -> list[str]:

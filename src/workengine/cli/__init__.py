@@ -1,0 +1,46 @@
+"""The `workengine` command: serve, migrate, watch, stats, and task/orchestrator commands for humans.
+
+Each command group is a module: serve.py (serve, migrate), tasks.py, orchestrators.py,
+watch.py, stats.py. The client commands connect through `workengine.client` (connection.py)
+and print for a person, or JSON with --output json (output.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import grpc
+
+from workengine.cli import orchestrators, serve, stats, tasks, watch
+from workengine.config import ConfigError
+from workengine.domain import errors as domain_errors
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workengine", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    for group in (serve, tasks, watch, orchestrators, stats):
+        group.add_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except grpc.RpcError as error:  # the client's typed errors are grpc.RpcErrors too
+        print(f"error: {error.code().name}: {error.details()}", file=sys.stderr)
+        return 1
+    except domain_errors.WorkEngineError as error:  # from serve/migrate, before any server exists
+        print(f"error: {error.message}", file=sys.stderr)
+        return 2
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
