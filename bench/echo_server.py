@@ -57,7 +57,7 @@ def install() -> None:
 def main() -> None:
     args = server_arguments(__doc__ or "")
     install()
-    settings = ServeSettings.from_sources(port=args.port, database_url=args.database_url)
+    settings = ServeSettings.from_sources({"port": args.port, "database_url": args.database_url})
     asyncio.run(run(settings, args.database_url))
 
 

@@ -1,24 +1,32 @@
-"""Settings from flags and WORKENGINE_* environment variables (flags win)."""
+"""`workengine serve`'s settings: one table of (setting, flag, environment variable, parser,
+default), read from flags first, then WORKENGINE_* variables, then the default. A default is
+the value its owner defines (the feed's, the maintenance runner's, the server's…), never a
+copy of it."""
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
-DEFAULT_PORT = 50051
-DEFAULT_EVENT_RETENTION = "7d"
-DEFAULT_POLL_INTERVAL = 0.1
-DEFAULT_LEASE_DURATION = "5m"
-DEFAULT_MAINTENANCE_INTERVAL = 1.0
-DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
-DEFAULT_MAX_STREAMS_PER_CLIENT = 100
+from workengine.api.guard import DEFAULT_MAX_STREAMS_PER_CLIENT
+from workengine.api.server import DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, MAX_MESSAGE_BYTES
+from workengine.domain.attempts import DEFAULT_LEASE
+from workengine.engine.feed import FeedSettings
+from workengine.engine.maintenance import MaintenanceSettings
+from workengine.store.database import DEFAULT_POOL_SIZE
+
 MIN_ADMIN_TOKEN_LENGTH = 16
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1, "": 1}
 _SIZE = re.compile(r"^\s*(\d+)\s*(|b|kib|mib|gib|k|m|g)\s*$", re.IGNORECASE)
 _SIZE_UNITS = {
     "": 1,
@@ -36,8 +44,7 @@ class ConfigError(ValueError):
     """A setting that cannot work; the message says which and why."""
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# Parsers: text (a flag's or a variable's) -> value; ValueError says what is wrong.
 
 
 def parse_duration(text: str) -> timedelta:
@@ -48,12 +55,204 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
 
 
+def positive_duration(text: str) -> timedelta:
+    value = parse_duration(text)
+    if value <= timedelta(0):
+        raise ValueError(f"{text!r} is not positive")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    return positive_duration(text).total_seconds()
+
+
 def parse_size(text: str) -> int:
     """'8388608', '512KiB', '8MiB' (K/M/G are binary too)."""
     match = _SIZE.match(text)
     if match is None:
         raise ValueError(f"{text!r} is not a size like 4194304, 512KiB or 8MiB")
     return int(match[1]) * _SIZE_UNITS[match[2].lower()]
+
+
+def parse_count(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+
+
+def parse_switch(text: str) -> bool:
+    """1, true, yes or on; 0, false, no or off."""
+    word = text.strip().lower()
+    if word not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError(f"{text!r} is neither 1 (on) nor 0 (off)")
+    return word in ("1", "true", "yes", "on")
+
+
+def show_duration(value: timedelta) -> str:
+    seconds = value.total_seconds()
+    for unit, length in _UNIT_SECONDS.items():
+        if seconds >= length and seconds % length == 0:
+            return f"{seconds / length:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def show_size(value: int) -> str:
+    for unit, length in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if value >= length and value % length == 0:
+            return f"{value // length}{unit}"
+    return str(value)
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("workengine")) / "pgdata"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its ServeSettings field, its flag (None: environment only), its variable,
+    how text becomes its value, and its default (a callable is called when needed). A flag with
+    `flag_value` takes no argument and sets that value (`--no-migrate`)."""
+
+    field: str
+    flag: str | None
+    env: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    flag_value: Any = None
+    show: Callable[[Any], str] = str
+
+    def default_value(self) -> Any:
+        return self.default() if callable(self.default) else self.default
+
+
+# fmt: off
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", "--host", "WORKENGINE_HOST", str, "127.0.0.1", "address to listen on"),
+    Setting("port", "--port", "WORKENGINE_PORT", parse_count, DEFAULT_PORT, "port to listen on"),
+    Setting(
+        "database_url", "--database-url", "WORKENGINE_DATABASE_URL", str, None,
+        "PostgreSQL URL; without one, an embedded PostgreSQL in --data-dir",
+    ),
+    Setting(
+        "data_dir", "--data-dir", "WORKENGINE_DATA_DIR", Path, default_data_dir,
+        "the embedded PostgreSQL's data directory", show=lambda _: "the user data directory",
+    ),
+    Setting(
+        "migrate", "--no-migrate", "WORKENGINE_MIGRATE", parse_switch, True,
+        "do not apply migrations on start", flag_value=False,
+    ),
+    Setting(
+        "pool_size", None, "WORKENGINE_POOL_SIZE", parse_count, DEFAULT_POOL_SIZE,
+        "database connections kept (as many more may open under load)",
+    ),
+    Setting(
+        "grace_seconds", None, "WORKENGINE_SHUTDOWN_GRACE", positive_seconds, DEFAULT_SHUTDOWN_GRACE,
+        "seconds calls in flight get to finish on SIGTERM",
+    ),
+    Setting(
+        "listen", "--no-listen", "WORKENGINE_LISTEN", parse_switch, FeedSettings.listen,
+        "poll the event table instead of LISTEN/NOTIFY, e.g. behind PgBouncer transaction pooling",
+        flag_value=False,
+    ),
+    Setting(
+        "poll_interval", "--poll-interval", "WORKENGINE_POLL_INTERVAL", positive_seconds,
+        FeedSettings.poll_interval, "seconds between event-table polls with --no-listen",
+    ),
+    Setting(
+        "event_retention", "--event-retention", "WORKENGINE_EVENT_RETENTION", positive_duration,
+        FeedSettings.retention, "how long events stay resumable, e.g. 12h or 7d", show=show_duration,
+    ),
+    Setting(
+        "lease_duration", "--lease-duration", "WORKENGINE_LEASE_DURATION", positive_duration, DEFAULT_LEASE,
+        "lease a started task holds unless the task or the start asks for another", show=show_duration,
+    ),
+    Setting(
+        "maintenance_interval", "--maintenance-interval", "WORKENGINE_MAINTENANCE_INTERVAL",
+        positive_seconds, MaintenanceSettings.interval,
+        "seconds between looks for expired leases and due retries",
+    ),
+    Setting(
+        "admin_token", "--admin-token", "WORKENGINE_ADMIN_TOKEN", str, None,
+        "the admin token; turns authentication on (prefer the variable or --admin-token-file: a "
+        "command line shows in `ps`)",
+    ),
+    Setting("admin_token_file", "--admin-token-file", "WORKENGINE_ADMIN_TOKEN_FILE", str, None,
+            "file holding the admin token"),
+    Setting("tls_cert", "--tls-cert", "WORKENGINE_TLS_CERT", str, None, "server certificate chain, PEM"),
+    Setting("tls_key", "--tls-key", "WORKENGINE_TLS_KEY", str, None, "server private key, PEM"),
+    Setting(
+        "tls_client_ca", "--tls-client-ca", "WORKENGINE_TLS_CLIENT_CA", str, None,
+        "require client certificates signed by this CA, PEM",
+    ),
+    Setting(
+        "insecure", "--insecure", "WORKENGINE_INSECURE", parse_switch, False,
+        "allow a non-loopback --host without authentication", flag_value=True,
+    ),
+    Setting(
+        "max_message_bytes", "--max-message-size", "WORKENGINE_MAX_MESSAGE_SIZE", parse_size,
+        MAX_MESSAGE_BYTES, "largest request accepted, e.g. 4MiB", show=show_size,
+    ),
+    Setting(
+        "max_streams_per_client", "--max-streams-per-client", "WORKENGINE_MAX_STREAMS_PER_CLIENT",
+        parse_count, DEFAULT_MAX_STREAMS_PER_CLIENT,
+        "concurrent WatchTaskProgress streams per token (or per client address without "
+        "authentication); 0: unlimited",
+    ),
+)
+# fmt: on
+
+
+def _argument_type(setting: Setting) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            return setting.parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = setting.field
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser, only: Iterable[str] | None = None) -> None:
+    """The settings' flags (all, or those of the `only` fields), each with its help, variable
+    and default."""
+    wanted = set(only) if only is not None else None
+    for setting in SETTINGS:
+        if setting.flag is None or (wanted is not None and setting.field not in wanted):
+            continue
+        if setting.flag_value is not None:
+            help_text = f"{setting.help} (env {setting.env})"
+            parser.add_argument(
+                setting.flag,
+                dest=setting.field,
+                action="store_const",
+                const=setting.flag_value,
+                help=help_text,
+            )
+            continue
+        shown = f"default {setting.show(setting.default)}, " if setting.default is not None else ""
+        parser.add_argument(
+            setting.flag,
+            dest=setting.field,
+            type=_argument_type(setting),
+            metavar=setting.flag.removeprefix("--").replace("-", "_").upper(),
+            help=f"{setting.help} ({shown}env {setting.env})",
+        )
+
+
+def resolve(setting: Setting, flags: Mapping[str, Any], env: Mapping[str, str]) -> Any:
+    """The flag's value, else the variable's, else the default."""
+    if flags.get(setting.field) is not None:
+        return flags[setting.field]
+    text = env.get(setting.env, "")
+    if text:
+        try:
+            return setting.parse(text)
+        except ValueError as error:
+            raise ConfigError(f"{setting.env}: {error}") from None
+    return setting.default_value()
 
 
 def is_loopback(host: str) -> bool:
@@ -89,10 +288,6 @@ def read_pem(path: str | None, what: str) -> bytes | None:
         raise ConfigError(f"cannot read {what} {path}: {error.strerror}") from None
 
 
-def default_data_dir() -> Path:
-    return Path(platformdirs.user_data_dir("workengine")) / "pgdata"
-
-
 @dataclass(frozen=True)
 class ServeSettings:
     host: str
@@ -108,15 +303,33 @@ class ServeSettings:
     event_retention: timedelta
     lease_duration: timedelta
     maintenance_interval: float
-    # Security (README "Security"): authentication is on when an admin token is set.
+    # Authentication is on when an admin token is set (docs/security.md).
     admin_token: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None
     # Listen on a non-loopback address without authentication: only when asked explicitly.
     insecure: bool = False
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_message_bytes: int = MAX_MESSAGE_BYTES
     max_streams_per_client: int = DEFAULT_MAX_STREAMS_PER_CLIENT
+
+    @classmethod
+    def from_sources(
+        cls, flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+    ) -> ServeSettings:
+        """From `flags` (setting -> value, None when not given), then `env` (os.environ by
+        default), then the defaults."""
+        flags, env = flags or {}, os.environ if env is None else env
+        values = {setting.field: resolve(setting, flags, env) for setting in SETTINGS}
+        if flags.get("admin_token") or flags.get("admin_token_file"):  # flags win as a pair
+            values["admin_token"], values["admin_token_file"] = (
+                flags.get("admin_token"),
+                flags.get("admin_token_file"),
+            )
+        token_file = values.pop("admin_token_file")
+        values["admin_token"] = read_secret(values["admin_token"], token_file, "--admin-token")
+        known = {field.name for field in fields(cls)}
+        return cls(**{name: value for name, value in values.items() if name in known})
 
     def check(self) -> None:
         """Refuses settings that would be unsafe or cannot work, with a message saying why."""
@@ -141,65 +354,6 @@ class ServeSettings:
                 "WORKENGINE_ADMIN_TOKEN), require client certificates (--tls-client-ca), listen on "
                 "127.0.0.1, or pass --insecure (WORKENGINE_INSECURE=1) if the network is trusted"
             )
-
-    @classmethod
-    def from_sources(
-        cls,
-        *,
-        host: str | None = None,
-        port: int | None = None,
-        database_url: str | None = None,
-        data_dir: str | None = None,
-        migrate: bool | None = None,
-        listen: bool | None = None,
-        poll_interval: float | None = None,
-        event_retention: timedelta | None = None,
-        lease_duration: timedelta | None = None,
-        maintenance_interval: float | None = None,
-        admin_token: str | None = None,
-        admin_token_file: str | None = None,
-        tls_cert: str | None = None,
-        tls_key: str | None = None,
-        tls_client_ca: str | None = None,
-        insecure: bool | None = None,
-        max_message_bytes: int | None = None,
-        max_streams_per_client: int | None = None,
-    ) -> ServeSettings:
-        env = os.environ
-        if not (admin_token or admin_token_file):
-            admin_token = env.get("WORKENGINE_ADMIN_TOKEN") or None
-            admin_token_file = env.get("WORKENGINE_ADMIN_TOKEN_FILE") or None
-        return cls(
-            host=host or env.get("WORKENGINE_HOST", "127.0.0.1"),
-            port=port if port is not None else int(env.get("WORKENGINE_PORT", DEFAULT_PORT)),
-            database_url=database_url or env.get("WORKENGINE_DATABASE_URL") or None,
-            data_dir=Path(data_dir or env.get("WORKENGINE_DATA_DIR") or default_data_dir()),
-            migrate=migrate if migrate is not None else env.get("WORKENGINE_MIGRATE", "1") != "0",
-            pool_size=int(env.get("WORKENGINE_POOL_SIZE", "10")),
-            grace_seconds=float(env.get("WORKENGINE_SHUTDOWN_GRACE", "5")),
-            listen=listen if listen is not None else env.get("WORKENGINE_LISTEN", "1") != "0",
-            poll_interval=poll_interval
-            if poll_interval is not None
-            else float(env.get("WORKENGINE_POLL_INTERVAL", DEFAULT_POLL_INTERVAL)),
-            event_retention=event_retention
-            or parse_duration(env.get("WORKENGINE_EVENT_RETENTION", DEFAULT_EVENT_RETENTION)),
-            lease_duration=lease_duration
-            or parse_duration(env.get("WORKENGINE_LEASE_DURATION", DEFAULT_LEASE_DURATION)),
-            maintenance_interval=maintenance_interval
-            if maintenance_interval is not None
-            else float(env.get("WORKENGINE_MAINTENANCE_INTERVAL", DEFAULT_MAINTENANCE_INTERVAL)),
-            admin_token=read_secret(admin_token, admin_token_file, "--admin-token"),
-            tls_cert=tls_cert or env.get("WORKENGINE_TLS_CERT") or None,
-            tls_key=tls_key or env.get("WORKENGINE_TLS_KEY") or None,
-            tls_client_ca=tls_client_ca or env.get("WORKENGINE_TLS_CLIENT_CA") or None,
-            insecure=insecure if insecure is not None else env.get("WORKENGINE_INSECURE", "0") == "1",
-            max_message_bytes=max_message_bytes
-            if max_message_bytes is not None
-            else parse_size(env.get("WORKENGINE_MAX_MESSAGE_SIZE", str(DEFAULT_MAX_MESSAGE_BYTES))),
-            max_streams_per_client=max_streams_per_client
-            if max_streams_per_client is not None
-            else int(env.get("WORKENGINE_MAX_STREAMS_PER_CLIENT", DEFAULT_MAX_STREAMS_PER_CLIENT)),
-        )
 
 
 def default_target() -> str:

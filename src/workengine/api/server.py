@@ -15,7 +15,10 @@ from workengine.engine import WorkEngine
 from workengine.v1 import work_engine_service_pb2
 
 SERVICE_NAME = work_engine_service_pb2.DESCRIPTOR.services_by_name["WorkEngineService"].full_name
+DEFAULT_PORT = 50051
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# Seconds calls in flight get to finish once a shutdown begins.
+DEFAULT_SHUTDOWN_GRACE = 5.0
 
 
 class BindError(RuntimeError):
@@ -60,7 +63,7 @@ class RunningServer:
     health: health.aio.HealthServicer
     guard: Guard | None = None
 
-    async def stop(self, grace: float = 5.0) -> None:
+    async def stop(self, grace: float = DEFAULT_SHUTDOWN_GRACE) -> None:
         """Report NOT_SERVING, end watch streams and long polls, let unary calls finish within `grace`."""
         await self.health.enter_graceful_shutdown()
         self.engine.stop_serving()
@@ -68,7 +71,7 @@ class RunningServer:
 
 
 async def start_server(
-    engine: WorkEngine, host: str = "127.0.0.1", port: int = 50051, security: Security | None = None
+    engine: WorkEngine, host: str = "127.0.0.1", port: int = DEFAULT_PORT, security: Security | None = None
 ) -> RunningServer:
     security = security or Security()
     guard = Guard(

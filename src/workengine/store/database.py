@@ -36,6 +36,9 @@ APPLICATION_NAME = "workengine"
 # a live database just goes on (one probe per SLOW_SESSION_SECONDS while it lasts).
 CONNECT_TIMEOUT = 2
 SLOW_SESSION_SECONDS = 1.5
+# Connections a server keeps, and how many more it may open under load.
+DEFAULT_POOL_SIZE = 10
+DEFAULT_POOL_OVERFLOW = 10
 
 
 class Connection(psycopg.AsyncConnection[dict[str, Any]]):
@@ -202,7 +205,9 @@ class Watchdog:
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE, max_overflow: int = DEFAULT_POOL_OVERFLOW
+    ) -> None:
         self.url = url
         self.pool = Pool(url, pool_size + max_overflow, timeout=10)
 
