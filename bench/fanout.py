@@ -87,7 +87,7 @@ def measure(
             explain(
                 database_url,
                 "release_dependents",
-                {"id": task_id, "finished_seq": 1, "seq": 2},
+                {"id": task_id, "finished_seq": 1, "seq": 2, "event_kind": "UNBLOCKED", "event_message": ""},
                 setup=RECORD_COMPLETION,
             )
         )

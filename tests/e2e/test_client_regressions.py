@@ -230,11 +230,11 @@ async def test_task_result_limits_are_the_ones_the_proto_comments_state(target: 
     assert done.task.status == task_pb2.TASK_STATUS_DONE
 
 
-async def test_failed_is_documented_as_terminal_and_is(target: str) -> None:
-    """The TaskStatus comment promises no retry of a FAILED task (none exists yet): a daemon
-    author reading it is not misled. ExecuteTask refuses, and ClaimNextTask never hands it out."""
+async def test_failed_is_documented_as_final_unless_retried_and_is(target: str) -> None:
+    """The TaskStatus comment says a FAILED task stays FAILED unless RetryTask puts it back: a
+    daemon author reading it is not misled. ExecuteTask refuses, ClaimNextTask never hands it out."""
     comments = (ROOT / "protos" / "workengine" / "v1" / "task.proto").read_text()
-    assert "DONE, FAILED and CANCELLED are terminal" in comments
+    assert "FAILED is final unless RetryTask" in comments
     async with AsyncWorkEngineClient(target) as client:
         await client.register_orchestrator("Ada", orchestrator_id="ada")
         task = await client.create_task("ada", "ws", "flaky")
