@@ -235,6 +235,35 @@ async def test_reported_failures_count_against_the_budget(stub: Stub) -> None:
     ]
 
 
+async def test_an_expiry_spends_the_budget_with_failures_but_not_blocked_reports(stub: Stub) -> None:
+    """The reaper's SQL: lease expiries plus reported failures reach max_attempts -> FAILED;
+    a BLOCKED report is no failure."""
+    await register(stub)
+    failing = await create(stub, "fails, then expires", lease_duration=seconds(1), max_attempts=2)
+    first = await claim(stub)
+    await complete(stub, failing.id, first.attempt, pb.COMPLETION_STATUS_FAILED, error="flaky")
+    await stub.RetryTask(pb.RetryTaskRequest(task_id=failing.id))
+    assert (await claim(stub)).context.task.id == failing.id
+    failed = await wait_for_status(stub, failing.id, task_pb2.TASK_STATUS_FAILED)
+    assert (failed.failure_count, failed.lease_expiry_count) == (1, 1)
+
+    blocking = await create(stub, "blocked, then expires", lease_duration=seconds(1), max_attempts=2)
+    started = await claim(stub)
+    await stub.CompleteTask(
+        pb.CompleteTaskRequest(
+            task_id=blocking.id,
+            attempt=started.attempt,
+            status=pb.COMPLETION_STATUS_BLOCKED,
+            result=task_pb2.TaskResult(error="rate limited"),
+            retry_after=seconds(1),
+        )
+    )
+    again = await claim(stub, wait=seconds(10))
+    assert again.context.task.id == blocking.id and again.attempt == 2
+    returned = await wait_for_status(stub, blocking.id, task_pb2.TASK_STATUS_TODO)
+    assert (returned.failure_count, returned.lease_expiry_count) == (0, 1)
+
+
 async def test_retry_is_only_for_failed_tasks(stub: Stub) -> None:
     await register(stub)
     task = await create(stub)

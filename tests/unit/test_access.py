@@ -1,4 +1,4 @@
-"""The pure authorization rules: tokens, principals, who may touch what."""
+"""The pure access rules: tokens, principals, what an orchestrator token may touch."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from workengine.domain import access
-from workengine.domain.access import ADMIN, Scope, StoredToken, orchestrator_principal
-from workengine.domain.errors import InvalidArgument, PermissionDenied, Unauthenticated
-from workengine.v1 import work_engine_service_pb2 as pb
+from workengine.domain.access import ADMIN, StoredToken, orchestrator_principal
+from workengine.domain.errors import PermissionDenied, Unauthenticated
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 ADA = orchestrator_principal("ada")
@@ -72,63 +71,19 @@ def test_a_stored_token_works_until_it_is_revoked_or_expires() -> None:
         access.check_stored_token(StoredToken("ada", None, NOW - timedelta(seconds=1)), NOW)
 
 
-def test_token_lifetimes_and_rotation_grace_are_bounded() -> None:
-    assert access.token_ttl("token_ttl", None) is None
-    assert access.token_ttl("token_ttl", timedelta(days=30)) == timedelta(days=30)
-    for bad in (timedelta(0), timedelta(seconds=-1), timedelta(days=3651)):
-        with pytest.raises(InvalidArgument, match=r"^token_ttl: "):
-            access.token_ttl("token_ttl", bad)
-    assert access.rotation_grace("previous_token_grace", None) == timedelta(0)
-    assert access.rotation_grace("previous_token_grace", timedelta(hours=1)) == timedelta(hours=1)
-    for bad in (timedelta(seconds=-1), timedelta(days=31)):
-        with pytest.raises(InvalidArgument, match=r"^previous_token_grace: "):
-            access.rotation_grace("previous_token_grace", bad)
-
-
-def test_every_rpc_has_a_rule_and_unknown_ones_are_admin_only() -> None:
-    rpcs = {m.name for m in pb.DESCRIPTOR.services_by_name["WorkEngineService"].methods}
-    assert rpcs <= set(access.RULES), f"RPCs without an explicit rule: {rpcs - set(access.RULES)}"
-    assert access.scope_of("SomethingNew") is Scope.ADMIN
-    assert access.scope_of("RegisterOrchestrator") is Scope.ADMIN
-    assert access.scope_of("ListOrchestrators") is Scope.ADMIN
-    assert access.scope_of("RevokeOrchestratorTokens") is Scope.ADMIN
-
-
-def test_the_admin_may_do_everything() -> None:
-    access.require_admin(ADMIN, "RegisterOrchestrator")
-    access.allow_orchestrator(ADMIN, "bob")
-    access.allow_task(ADMIN, "bob")
-    assert access.task_list_orchestrator(ADMIN, "") == ""
-    assert access.task_list_orchestrator(ADMIN, "bob") == "bob"
+def test_principal_names_never_hold_a_token() -> None:
+    assert ADMIN.name == "admin" and ADMIN.is_admin
+    assert ADA.name == "orchestrator ada" and not ADA.is_admin
 
 
 def test_an_orchestrator_acts_on_itself_and_its_own_tasks_only() -> None:
+    access.allow_orchestrator(ADMIN, "bob")
+    access.allow_task(ADMIN, "bob")
     access.allow_orchestrator(ADA, "ada")
     access.allow_task(ADA, "ada")
     access.allow_task(ADA, None)  # no such task: the engine answers NOT_FOUND
-    access.allow_orchestrator(ADA, "")  # missing id: the engine answers INVALID_ARGUMENT
+    access.allow_orchestrator(ADA, "")  # names no orchestrator: left to the use case
     with pytest.raises(PermissionDenied, match="acts for orchestrator ada only"):
         access.allow_orchestrator(ADA, "bob")
     with pytest.raises(PermissionDenied, match="assigned to another orchestrator"):
         access.allow_task(ADA, "bob")
-    with pytest.raises(PermissionDenied, match="needs the admin token"):
-        access.require_admin(ADA, "RegisterOrchestrator")
-
-
-def test_an_orchestrator_lists_its_own_tasks() -> None:
-    assert access.task_list_orchestrator(ADA, "") == "ada"
-    assert access.task_list_orchestrator(ADA, "ada") == "ada"
-    with pytest.raises(PermissionDenied):
-        access.task_list_orchestrator(ADA, "bob")
-
-
-def test_watches_of_a_task_or_orchestrator_are_the_owners_and_workspaces_the_admins() -> None:
-    assert access.watch_scope("t1", "", "") is Scope.TASK
-    assert access.watch_scope("", "ada", "") is Scope.ORCHESTRATOR
-    assert access.watch_scope("", "", "ws-1") is Scope.ADMIN
-    assert access.watch_scope("", "", "") is Scope.ANY
-
-
-def test_principal_names_never_hold_a_token() -> None:
-    assert ADMIN.name == "admin" and ADMIN.is_admin
-    assert ADA.name == "orchestrator ada" and not ADA.is_admin

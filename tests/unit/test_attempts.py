@@ -1,4 +1,5 @@
-"""The attempt rules: budget, lease expiry outcome, retry budget and report refusals."""
+"""The attempt rules: retry budget and report refusals (the lease expiry outcome is the
+reaper's SQL, tested in tests/integration/test_leases.py)."""
 
 from __future__ import annotations
 
@@ -15,29 +16,6 @@ from workengine.domain.model import Task, TaskStatus
 RUNNING = Task(
     id="t", orchestrator_id="o", workspace_id="w", title="t", status=TaskStatus.IN_PROGRESS, attempt=2
 )
-
-
-@pytest.mark.parametrize(
-    ("expiries", "failures", "max_attempts", "expected"),
-    [
-        (0, 0, 3, TaskStatus.TODO),
-        (1, 0, 3, TaskStatus.TODO),
-        (2, 0, 3, TaskStatus.FAILED),
-        (1, 1, 3, TaskStatus.FAILED),
-        (0, 0, 1, TaskStatus.FAILED),
-    ],
-)
-def test_an_expired_lease_fails_the_task_once_the_budget_is_spent(
-    expiries: int, failures: int, max_attempts: int, expected: TaskStatus
-) -> None:
-    task = replace(RUNNING, lease_expiry_count=expiries, failure_count=failures, max_attempts=max_attempts)
-    assert attempts.status_after_lease_expiry(task) is expected
-
-
-def test_blocked_reports_do_not_spend_the_budget() -> None:
-    # Ten starts, all reported BLOCKED: attempt 10, nothing failed.
-    task = replace(RUNNING, attempt=10, max_attempts=3)
-    assert attempts.status_after_lease_expiry(task) is TaskStatus.TODO
 
 
 def test_retry_budget_is_raised_never_lowered() -> None:

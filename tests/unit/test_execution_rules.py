@@ -1,13 +1,12 @@
-"""Pure rules of the execution flow: completion fingerprints, selection criteria, success rate."""
+"""Pure rules of the execution flow: completion fingerprints, success rate."""
 
 from __future__ import annotations
 
 import pytest
 
-from workengine.domain.errors import InvalidArgument
-from workengine.domain.model import Artifact, CompletionStatus, Priority, SelectionCriteria, TaskResult
+from workengine.domain.model import Artifact, CompletionStatus, TaskResult
 from workengine.domain.statistics import success_rate
-from workengine.engine.execution import completion_fingerprint, result_document, validate_criteria
+from workengine.engine.execution import completion_fingerprint, result_document
 
 RESULT = TaskResult(
     output={"summary": "done", "lines": 3},
@@ -98,52 +97,6 @@ def test_all_fingerprints_of_a_small_grid_are_distinct() -> None:
         for result in (RESULT, TaskResult(), TaskResult(error="e"))
     }
     assert len(prints) == 3 * 3 * 3
-
-
-# --- validate_criteria ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "criteria",
-    [
-        SelectionCriteria(),
-        SelectionCriteria(min_priority=Priority.HIGH),
-        SelectionCriteria(max_priority=Priority.LOW),
-        SelectionCriteria(min_priority=Priority.MEDIUM, max_priority=Priority.MEDIUM),
-        SelectionCriteria(min_priority=Priority.LOW, max_priority=Priority.CRITICAL),
-        SelectionCriteria(required_tags=("a", "b"), exclude_task_ids=("t1", "t2")),
-        SelectionCriteria(exclude_task_ids=tuple(f"t{i}" for i in range(1_000))),
-    ],
-)
-def test_valid_criteria_are_accepted(criteria: SelectionCriteria) -> None:
-    validate_criteria(criteria)
-
-
-@pytest.mark.parametrize(
-    ("criteria", "field"),
-    [
-        (
-            SelectionCriteria(min_priority=Priority.HIGH, max_priority=Priority.MEDIUM),
-            "criteria.min_priority",
-        ),
-        (
-            SelectionCriteria(min_priority=Priority.CRITICAL, max_priority=Priority.LOW),
-            "criteria.min_priority",
-        ),
-        (SelectionCriteria(required_tags=tuple(f"t{i}" for i in range(33))), "criteria.required_tags"),
-        (SelectionCriteria(required_tags=("ok", "")), "criteria.required_tags[1]"),
-        (SelectionCriteria(required_tags=("t" * 65,)), "criteria.required_tags[0]"),
-        (
-            SelectionCriteria(exclude_task_ids=tuple(f"t{i}" for i in range(1_001))),
-            "criteria.exclude_task_ids",
-        ),
-        (SelectionCriteria(exclude_task_ids=("ok", "not ok")), "criteria.exclude_task_ids[1]"),
-    ],
-)
-def test_invalid_criteria_are_refused(criteria: SelectionCriteria, field: str) -> None:
-    with pytest.raises(InvalidArgument) as raised:
-        validate_criteria(criteria)
-    assert raised.value.field == field
 
 
 # --- success_rate ---------------------------------------------------------------------------------

@@ -11,7 +11,15 @@ import pytest
 
 from workengine.domain import scoring, validation
 from workengine.domain.errors import InvalidArgument
-from workengine.domain.model import Artifact, Charter, NewOrchestrator, NewTask, TaskResult
+from workengine.domain.model import (
+    Artifact,
+    Charter,
+    NewOrchestrator,
+    NewTask,
+    Priority,
+    SelectionCriteria,
+    TaskResult,
+)
 
 
 def new_task(**changes: Any) -> NewTask:
@@ -381,3 +389,62 @@ def test_result_limits(result: TaskResult, field: str) -> None:
 def test_artifact_content_limit_is_inclusive() -> None:
     validation.validate_result(TaskResult(artifacts=(Artifact("log", "c" * 65_536),)))
     validation.validate_result(TaskResult(metrics=metadata_of_size(65_536)))
+
+
+def test_token_lifetimes_and_rotation_grace_are_bounded() -> None:
+    assert validation.token_ttl("token_ttl", None) is None
+    assert validation.token_ttl("token_ttl", timedelta(days=30)) == timedelta(days=30)
+    for bad in (timedelta(0), timedelta(seconds=-1), timedelta(days=3651)):
+        with pytest.raises(InvalidArgument, match=r"^token_ttl: "):
+            validation.token_ttl("token_ttl", bad)
+    assert validation.rotation_grace("previous_token_grace", None) == timedelta(0)
+    assert validation.rotation_grace("previous_token_grace", timedelta(hours=1)) == timedelta(hours=1)
+    for bad in (timedelta(seconds=-1), timedelta(days=31)):
+        with pytest.raises(InvalidArgument, match=r"^previous_token_grace: "):
+            validation.rotation_grace("previous_token_grace", bad)
+
+
+# --- selection_criteria --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "criteria",
+    [
+        SelectionCriteria(),
+        SelectionCriteria(min_priority=Priority.HIGH),
+        SelectionCriteria(max_priority=Priority.LOW),
+        SelectionCriteria(min_priority=Priority.MEDIUM, max_priority=Priority.MEDIUM),
+        SelectionCriteria(min_priority=Priority.LOW, max_priority=Priority.CRITICAL),
+        SelectionCriteria(required_tags=("a", "b"), exclude_task_ids=("t1", "t2")),
+        SelectionCriteria(exclude_task_ids=tuple(f"t{i}" for i in range(1_000))),
+    ],
+)
+def test_valid_criteria_are_accepted(criteria: SelectionCriteria) -> None:
+    validation.selection_criteria(criteria)
+
+
+@pytest.mark.parametrize(
+    ("criteria", "field"),
+    [
+        (
+            SelectionCriteria(min_priority=Priority.HIGH, max_priority=Priority.MEDIUM),
+            "criteria.min_priority",
+        ),
+        (
+            SelectionCriteria(min_priority=Priority.CRITICAL, max_priority=Priority.LOW),
+            "criteria.min_priority",
+        ),
+        (SelectionCriteria(required_tags=tuple(f"t{i}" for i in range(33))), "criteria.required_tags"),
+        (SelectionCriteria(required_tags=("ok", "")), "criteria.required_tags[1]"),
+        (SelectionCriteria(required_tags=("t" * 65,)), "criteria.required_tags[0]"),
+        (
+            SelectionCriteria(exclude_task_ids=tuple(f"t{i}" for i in range(1_001))),
+            "criteria.exclude_task_ids",
+        ),
+        (SelectionCriteria(exclude_task_ids=("ok", "not ok")), "criteria.exclude_task_ids[1]"),
+    ],
+)
+def test_invalid_criteria_are_refused(criteria: SelectionCriteria, field: str) -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        validation.selection_criteria(criteria)
+    assert raised.value.field == field

@@ -2,8 +2,9 @@
 
 One server interceptor: health and reflection pass untouched (always open). For the service's
 own RPCs it reads `authorization: Bearer <token>` (when an admin token is configured), applies
-the rules of domain/access.py to the request, then calls the servicer. The servicer never sees
-tokens; the engine looks tokens and task owners up.
+the rules of api/authorization.py to the request (never changing it), records the caller in
+authorization.CALLER for the call, then calls the servicer. The servicer never sees tokens; the
+engine looks tokens and task owners up.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from typing import Any
 
 import grpc
 
+from workengine.api import authorization
 from workengine.api.errors import abort, require_decoded
 from workengine.domain import access
-from workengine.domain.access import Principal, Scope
+from workengine.domain.access import Principal
 from workengine.domain.errors import ResourceExhausted
 from workengine.engine import WorkEngine
 
@@ -94,19 +96,9 @@ class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return await self._engine.access.authenticate(token)
 
     async def authorize(self, principal: Principal, rpc: str, request: Any) -> None:
-        if principal.is_admin:
-            return
-        scope = access.scope_of(rpc)
-        if scope is Scope.WATCH:
-            scope = access.watch_scope(request.task_id, request.orchestrator_id, request.workspace_id)
-        if scope is Scope.ADMIN:
-            access.require_admin(principal, rpc)
-        elif scope is Scope.ORCHESTRATOR:
-            access.allow_orchestrator(principal, request.orchestrator_id)
-        elif scope is Scope.TASK:
-            access.allow_task(principal, await self._engine.access.task_owner(request.task_id))
-        elif scope is Scope.TASK_LIST:
-            request.orchestrator_id = access.task_list_orchestrator(principal, request.orchestrator_id)
+        """Refuses what `principal` may not do; records it as the call's caller otherwise."""
+        await authorization.authorize(principal, rpc, request, self._engine.access.task_owner)
+        authorization.CALLER.set(principal)
 
     def _open_stream(self, client: str, described: str) -> None:
         if self._max_streams <= 0:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from workengine.api import convert
+from workengine.api import authorization, convert
 from workengine.api.errors import streaming, unary
 from workengine.api.watch_responses import EventResponses
-from workengine.domain.errors import InvalidArgument
 from workengine.domain.model import Bookmark
 from workengine.engine import WorkEngine
 from workengine.engine.events import WatchTarget
@@ -218,8 +218,6 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
         self, request: pb.SetOrchestratorStatusRequest, context: Context
     ) -> pb.SetOrchestratorStatusResponse:
         status = convert.orchestrator_status_in("status", request.status)
-        if status is None:
-            raise InvalidArgument("status", "is required")
         orchestrator = await self._engine.orchestrators.set_status(request.orchestrator_id, status)
         return pb.SetOrchestratorStatusResponse(orchestrator=convert.orchestrator_out(orchestrator))
 
@@ -237,8 +235,10 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
 
     @unary
     async def ListTasks(self, request: pb.ListTasksRequest, context: Context) -> pb.ListTasksResponse:
+        where = convert.task_filter_in(request)
+        listed = authorization.listed_orchestrator(authorization.caller(), where.orchestrator_id)
         page = await self._engine.tasks.list_page(
-            convert.task_filter_in(request), request.page_size, request.page_token
+            replace(where, orchestrator_id=listed), request.page_size, request.page_token
         )
         return pb.ListTasksResponse(
             tasks=[convert.task_out(t) for t in page.items], next_page_token=page.next_page_token

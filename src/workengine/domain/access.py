@@ -1,6 +1,7 @@
-"""Who is calling and what they may touch: bearer tokens and the authorization rules.
+"""Who is calling and what they may touch: bearer tokens, principals, ownership.
 
-Pure functions; the engine looks tokens and task owners up, the api layer applies these rules.
+Pure functions; the engine looks tokens and task owners up, and api/authorization.py says which
+request field each RPC names what it touches by.
 
 - The admin token (configured on the server) may do everything.
 - An orchestrator token acts for one orchestrator: on that orchestrator and its own tasks only.
@@ -17,16 +18,15 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from workengine.domain.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from workengine.domain.errors import PermissionDenied, Unauthenticated
 
 # Issued tokens start with this, so secret scanners (and people) can tell what they are.
 TOKEN_PREFIX = "wet_"
 # 32 random bytes: 256 bits, so a sha256 of the token is a safe thing to store and look up.
 TOKEN_BYTES = 32
 MAX_TOKEN_LENGTH = 512
-MAX_TOKEN_TTL = timedelta(days=3650)
 _TOKEN_CHARACTERS = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces
 _BEARER = re.compile(r"^bearer[ \t]+(\S+)[ \t]*$", re.IGNORECASE)
 
@@ -123,92 +123,12 @@ def check_stored_token(stored: StoredToken | None, now: datetime) -> Principal:
     return orchestrator_principal(stored.orchestrator_id)
 
 
-def token_ttl(field: str, value: timedelta | None) -> timedelta | None:
-    """A token lifetime from a request: unset means the token does not expire."""
-    if value is None:
-        return None
-    if value <= timedelta(0):
-        raise InvalidArgument(field, "must be positive")
-    if value > MAX_TOKEN_TTL:
-        raise InvalidArgument(field, f"must be at most {MAX_TOKEN_TTL.days} days")
-    return value
-
-
-def rotation_grace(field: str, value: timedelta | None) -> timedelta:
-    """How long tokens replaced by a rotation keep working: unset or 0 revokes them at once."""
-    if value is None:
-        return timedelta(0)
-    if value < timedelta(0):
-        raise InvalidArgument(field, "must not be negative")
-    if value > timedelta(days=30):
-        raise InvalidArgument(field, "must be at most 30 days")
-    return value
-
-
 # Authorization
 
 
-class Scope(enum.Enum):
-    """What an RPC's request names, and so what the caller must own."""
-
-    ADMIN = "admin"  # nothing an orchestrator owns: admin only
-    ORCHESTRATOR = "orchestrator"  # request.orchestrator_id must be the caller's
-    TASK = "task"  # request.task_id must be assigned to the caller
-    TASK_LIST = "task_list"  # request.orchestrator_id: forced to the caller's when empty
-    WATCH = "watch"  # one of task_id / orchestrator_id / workspace_id, see watch_scope
-    ANY = "any"  # any authenticated caller (the engine refuses the request anyway)
-
-
-# Per RPC of workengine.v1.WorkEngineService. An RPC not listed is admin only (fail closed).
-RULES: dict[str, Scope] = {
-    "SelectNextTask": Scope.ORCHESTRATOR,
-    "ClaimNextTask": Scope.ORCHESTRATOR,
-    # The engine also refuses a task of another orchestrator (PERMISSION_DENIED).
-    "PrepareTaskContext": Scope.ORCHESTRATOR,
-    "ExecuteTask": Scope.ORCHESTRATOR,
-    "UpdateTaskProgress": Scope.TASK,
-    "CompleteTask": Scope.TASK,
-    "Heartbeat": Scope.TASK,
-    "RetryTask": Scope.TASK,
-    "GetExecutionStats": Scope.ORCHESTRATOR,
-    "WatchTaskProgress": Scope.WATCH,
-    "RegisterOrchestrator": Scope.ADMIN,
-    "GetOrchestrator": Scope.ORCHESTRATOR,
-    "ListOrchestrators": Scope.ADMIN,
-    "SetOrchestratorStatus": Scope.ORCHESTRATOR,
-    "RotateOrchestratorToken": Scope.ORCHESTRATOR,
-    "RevokeOrchestratorTokens": Scope.ADMIN,
-    "CreateTask": Scope.ORCHESTRATOR,
-    "GetTask": Scope.TASK,
-    "ListTasks": Scope.TASK_LIST,
-    "CancelTask": Scope.TASK,
-}
-
-
-def scope_of(rpc: str) -> Scope:
-    return RULES.get(rpc, Scope.ADMIN)
-
-
-def watch_scope(task_id: str, orchestrator_id: str, workspace_id: str) -> Scope:
-    """A task or orchestrator watch is the owner's; a workspace spans orchestrators: admin only.
-    No target at all is left to the engine (INVALID_ARGUMENT)."""
-    if task_id:
-        return Scope.TASK
-    if orchestrator_id:
-        return Scope.ORCHESTRATOR
-    if workspace_id:
-        return Scope.ADMIN
-    return Scope.ANY
-
-
-def require_admin(principal: Principal, rpc: str) -> None:
-    if not principal.is_admin:
-        raise PermissionDenied(f"{rpc} needs the admin token; an orchestrator token cannot call it")
-
-
 def allow_orchestrator(principal: Principal, orchestrator_id: str) -> None:
-    """An orchestrator token acts for its own orchestrator only. An empty id is left to the
-    use case, which refuses it with INVALID_ARGUMENT (it is required wherever this applies)."""
+    """An orchestrator token acts for its own orchestrator only. An empty id names none: a use
+    case that needs one refuses it (INVALID_ARGUMENT); a task listing lists the caller's own."""
     if principal.is_admin or not orchestrator_id or orchestrator_id == principal.orchestrator_id:
         return
     raise PermissionDenied(
@@ -224,11 +144,3 @@ def allow_task(principal: Principal, owner: str | None) -> None:
         f"task_id: the task is assigned to another orchestrator; this token acts for "
         f"{principal.orchestrator_id} only"
     )
-
-
-def task_list_orchestrator(principal: Principal, requested: str) -> str:
-    """The orchestrator filter a task listing runs with: an orchestrator lists its own tasks."""
-    if principal.is_admin:
-        return requested
-    allow_orchestrator(principal, requested or principal.orchestrator_id)
-    return principal.orchestrator_id

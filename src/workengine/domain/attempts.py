@@ -1,5 +1,5 @@
-"""Attempt rules: the failure budget, what an expired lease leads to, and why a report of an
-attempt is refused. The reaper's SQL (reap_expired_leases) applies the same budget rule."""
+"""Attempt rules: the failure budget, the retry budget, and why a report of an attempt is
+refused. The reaper's SQL (reap_expired_leases) applies the same budget when a lease expires."""
 
 from __future__ import annotations
 
@@ -40,13 +40,6 @@ def failed_attempts(task: Task) -> int:
     """Attempts that count against max_attempts: lease expiries and reported failures.
     A BLOCKED report is not a failure."""
     return task.lease_expiry_count + task.failure_count
-
-
-def status_after_lease_expiry(task: Task) -> TaskStatus:
-    """Where a task goes when the lease of its running attempt expires."""
-    if failed_attempts(task) + 1 >= task.max_attempts:
-        return TaskStatus.FAILED
-    return TaskStatus.TODO
 
 
 def retry_budget(task: Task, requested_max_attempts: int) -> int:

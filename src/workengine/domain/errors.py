@@ -73,3 +73,8 @@ class Unauthenticated(WorkEngineError):
 
 class ResourceExhausted(WorkEngineError):
     """A per-client limit was reached (e.g. concurrent streams); the message names the limit."""
+
+
+def not_found(field: str, what: str, name: str) -> NotFound:
+    """NOT_FOUND for the `what` (task, orchestrator) named `name` by the request field `field`."""
+    return NotFound(field, f"{what} {name} not found")

@@ -1,4 +1,5 @@
-"""Input limits and checks. Each failure names the request field it is about."""
+"""Input limits and the checks of every request, named after what they check. Each failure
+names the request field it is about; the use cases call them before anything else."""
 
 from __future__ import annotations
 
@@ -6,12 +7,20 @@ import json
 import re
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from workengine.domain import attempts, scoring
 from workengine.domain.errors import InvalidArgument
-from workengine.domain.model import JsonObject, NewOrchestrator, NewTask, TaskResult
+from workengine.domain.model import (
+    CompletionStatus,
+    JsonObject,
+    NewOrchestrator,
+    NewTask,
+    OrchestratorStatus,
+    SelectionCriteria,
+    TaskResult,
+)
 
 ID_PATTERN = re.compile(r"\A[A-Za-z0-9._:\-]{1,128}\Z")  # \Z: "$" would let "id\n" through
 MAX_TITLE = 500
@@ -32,6 +41,10 @@ MAX_ARTIFACTS = 256
 MAX_ARTIFACT_CONTENT = 64 * 1024
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1_000
+MIN_BOOKMARK = timedelta(seconds=1)
+MAX_BOOKMARK = timedelta(hours=1)
+MAX_TOKEN_TTL = timedelta(days=3650)
+MAX_ROTATION_GRACE = timedelta(days=30)
 
 
 def new_id() -> str:
@@ -196,3 +209,86 @@ def validate_result(result: TaskResult) -> None:
         text(f"result.artifacts[{index}].content", artifact.content, MAX_ARTIFACT_CONTENT)
     json_object("result.output", result.output, MAX_RESULT_BYTES)
     json_object("result.metrics", result.metrics, MAX_METADATA_BYTES)
+
+
+def selection_criteria(criteria: SelectionCriteria) -> None:
+    text_list("criteria.required_tags", criteria.required_tags, MAX_TAGS, MAX_TAG_LENGTH)
+    if len(criteria.exclude_task_ids) > MAX_EXCLUDED_IDS:
+        raise InvalidArgument("criteria.exclude_task_ids", f"has more than {MAX_EXCLUDED_IDS} entries")
+    for index, task_id in enumerate(criteria.exclude_task_ids):
+        require_id(f"criteria.exclude_task_ids[{index}]", task_id)
+    low, high = criteria.min_priority, criteria.max_priority
+    if low is not None and high is not None and low > high:
+        raise InvalidArgument("criteria.min_priority", "is above criteria.max_priority")
+
+
+def start_options(lease_duration: timedelta | None, identity: str) -> None:
+    """What a start (ClaimNextTask, ExecuteTask) asks for: a lease length and who starts."""
+    lease("lease_duration", lease_duration)
+    text("identity", identity, MAX_SHORT_TEXT)
+
+
+def claim_wait(wait: timedelta | None) -> None:
+    if wait is not None and wait < timedelta(0):
+        raise InvalidArgument("wait", "must not be negative")
+
+
+def completion(
+    status: CompletionStatus | None, result: TaskResult, retry_after: timedelta | None
+) -> CompletionStatus:
+    """A CompleteTask's report; returns its status, which is required."""
+    if status is None:
+        raise InvalidArgument("status", "is required: COMPLETED, FAILED or BLOCKED")
+    validate_result(result)
+    if retry_after is not None and status is not CompletionStatus.BLOCKED:
+        raise InvalidArgument("retry_after", "is only allowed with status BLOCKED")
+    duration_between("retry_after", retry_after, attempts.MIN_RETRY_AFTER, attempts.MAX_RETRY_AFTER)
+    return status
+
+
+def orchestrator_status(status: OrchestratorStatus | None) -> OrchestratorStatus:
+    if status is None:
+        raise InvalidArgument("status", "is required")
+    return status
+
+
+def stats_period(start: datetime | None, end: datetime | None) -> None:
+    if start is not None and end is not None and end <= start:
+        raise InvalidArgument("end_time", "must be after start_time")
+
+
+def watch_request(
+    task_id: str, orchestrator_id: str, workspace_id: str, after_cursor: int, bookmark: timedelta | None
+) -> None:
+    """A watch names exactly one target by a valid id; `bookmark` is its bookmark_interval."""
+    if bookmark is not None and not MIN_BOOKMARK <= bookmark <= MAX_BOOKMARK:
+        raise InvalidArgument("bookmark_interval", "must be between 1 second and 1 hour")
+    targets = {"task_id": task_id, "orchestrator_id": orchestrator_id, "workspace_id": workspace_id}
+    chosen = [(field, value) for field, value in targets.items() if value]
+    if len(chosen) != 1:
+        raise InvalidArgument("target", "set exactly one of task_id, orchestrator_id, workspace_id")
+    if after_cursor < 0:
+        raise InvalidArgument("after_cursor", "must not be negative")
+    require_id(*chosen[0])
+
+
+def token_ttl(field: str, value: timedelta | None) -> timedelta | None:
+    """A token lifetime from a request: unset means the token does not expire."""
+    if value is None:
+        return None
+    if value <= timedelta(0):
+        raise InvalidArgument(field, "must be positive")
+    if value > MAX_TOKEN_TTL:
+        raise InvalidArgument(field, f"must be at most {MAX_TOKEN_TTL.days} days")
+    return value
+
+
+def rotation_grace(field: str, value: timedelta | None) -> timedelta:
+    """How long tokens replaced by a rotation keep working: unset or 0 revokes them at once."""
+    if value is None:
+        return timedelta(0)
+    if value < timedelta(0):
+        raise InvalidArgument(field, "must not be negative")
+    if value > MAX_ROTATION_GRACE:
+        raise InvalidArgument(field, f"must be at most {MAX_ROTATION_GRACE.days} days")
+    return value

@@ -1,6 +1,6 @@
 """Orchestrator tokens and task ownership: the lookups authorization needs, with their caches.
 
-The rules themselves are in domain/access.py; the api layer applies them to each call.
+The rules themselves are in domain/access.py; api/authorization.py applies them to each call.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Generic, TypeVar
 
 from workengine.domain import access, validation
 from workengine.domain.access import IssuedToken, Principal, StoredToken
-from workengine.domain.errors import AlreadyExists, NotFound
+from workengine.domain.errors import AlreadyExists, not_found
 from workengine.domain.model import NewOrchestrator, Orchestrator
 from workengine.engine.base import Deps, require_orchestrator
 from workengine.engine.orchestrators import prepare_orchestrator
@@ -99,7 +99,7 @@ class Access:
         self, new: NewOrchestrator, token_ttl: timedelta | None
     ) -> tuple[Orchestrator, IssuedToken]:
         """Registers the orchestrator and issues its first token, in one transaction."""
-        token_ttl = access.token_ttl("token_ttl", token_ttl)
+        token_ttl = validation.token_ttl("token_ttl", token_ttl)
         new = prepare_orchestrator(new)
         async with self._deps.db.transaction() as session:
             created = await session.orchestrators.insert(new)
@@ -113,8 +113,8 @@ class Access:
     ) -> IssuedToken:
         """Issues a new token; the orchestrator's other tokens stop working after `grace` (0: now)."""
         validation.require_id("orchestrator_id", orchestrator_id)
-        token_ttl = access.token_ttl("token_ttl", token_ttl)
-        grace = access.rotation_grace("previous_token_grace", grace)
+        token_ttl = validation.token_ttl("token_ttl", token_ttl)
+        grace = validation.rotation_grace("previous_token_grace", grace)
         async with self._deps.db.transaction() as session:
             await require_orchestrator(session, orchestrator_id)
             await session.orchestrators.retire_tokens(orchestrator_id, self._deps.clock() + grace)
@@ -128,7 +128,7 @@ class Access:
         async with self._deps.db.transaction() as session:
             retired = await session.orchestrators.retire_tokens(orchestrator_id, self._deps.clock())
             if not retired and await session.orchestrators.get(orchestrator_id) is None:
-                raise NotFound("orchestrator_id", f"orchestrator {orchestrator_id} not found")
+                raise not_found("orchestrator_id", "orchestrator", orchestrator_id)
         self._forget(orchestrator_id)
         return retired
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from workengine.domain.attempts import DEFAULT_LEASE
-from workengine.domain.errors import FailedPrecondition, NotFound, PermissionDenied
+from workengine.domain.errors import FailedPrecondition, PermissionDenied, not_found
 from workengine.domain.model import Orchestrator, OrchestratorStatus, Task, TaskContext
 from workengine.engine.feed import EventFeed
 from workengine.store.database import Database
@@ -33,14 +33,14 @@ class Deps:
 async def require_orchestrator(session: Session, orchestrator_id: str) -> Orchestrator:
     orchestrator = await session.orchestrators.get(orchestrator_id)
     if orchestrator is None:
-        raise NotFound("orchestrator_id", f"orchestrator {orchestrator_id} not found")
+        raise not_found("orchestrator_id", "orchestrator", orchestrator_id)
     return orchestrator
 
 
 async def require_task(session: Session, task_id: str) -> Task:
     task = await session.tasks.get(task_id)
     if task is None:
-        raise NotFound("task_id", f"task {task_id} not found")
+        raise not_found("task_id", "task", task_id)
     return task
 
 

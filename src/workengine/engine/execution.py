@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from workengine.domain import attempts, scoring, transitions, validation
-from workengine.domain.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
+from workengine.domain.errors import Aborted, FailedPrecondition, not_found
 from workengine.domain.model import (
     AttemptOutcome,
     CompletionStatus,
@@ -66,10 +66,6 @@ class StartOptions:
     lease: timedelta | None = None
     identity: str = ""
 
-    def validate(self) -> None:
-        validation.lease("lease_duration", self.lease)
-        validation.text("identity", self.identity, validation.MAX_SHORT_TEXT)
-
 
 @dataclass(frozen=True)
 class Claimed:
@@ -107,21 +103,6 @@ def completion_fingerprint(
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def validate_criteria(criteria: SelectionCriteria) -> None:
-    validation.text_list(
-        "criteria.required_tags", criteria.required_tags, validation.MAX_TAGS, validation.MAX_TAG_LENGTH
-    )
-    if len(criteria.exclude_task_ids) > validation.MAX_EXCLUDED_IDS:
-        raise InvalidArgument(
-            "criteria.exclude_task_ids", f"has more than {validation.MAX_EXCLUDED_IDS} entries"
-        )
-    for index, task_id in enumerate(criteria.exclude_task_ids):
-        validation.require_id(f"criteria.exclude_task_ids[{index}]", task_id)
-    low, high = criteria.min_priority, criteria.max_priority
-    if low is not None and high is not None and low > high:
-        raise InvalidArgument("criteria.min_priority", "is above criteria.max_priority")
-
-
 class ExecutionFlow:
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
@@ -138,7 +119,7 @@ class ExecutionFlow:
 
     async def select_next(self, orchestrator_id: str, criteria: SelectionCriteria) -> ScoredTask | None:
         validation.require_id("orchestrator_id", orchestrator_id)
-        validate_criteria(criteria)
+        validation.selection_criteria(criteria)
         async with self._deps.db.autocommit() as session:
             orchestrator = await require_orchestrator(session, orchestrator_id)
             ensure_available(orchestrator)
@@ -153,10 +134,9 @@ class ExecutionFlow:
         options: StartOptions = StartOptions(),
     ) -> Claimed | None:
         validation.require_id("orchestrator_id", orchestrator_id)
-        validate_criteria(criteria)
-        options.validate()
-        if wait is not None and wait < timedelta(0):
-            raise InvalidArgument("wait", "must not be negative")
+        validation.selection_criteria(criteria)
+        validation.start_options(options.lease, options.identity)
+        validation.claim_wait(wait)
         lease = self._lease_request(options)
         if not wait:
             return await self._claim_once(orchestrator_id, criteria, lease)
@@ -223,7 +203,7 @@ class ExecutionFlow:
     ) -> Execution:
         validation.require_id("orchestrator_id", orchestrator_id)
         validation.require_id("task_id", task_id)
-        options.validate()
+        validation.start_options(options.lease, options.identity)
         events: list[TaskEvent] = []
         async with self._deps.db.transaction() as session:
             orchestrator = await require_orchestrator(session, orchestrator_id)
@@ -288,14 +268,7 @@ class ExecutionFlow:
     ) -> tuple[Task, list[str]]:
         validation.require_id("task_id", task_id)
         validation.attempt(attempt)
-        if status is None:
-            raise InvalidArgument("status", "is required: COMPLETED, FAILED or BLOCKED")
-        validation.validate_result(result)
-        if retry_after is not None and status is not CompletionStatus.BLOCKED:
-            raise InvalidArgument("retry_after", "is only allowed with status BLOCKED")
-        validation.duration_between(
-            "retry_after", retry_after, attempts.MIN_RETRY_AFTER, attempts.MAX_RETRY_AFTER
-        )
+        status = validation.completion(status, result, retry_after)
         target = transitions.COMPLETION_TARGET[status]
         document = result_document(result)
         fingerprint = completion_fingerprint(attempt, status, document, retry_after)
@@ -331,7 +304,7 @@ class ExecutionFlow:
     ) -> tuple[Task, list[str]]:
         found = await session.tasks.get_with_fingerprint(task_id)
         if found is None:
-            raise NotFound("task_id", f"task {task_id} not found")
+            raise not_found("task_id", "task", task_id)
         task, accepted = found
         if accepted == fingerprint and task.attempt == attempt:
             return task, []  # the identical call again: harmless

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from workengine.domain import validation
-from workengine.domain.errors import NotFound
+from workengine.domain.errors import not_found
 from workengine.domain.model import NewOrchestrator, Orchestrator, OrchestratorStatus, Page
 from workengine.engine import paging
 from workengine.engine.base import Deps, require_orchestrator
@@ -44,10 +44,11 @@ class Orchestrators:
             token = paging.encode(last.created_at, last.id, ("orchestrators", status))
         return Page(tuple(found[:limit]), token)
 
-    async def set_status(self, orchestrator_id: str, status: OrchestratorStatus) -> Orchestrator:
+    async def set_status(self, orchestrator_id: str, status: OrchestratorStatus | None) -> Orchestrator:
+        status = validation.orchestrator_status(status)
         validation.require_id("orchestrator_id", orchestrator_id)
         async with self._deps.db.autocommit() as session:
             updated = await session.orchestrators.set_status(orchestrator_id, status)
         if updated is None:
-            raise NotFound("orchestrator_id", f"orchestrator {orchestrator_id} not found")
+            raise not_found("orchestrator_id", "orchestrator", orchestrator_id)
         return updated

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from workengine.domain import validation
-from workengine.domain.errors import InvalidArgument
 from workengine.domain.model import ExecutionStats
 from workengine.domain.statistics import summarize
 from workengine.engine.base import Deps, require_orchestrator
@@ -22,8 +21,7 @@ class Statistics:
         self, orchestrator_id: str, start: datetime | None, end: datetime | None
     ) -> ExecutionStats:
         validation.require_id("orchestrator_id", orchestrator_id)
-        if start is not None and end is not None and end <= start:
-            raise InvalidArgument("end_time", "must be after start_time")
+        validation.stats_period(start, end)
         async with self._deps.db.autocommit() as session:
             await require_orchestrator(session, orchestrator_id)
             found = await session.statistics.execution_rollup(orchestrator_id, start, end)

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, replace
 
 from workengine.domain import attempts, transitions, validation
-from workengine.domain.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from workengine.domain.errors import AlreadyExists, FailedPrecondition, InvalidArgument, not_found
 from workengine.domain.model import (
     EventKind,
     NewTask,
@@ -47,7 +47,7 @@ class Tasks:
             statuses = await session.tasks.lock_dependencies(new.depends_on) if new.depends_on else {}
             missing = [d for d in new.depends_on if d not in statuses]
             if missing:
-                raise NotFound("depends_on", f"task {missing[0]} not found")
+                raise not_found("depends_on", "task", missing[0])
             unmet = sum(1 for s in statuses.values() if s not in transitions.DEPENDENCY_MET)
             status = TaskStatus.BLOCKED if unmet else TaskStatus.TODO
             task = await session.tasks.insert(new, status, unmet, fingerprint)
@@ -76,7 +76,7 @@ class Tasks:
         async with self._deps.db.autocommit() as session:
             found = await session.tasks.get_with_attempts(task_id)
         if found is None:
-            raise NotFound("task_id", f"task {task_id} not found")
+            raise not_found("task_id", "task", task_id)
         return found
 
     @retry_on_conflict
@@ -88,7 +88,7 @@ class Tasks:
         async with self._deps.db.transaction() as session:
             task = await session.tasks.lock(task_id)
             if task is None:
-                raise NotFound("task_id", f"task {task_id} not found")
+                raise not_found("task_id", "task", task_id)
             budget = attempts.retry_budget(task, max_attempts)
             retried = await session.tasks.retry(task_id, budget)
             assert retried is not None  # locked and FAILED

@@ -14,15 +14,13 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import timedelta
 
 from workengine.domain import transitions, validation
-from workengine.domain.errors import InvalidArgument, OutOfRange, Unavailable
+from workengine.domain.errors import OutOfRange, Unavailable
 from workengine.domain.model import Bookmark, EventKind, EventScope, Snapshot, Task, TaskEvent
 from workengine.engine.base import Deps, require_orchestrator, require_task
 from workengine.engine.events import Subscription, WatchTarget
 
 SNAPSHOT_LIMIT = 1_000
 SNAPSHOT_SETTLE_SECONDS = 0.5
-MIN_BOOKMARK = timedelta(seconds=1)
-MAX_BOOKMARK = timedelta(hours=1)
 REPLAY_PAGE = 500
 
 
@@ -30,14 +28,8 @@ class Watcher:
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
 
-    async def _validate(self, target: WatchTarget, after_cursor: int) -> Task | None:
-        """Checks the request; returns the watched task (as it is now) for a task watch."""
-        chosen = [f for f in ("task_id", "orchestrator_id", "workspace_id") if getattr(target, f)]
-        if len(chosen) != 1:
-            raise InvalidArgument("target", "set exactly one of task_id, orchestrator_id, workspace_id")
-        if after_cursor < 0:
-            raise InvalidArgument("after_cursor", "must not be negative")
-        validation.require_id(chosen[0], getattr(target, chosen[0]))
+    async def _watched_task(self, target: WatchTarget) -> Task | None:
+        """The watched task (as it is now) for a task watch; NOT_FOUND for an unknown target."""
         async with self._deps.db.autocommit() as session:
             if target.task_id:
                 return await require_task(session, target.task_id)
@@ -113,9 +105,10 @@ class Watcher:
         bookmark_interval: timedelta | None = None,
     ) -> AsyncGenerator[TaskEvent | Bookmark, None]:
         # A generator, so a caller that stops early can close it (aclose) and end its subscription.
-        if bookmark_interval is not None and not MIN_BOOKMARK <= bookmark_interval <= MAX_BOOKMARK:
-            raise InvalidArgument("bookmark_interval", "must be between 1 second and 1 hour")
-        watched_task = await self._validate(target, after_cursor)
+        validation.watch_request(
+            target.task_id, target.orchestrator_id, target.workspace_id, after_cursor, bookmark_interval
+        )
+        watched_task = await self._watched_task(target)
         ends_stream = self._ends_stream if not keep_open else lambda _target, _event: False
         # Subscribed before reading the log, so the feed covers whatever commits after the read.
         subscription = await self._deps.feed.subscribe(target)
