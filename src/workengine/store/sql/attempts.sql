@@ -119,7 +119,7 @@ SELECT changed.*, event.event_position, event.event_time FROM changed, event;
 
 -- name: reap_expired_leases
 -- Up to :batch tasks whose lease ran out go back to TODO, or to FAILED once lease expiries
--- plus reported failures reach max_attempts (the rule of domain/attempts.py), each with a
+-- plus reported failures reach max_attempts (domain/attempts.py counts the same), each with a
 -- LEASE_EXPIRED event. SKIP LOCKED lets reapers in several processes share the work; the
 -- UPDATE re-checks the lease, so a heartbeat that committed first wins.
 WITH expired AS MATERIALIZED (
