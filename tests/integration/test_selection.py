@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from google.protobuf import duration_pb2
 
+from tests import selection_reference as reference
 from tests.integration.helpers import PRIORITY, Stub, claim, create, expect_error, register
 from workengine.domain import scoring
 from workengine.domain.model import NewOrchestrator, NewTask, Priority, SelectionCriteria, Task
@@ -28,7 +29,7 @@ NOW = datetime(2026, 11, 25, 22, 30, tzinfo=UTC)
 def reference_best(tasks: list[Task], now: datetime, timezone: str) -> Task:
     def key(task: Task) -> tuple[object, ...]:
         assert task.created_at is not None
-        return scoring.sort_key(task.priority, task.due_at, task.created_at, task.id, now, timezone)
+        return reference.sort_key(task.priority, task.due_at, task.created_at, task.id, now, timezone)
 
     return min(tasks, key=key)
 
@@ -69,7 +70,7 @@ async def test_selection_matches_the_reference_rules_over_hundreds_of_tasks(
             assert chosen is not None
             expected = reference_best(pending, NOW, timezone)
             assert chosen.task.id == expected.id
-            assert chosen.score == scoring.score(expected.priority, expected.due_at, NOW, timezone)
+            assert chosen.score == reference.score(expected.priority, expected.due_at, NOW, timezone)
             await engine.tasks.cancel(expected.id, "picked")
             pending.remove(expected)
     finally:

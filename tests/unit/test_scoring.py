@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests import selection_reference as reference
 from workengine.domain import scoring
 from workengine.domain.model import Priority, Task
 
@@ -27,7 +28,7 @@ def key(
     now: datetime = NOW,
     timezone: str = "UTC",
 ) -> tuple[int, int, datetime, int, datetime, str]:
-    return scoring.sort_key(priority, due_at, created_at, task_id, now, timezone)
+    return reference.sort_key(priority, due_at, created_at, task_id, now, timezone)
 
 
 def contains(segment: scoring.Segment, due_at: datetime | None) -> bool:
@@ -77,7 +78,7 @@ END_OF_TODAY_UTC = datetime(2026, 11, 26, tzinfo=UTC)
     ],
 )
 def test_deadline_boost_buckets_and_boundaries(due_at: datetime | None, boost: int) -> None:
-    assert scoring.deadline_boost(due_at, NOW, "UTC") == boost
+    assert reference.deadline_boost(due_at, NOW, "UTC") == boost
 
 
 def test_end_of_today_is_the_first_instant_of_tomorrow_in_the_zone() -> None:
@@ -94,8 +95,8 @@ def test_today_ends_exactly_at_local_midnight(timezone: str) -> None:
     local_end = end.astimezone(ZoneInfo(timezone))
     assert (local_end.hour, local_end.minute, local_end.second, local_end.microsecond) == (0, 0, 0, 0)
     assert local_end.date() == NOW.astimezone(ZoneInfo(timezone)).date() + timedelta(days=1)
-    assert scoring.deadline_boost(end - US, NOW, timezone) == scoring.DUE_TODAY_BOOST
-    assert scoring.deadline_boost(end, NOW, timezone) == scoring.DUE_SOON_BOOST
+    assert reference.deadline_boost(end - US, NOW, timezone) == scoring.DUE_TODAY_BOOST
+    assert reference.deadline_boost(end, NOW, timezone) == scoring.DUE_SOON_BOOST
 
 
 LATE_NOW = datetime(2026, 11, 25, 23, 30, tzinfo=UTC)
@@ -136,7 +137,7 @@ LATE_NOW = datetime(2026, 11, 25, 23, 30, tzinfo=UTC)
 def test_today_depends_on_the_orchestrators_timezone(
     now: datetime, due_at: datetime, timezone: str, boost: int
 ) -> None:
-    assert scoring.deadline_boost(due_at, now, timezone) == boost
+    assert reference.deadline_boost(due_at, now, timezone) == boost
 
 
 # --- score = weight x boost -----------------------------------------------------------------------
@@ -173,14 +174,14 @@ DUE_FOR_BOOST: dict[int, datetime | None] = {
 )
 def test_score_is_weight_times_boost(priority: Priority, boost: int, expected: int) -> None:
     due_at = DUE_FOR_BOOST[boost]
-    assert scoring.deadline_boost(due_at, NOW, "UTC") == boost
-    assert scoring.score(priority, due_at, NOW, "UTC") == expected
+    assert reference.deadline_boost(due_at, NOW, "UTC") == boost
+    assert reference.score(priority, due_at, NOW, "UTC") == expected
 
 
 def test_a_far_due_time_scores_like_no_due_time() -> None:
     far = NOW + timedelta(days=30)
     for priority in Priority:
-        assert scoring.score(priority, far, NOW, "UTC") == scoring.score(priority, None, NOW, "UTC")
+        assert reference.score(priority, far, NOW, "UTC") == reference.score(priority, None, NOW, "UTC")
 
 
 # --- sort_key tie-breaks --------------------------------------------------------------------------
@@ -196,8 +197,8 @@ def test_higher_score_wins_whatever_the_other_fields() -> None:
 def test_critical_without_due_time_ties_with_high_overdue_and_the_due_one_goes_first() -> None:
     critical_no_due = key(Priority.CRITICAL, None, task_id="a")
     high_overdue = key(Priority.HIGH, NOW - timedelta(days=1), task_id="b")
-    assert scoring.score(Priority.CRITICAL, None, NOW, "UTC") == 1000
-    assert scoring.score(Priority.HIGH, NOW - timedelta(days=1), NOW, "UTC") == 1000
+    assert reference.score(Priority.CRITICAL, None, NOW, "UTC") == 1000
+    assert reference.score(Priority.HIGH, NOW - timedelta(days=1), NOW, "UTC") == 1000
     assert high_overdue < critical_no_due
     assert sorted([critical_no_due, high_overdue]) == [high_overdue, critical_no_due]
 
@@ -341,9 +342,9 @@ def test_exactly_one_segment_of_the_priority_holds_each_due_time(timezone: str) 
         segments = scoring.segments(now, timezone)
         holding = [s for s in segments if s.priority is priority and contains(s, due_at)]
         assert len(holding) == 1, (now, due_at, timezone, holding)
-        expected = scoring.deadline_boost(due_at, now, timezone)
+        expected = reference.deadline_boost(due_at, now, timezone)
         assert holding[0].boost == expected, (now, due_at, timezone)
-        assert holding[0].score == scoring.score(priority, due_at, now, timezone)
+        assert holding[0].score == reference.score(priority, due_at, now, timezone)
         seen_boosts.add(expected)
     assert seen_boosts == set(ALL_BOOSTS)
 
@@ -354,7 +355,7 @@ def test_today_is_not_over_during_a_repeated_hour_before_midnight() -> None:
     timezone = "America/St_Johns"
     assert now.astimezone(ZoneInfo(timezone)).date().isoformat() == "2010-11-06"
     assert scoring.end_of_today(now, timezone) > now
-    assert scoring.deadline_boost(now + timedelta(minutes=10), now, timezone) == scoring.DUE_TODAY_BOOST
+    assert reference.deadline_boost(now + timedelta(minutes=10), now, timezone) == scoring.DUE_TODAY_BOOST
     overdue = now - timedelta(minutes=5)
     segments = scoring.segments(now, timezone)
     assert len([s for s in segments if s.priority is Priority.LOW and contains(s, overdue)]) == 1
@@ -405,7 +406,7 @@ def candidate(index: int, priority: Priority, due_at: datetime | None) -> Task:
 
 def task_key(task: Task) -> tuple[int, int, datetime, int, datetime, str]:
     assert task.created_at is not None
-    return scoring.sort_key(task.priority, task.due_at, task.created_at, task.id, NOW, "UTC")
+    return reference.sort_key(task.priority, task.due_at, task.created_at, task.id, NOW, "UTC")
 
 
 def test_the_best_of_200_candidates_is_found_beyond_the_first_50() -> None:
@@ -426,12 +427,12 @@ def test_the_best_of_200_candidates_is_found_beyond_the_first_50() -> None:
     best = min(candidates, key=task_key)
     assert best.id == "t150"
     assert candidates.index(best) == 150
-    assert scoring.score(best.priority, best.due_at, NOW, "UTC") == 10_000
+    assert reference.score(best.priority, best.due_at, NOW, "UTC") == 10_000
 
     # The original design scored only the first 50 candidates: it would have picked another task.
     first_fifty_pick = min(candidates[:50], key=task_key)
     assert first_fifty_pick.id != "t150"
-    assert scoring.score(first_fifty_pick.priority, first_fifty_pick.due_at, NOW, "UTC") <= 100
+    assert reference.score(first_fifty_pick.priority, first_fifty_pick.due_at, NOW, "UTC") <= 100
     assert task_key(best) < task_key(first_fifty_pick)
 
     # The result of a full scan does not depend on the order the candidates are seen in.

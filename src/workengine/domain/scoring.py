@@ -4,8 +4,8 @@ The score of a task depends on `now`, so it cannot be stored in an index. But it
 16 values: each (priority, deadline bucket) pair is a contiguous range of due times, and
 inside one range the tie-break order (due, created, id) is the index order. Selection
 therefore probes one index range per pair and compares at most 16 heads, whatever the
-backlog. `segments()` produces those ranges; `score()` and `sort_key()` are the reference
-rules the SQL must agree with.
+backlog. `segments()` produces those ranges. (tests/selection_reference.py writes the rule out
+task by task, as the oracle the SQL is tested against.)
 """
 
 from __future__ import annotations
@@ -67,43 +67,6 @@ def end_of_today(now: datetime, timezone: str) -> datetime:
         # at the second occurrence of that midnight.
         midnight = midnight.replace(fold=1)
     return midnight
-
-
-def deadline_boost(due_at: datetime | None, now: datetime, timezone: str) -> int:
-    if due_at is None:
-        return NO_BOOST
-    if due_at < now:
-        return OVERDUE_BOOST
-    if due_at < end_of_today(now, timezone):
-        return DUE_TODAY_BOOST
-    if due_at < now + SOON_WINDOW:
-        return DUE_SOON_BOOST
-    return NO_BOOST
-
-
-def score(priority: Priority, due_at: datetime | None, now: datetime, timezone: str) -> int:
-    return PRIORITY_WEIGHT[priority] * deadline_boost(due_at, now, timezone)
-
-
-def sort_key(
-    priority: Priority,
-    due_at: datetime | None,
-    created_at: datetime,
-    task_id: str,
-    now: datetime,
-    timezone: str,
-) -> tuple[int, int, datetime, int, datetime, str]:
-    """Ascending sort key: highest score, then earlier due (none last), higher priority, older, id."""
-    no_due = due_at is None
-    due_key = due_at if due_at is not None else UNDATED
-    return (
-        -score(priority, due_at, now, timezone),
-        int(no_due),
-        due_key,
-        -int(priority),
-        created_at,
-        task_id,
-    )
 
 
 def segments(

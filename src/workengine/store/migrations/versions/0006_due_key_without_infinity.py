@@ -7,7 +7,7 @@ its C path: 9 % of the server's instructions per task lifecycle (counted with ca
 COALESCE(due_at, '9999-12-30 00:00:00+00'), `domain.scoring.UNDATED`, which psycopg's own loader
 reads in any session time zone (datetime.max would not: read east of UTC it is in the year
 10000). Due times at or after it are refused (INVALID_ARGUMENT), so undated tasks still sort
-after every dated one, as `domain.scoring.sort_key` says.
+after every dated one, as selection orders them.
 
 A generated column's expression cannot be altered on PostgreSQL 15, so the column and its index
 are made again: the table is rewritten, under an exclusive lock, once.
