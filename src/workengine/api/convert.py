@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
@@ -12,6 +13,7 @@ from workengine.domain.attempts import DEFAULT_MAX_ATTEMPTS
 from workengine.domain.errors import InvalidArgument
 from workengine.domain.model import (
     Artifact,
+    AttemptOutcome,
     Bookmark,
     Charter,
     CompletionStatus,
@@ -41,83 +43,43 @@ _TIMESTAMP_MIN = datetime(1, 1, 1, tzinfo=UTC)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _enum_in(field: str, value: int, enum_descriptor: Any, prefix: str, domain: Any) -> Any:
-    """Proto enum value -> domain enum member; None for UNSPECIFIED; unknown -> INVALID_ARGUMENT."""
-    if value == 0:
-        return None
-    name = enum_descriptor.values_by_number.get(value)
-    if name is None:
-        raise InvalidArgument(field, f"unknown value {value}")
-    return domain[name.name.removeprefix(prefix)]
+Member = TypeVar("Member", bound=enum.Enum)
 
 
-def _enum_out(enum_descriptor: Any, prefix: str, member: Any) -> int:
-    return int(enum_descriptor.values_by_name[prefix + member.name].number)
+class EnumMapping(Generic[Member]):
+    """A proto enum and its domain twin, matched by name (PREFIX_NAME and NAME). Every number
+    is looked up once, at import, so a domain member without a proto value fails there, not in
+    a call (a claim converts two enums for each of about twenty tasks)."""
+
+    def __init__(self, descriptor: Any, prefix: str, domain: type[Member]) -> None:
+        self._numbers: dict[Member, int] = {
+            member: int(descriptor.values_by_name[prefix + member.name].number) for member in domain
+        }
+        self._members = {number: member for member, number in self._numbers.items()}
+
+    def to_domain(self, field: str, value: int) -> Member | None:
+        """None for UNSPECIFIED (0); a number the proto does not define is INVALID_ARGUMENT."""
+        if value == 0:
+            return None
+        member = self._members.get(value)
+        if member is None:
+            raise InvalidArgument(field, f"unknown value {value}")
+        return member
+
+    def to_proto(self, member: Member) -> Any:
+        return self._numbers[member]
 
 
-def _numbers(enum_descriptor: Any, prefix: str, domain: Any) -> dict[Any, int]:
-    """Every domain member's proto number, looked up once (at import: a member without a proto
-    value fails here, not in a call): a claim converts two enums for each of about twenty tasks."""
-    return {member: _enum_out(enum_descriptor, prefix, member) for member in domain}
-
-
-_PRIORITY_NUMBERS = _numbers(task_pb2.TaskPriority.DESCRIPTOR, "TASK_PRIORITY_", Priority)
-_TASK_STATUS_NUMBERS = _numbers(task_pb2.TaskStatus.DESCRIPTOR, "TASK_STATUS_", TaskStatus)
-
-
-def priority_in(field: str, value: int) -> Priority | None:
-    result: Priority | None = _enum_in(
-        field, value, task_pb2.TaskPriority.DESCRIPTOR, "TASK_PRIORITY_", Priority
-    )
-    return result
-
-
-def priority_out(priority: Priority) -> int:
-    return _PRIORITY_NUMBERS[priority]
-
-
-def task_status_in(field: str, value: int) -> TaskStatus | None:
-    result: TaskStatus | None = _enum_in(
-        field, value, task_pb2.TaskStatus.DESCRIPTOR, "TASK_STATUS_", TaskStatus
-    )
-    return result
-
-
-def task_status_out(status: TaskStatus) -> int:
-    return _TASK_STATUS_NUMBERS[status]
-
-
-def orchestrator_status_in(field: str, value: int) -> OrchestratorStatus | None:
-    result: OrchestratorStatus | None = _enum_in(
-        field,
-        value,
-        orchestrator_pb2.OrchestratorStatus.DESCRIPTOR,
-        "ORCHESTRATOR_STATUS_",
-        OrchestratorStatus,
-    )
-    return result
-
-
-def orchestrator_status_out(status: OrchestratorStatus) -> int:
-    return _enum_out(orchestrator_pb2.OrchestratorStatus.DESCRIPTOR, "ORCHESTRATOR_STATUS_", status)
-
-
-def completion_status_in(value: int) -> CompletionStatus | None:
-    result: CompletionStatus | None = _enum_in(
-        "status", value, service_pb2.CompletionStatus.DESCRIPTOR, "COMPLETION_STATUS_", CompletionStatus
-    )
-    return result
-
-
-def event_kind_in(field: str, value: int) -> EventKind | None:
-    result: EventKind | None = _enum_in(
-        field, value, task_pb2.TaskEventKind.DESCRIPTOR, "TASK_EVENT_KIND_", EventKind
-    )
-    return result
-
-
-def event_kind_out(kind: EventKind) -> int:
-    return _enum_out(task_pb2.TaskEventKind.DESCRIPTOR, "TASK_EVENT_KIND_", kind)
+PRIORITY = EnumMapping(task_pb2.TaskPriority.DESCRIPTOR, "TASK_PRIORITY_", Priority)
+TASK_STATUS = EnumMapping(task_pb2.TaskStatus.DESCRIPTOR, "TASK_STATUS_", TaskStatus)
+ORCHESTRATOR_STATUS = EnumMapping(
+    orchestrator_pb2.OrchestratorStatus.DESCRIPTOR, "ORCHESTRATOR_STATUS_", OrchestratorStatus
+)
+COMPLETION_STATUS = EnumMapping(
+    service_pb2.CompletionStatus.DESCRIPTOR, "COMPLETION_STATUS_", CompletionStatus
+)
+EVENT_KIND = EnumMapping(task_pb2.TaskEventKind.DESCRIPTOR, "TASK_EVENT_KIND_", EventKind)
+ATTEMPT_OUTCOME = EnumMapping(task_pb2.AttemptOutcome.DESCRIPTOR, "ATTEMPT_OUTCOME_", AttemptOutcome)
 
 
 def time_in(field: str, message: Any, value: timestamp_pb2.Timestamp) -> datetime | None:
@@ -177,7 +139,7 @@ def orchestrator_out(orchestrator: Orchestrator) -> orchestrator_pb2.Orchestrato
         discipline=orchestrator.discipline,
         capabilities=orchestrator.capabilities,
         daemon_endpoint=orchestrator.daemon_endpoint,
-        status=orchestrator_status_out(orchestrator.status),  # type: ignore[arg-type]
+        status=ORCHESTRATOR_STATUS.to_proto(orchestrator.status),
         timezone=orchestrator.timezone,
         charter=charter_out(orchestrator.charter),
     )
@@ -196,7 +158,7 @@ def new_orchestrator_in(request: service_pb2.RegisterOrchestratorRequest) -> New
         discipline=request.discipline,
         capabilities=tuple(request.capabilities),
         daemon_endpoint=request.daemon_endpoint,
-        status=orchestrator_status_in("status", request.status) or OrchestratorStatus.ONLINE,
+        status=ORCHESTRATOR_STATUS.to_domain("status", request.status) or OrchestratorStatus.ONLINE,
         timezone=request.timezone,
         charter=Charter(
             mission=charter.mission,
@@ -234,8 +196,8 @@ def task_out(task: Task) -> task_pb2.Task:
         channel_id=task.channel_id,
         title=task.title,
         description=task.description,
-        priority=priority_out(task.priority),  # type: ignore[arg-type]
-        status=task_status_out(task.status),  # type: ignore[arg-type]
+        priority=PRIORITY.to_proto(task.priority),
+        status=TASK_STATUS.to_proto(task.status),
         tags=task.tags,
         depends_on=task.depends_on,
         progress=task.progress,
@@ -267,7 +229,7 @@ def attempt_out(attempt: TaskAttempt) -> task_pb2.TaskAttempt:
     message = task_pb2.TaskAttempt(
         attempt=attempt.attempt,
         identity=attempt.identity,
-        outcome=_enum_out(task_pb2.AttemptOutcome.DESCRIPTOR, "ATTEMPT_OUTCOME_", attempt.outcome),  # type: ignore[arg-type]
+        outcome=ATTEMPT_OUTCOME.to_proto(attempt.outcome),
         reason=attempt.reason,
     )
     time_out(message.start_time, attempt.started_at)
@@ -283,7 +245,7 @@ def new_task_in(request: service_pb2.CreateTaskRequest) -> NewTask:
         channel_id=request.channel_id,
         title=request.title,
         description=request.description,
-        priority=priority_in("priority", request.priority) or Priority.MEDIUM,
+        priority=PRIORITY.to_domain("priority", request.priority) or Priority.MEDIUM,
         due_at=time_in("due_time", request, request.due_time),
         tags=tuple(request.tags),
         depends_on=tuple(request.depends_on),
@@ -297,8 +259,8 @@ def new_task_in(request: service_pb2.CreateTaskRequest) -> NewTask:
 def criteria_in(message: task_pb2.SelectionCriteria) -> SelectionCriteria:
     return SelectionCriteria(
         required_tags=tuple(message.required_tags),
-        min_priority=priority_in("criteria.min_priority", message.min_priority),
-        max_priority=priority_in("criteria.max_priority", message.max_priority),
+        min_priority=PRIORITY.to_domain("criteria.min_priority", message.min_priority),
+        max_priority=PRIORITY.to_domain("criteria.max_priority", message.max_priority),
         exclude_task_ids=tuple(message.exclude_task_ids),
     )
 
@@ -306,7 +268,7 @@ def criteria_in(message: task_pb2.SelectionCriteria) -> SelectionCriteria:
 def task_filter_in(request: service_pb2.ListTasksRequest) -> TaskFilter:
     statuses = []
     for index, value in enumerate(request.statuses):
-        status = task_status_in(f"statuses[{index}]", value)
+        status = TASK_STATUS.to_domain(f"statuses[{index}]", value)
         if status is not None:
             statuses.append(status)
     return TaskFilter(
@@ -321,7 +283,7 @@ def dependency_out(dependency: DependencyState) -> task_pb2.DependencyState:
     return task_pb2.DependencyState(
         task_id=dependency.task_id,
         title=dependency.title,
-        status=task_status_out(dependency.status),  # type: ignore[arg-type]
+        status=TASK_STATUS.to_proto(dependency.status),
         met=dependency.met,
     )
 
@@ -342,7 +304,7 @@ def context_out(context: TaskContext) -> task_pb2.TaskContext:
 def event_out(event: TaskEvent) -> task_pb2.TaskEvent:
     message = task_pb2.TaskEvent(
         cursor=event.cursor,
-        kind=event_kind_out(event.kind),  # type: ignore[arg-type]
+        kind=EVENT_KIND.to_proto(event.kind),
         task=task_out(event.task),
         attempt=event.attempt,
         progress=event.progress,
@@ -368,12 +330,8 @@ def stats_out(stats: ExecutionStats) -> service_pb2.GetExecutionStatsResponse:
         average_completion_seconds=stats.average_seconds,
         p50_completion_seconds=stats.p50_seconds,
         p95_completion_seconds=stats.p95_seconds,
-        by_status=[
-            task_pb2.StatusCount(status=task_status_out(s), count=c)  # type: ignore[arg-type]
-            for s, c in stats.by_status
-        ],
+        by_status=[task_pb2.StatusCount(status=TASK_STATUS.to_proto(s), count=c) for s, c in stats.by_status],
         by_priority=[
-            task_pb2.PriorityCount(priority=priority_out(p), count=c)  # type: ignore[arg-type]
-            for p, c in stats.by_priority
+            task_pb2.PriorityCount(priority=PRIORITY.to_proto(p), count=c) for p, c in stats.by_priority
         ],
     )

@@ -107,7 +107,7 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
         task, unblocked = await self._engine.execution.complete(
             request.task_id,
             request.attempt,
-            convert.completion_status_in(request.status),
+            convert.COMPLETION_STATUS.to_domain("status", request.status),
             convert.result_in("result", request.result),
             convert.duration_in("retry_after", request),
         )
@@ -145,7 +145,7 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
         kinds = frozenset(
             kind
             for index, value in enumerate(request.kinds)
-            if (kind := convert.event_kind_in(f"kinds[{index}]", value)) is not None
+            if (kind := convert.EVENT_KIND.to_domain(f"kinds[{index}]", value)) is not None
         )
         target = WatchTarget(
             task_id=request.task_id,
@@ -206,7 +206,9 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
         self, request: pb.ListOrchestratorsRequest, context: Context
     ) -> pb.ListOrchestratorsResponse:
         page = await self._engine.orchestrators.list_page(
-            convert.orchestrator_status_in("status", request.status), request.page_size, request.page_token
+            convert.ORCHESTRATOR_STATUS.to_domain("status", request.status),
+            request.page_size,
+            request.page_token,
         )
         return pb.ListOrchestratorsResponse(
             orchestrators=[convert.orchestrator_out(o) for o in page.items],
@@ -217,7 +219,7 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
     async def SetOrchestratorStatus(
         self, request: pb.SetOrchestratorStatusRequest, context: Context
     ) -> pb.SetOrchestratorStatusResponse:
-        status = convert.orchestrator_status_in("status", request.status)
+        status = convert.ORCHESTRATOR_STATUS.to_domain("status", request.status)
         orchestrator = await self._engine.orchestrators.set_status(request.orchestrator_id, status)
         return pb.SetOrchestratorStatusResponse(orchestrator=convert.orchestrator_out(orchestrator))
 

@@ -34,15 +34,11 @@ class Orchestrators:
         self, status: OrchestratorStatus | None, page_size: int, page_token: str
     ) -> Page[Orchestrator]:
         limit = validation.page_size(page_size)
-        after = paging.decode(page_token, ("orchestrators", status))
+        filters = ("orchestrators", status)
+        after = paging.decode(page_token, filters)
         async with self._deps.db.autocommit() as session:
             found = await session.orchestrators.page(status, after, limit + 1)
-        token = ""
-        if len(found) > limit:
-            last = found[limit - 1]
-            assert last.created_at is not None
-            token = paging.encode(last.created_at, last.id, ("orchestrators", status))
-        return Page(tuple(found[:limit]), token)
+        return paging.page_of(found, limit, filters)
 
     async def set_status(self, orchestrator_id: str, status: OrchestratorStatus | None) -> Orchestrator:
         status = validation.orchestrator_status(status)

@@ -5,13 +5,39 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 from workengine.domain.errors import InvalidArgument
+from workengine.domain.model import Page
 from workengine.domain.validation import ID_PATTERN
 
 # Tokens this server issues are about 150 characters; anything far longer is not one of them.
 MAX_TOKEN_LENGTH = 1024
+
+
+class Listed(Protocol):
+    """What a listing pages by: creation time, then id."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def created_at(self) -> datetime | None: ...
+
+
+Item = TypeVar("Item", bound=Listed)
+
+
+def page_of(found: Sequence[Item], limit: int, filters: object) -> Page[Item]:
+    """The first `limit` items of `found` (read as limit + 1, so a next page shows), with the
+    token of the next page when there is one."""
+    if len(found) <= limit:
+        return Page(tuple(found), "")
+    last = found[limit - 1]
+    assert last.created_at is not None  # the database sets it
+    return Page(tuple(found[:limit]), encode(last.created_at, last.id, filters))
 
 
 def _filter_digest(filters: object) -> str:

@@ -104,12 +104,7 @@ class Tasks:
         after = paging.decode(page_token, where)
         async with self._deps.db.autocommit() as session:
             found = await session.tasks.page(where, after, limit + 1)
-        token = ""
-        if len(found) > limit:
-            last = found[limit - 1]
-            assert last.created_at is not None
-            token = paging.encode(last.created_at, last.id, where)
-        return Page(tuple(found[:limit]), token)
+        return paging.page_of(found, limit, where)
 
     @retry_on_conflict
     async def cancel(self, task_id: str, reason: str) -> tuple[Task, list[str]]:
