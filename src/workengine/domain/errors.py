@@ -11,8 +11,9 @@ class WorkEngineError(Exception):
         self.message = message
 
 
-class InvalidArgument(WorkEngineError):
-    """A request field is malformed; `field` names it (dotted path)."""
+class FieldError(WorkEngineError):
+    """An error about one request field: `field` names it (a dotted path), and the message is
+    "<field>: <problem>"."""
 
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field}: {problem}")
@@ -20,12 +21,12 @@ class InvalidArgument(WorkEngineError):
         self.problem = problem
 
 
-class NotFound(WorkEngineError):
-    """An id names nothing; `field` names the request field that carried it."""
+class InvalidArgument(FieldError):
+    """A request field is malformed."""
 
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
-        self.field = field
+
+class NotFound(FieldError):
+    """An id names nothing; `field` names the request field that carried it."""
 
 
 class AlreadyExists(WorkEngineError):
@@ -54,13 +55,9 @@ class TransactionConflict(Aborted):
     (deadlock, serialization failure). Nothing was written; the whole call can be retried."""
 
 
-class OutOfRange(WorkEngineError):
+class OutOfRange(FieldError):
     """A position outside what exists: a resume cursor whose following events were pruned,
     or one ahead of the event log. `field` names the request field that carried it."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
-        self.field = field
 
 
 class Unavailable(WorkEngineError):
