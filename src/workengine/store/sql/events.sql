@@ -124,49 +124,40 @@ SELECT COALESCE(max(position), 0) AS position FROM task_events WHERE position < 
 -- include: snapshot
 -- The tasks of the CTE `scoped` (a scope's open tasks, or the one task) with the log position
 -- they reflect, on every row (one row with NULL task columns when there is none): the last
--- position below the watermark of the CTE `mark`, and the positions of the scope's events
--- committed above it yet already visible here (`seen`: the snapshot shows their effect).
+-- position below the watermark, and the positions of the scope's events (the CTE
+-- `scope_events`) committed above it yet already visible here: the snapshot shows their effect.
 SELECT log.snapshot_position, log.seen_positions, t.*
 FROM (SELECT GREATEST(COALESCE((SELECT max(position) FROM task_events WHERE position < mark.watermark), 0),
                       (SELECT pruned_through FROM event_log)) AS snapshot_position,
-             ARRAY(SELECT position FROM seen ORDER BY position) AS seen_positions
-      FROM mark) AS log
+             ARRAY(SELECT position FROM scope_events WHERE position >= mark.watermark ORDER BY position)
+                 AS seen_positions
+      FROM (SELECT {{watermark}} AS watermark) AS mark) AS log
 LEFT JOIN LATERAL (SELECT * FROM scoped) AS t ON true
 ORDER BY t.created_at, t.id
 
 -- name: task_snapshot
-WITH mark AS (
-    SELECT {{watermark}} AS watermark
-), seen AS (
-    SELECT e.position FROM task_events e, mark WHERE e.task_id = :scope_id AND e.position >= mark.watermark
+WITH scope_events AS (
+    SELECT position FROM task_events WHERE task_id = :scope_id
 ), scoped AS (
     SELECT * FROM tasks WHERE id = :scope_id
 )
 {{snapshot}};
 
 -- name: orchestrator_snapshot
-WITH mark AS (
-    SELECT {{watermark}} AS watermark
-), seen AS (
-    SELECT e.position FROM task_events e, mark
-    WHERE e.orchestrator_id = :scope_id AND e.position >= mark.watermark
+WITH scope_events AS (
+    SELECT position FROM task_events WHERE orchestrator_id = :scope_id
 ), scoped AS (
-    SELECT * FROM tasks
-    WHERE orchestrator_id = :scope_id AND status IN ('TODO', 'IN_PROGRESS', 'BLOCKED')
+    SELECT * FROM tasks WHERE orchestrator_id = :scope_id AND status IN ('TODO', 'IN_PROGRESS', 'BLOCKED')
     ORDER BY created_at, id
     LIMIT :limit
 )
 {{snapshot}};
 
 -- name: workspace_snapshot
-WITH mark AS (
-    SELECT {{watermark}} AS watermark
-), seen AS (
-    SELECT e.position FROM task_events e, mark
-    WHERE e.workspace_id = :scope_id AND e.position >= mark.watermark
+WITH scope_events AS (
+    SELECT position FROM task_events WHERE workspace_id = :scope_id
 ), scoped AS (
-    SELECT * FROM tasks
-    WHERE workspace_id = :scope_id AND status IN ('TODO', 'IN_PROGRESS', 'BLOCKED')
+    SELECT * FROM tasks WHERE workspace_id = :scope_id AND status IN ('TODO', 'IN_PROGRESS', 'BLOCKED')
     ORDER BY created_at, id
     LIMIT :limit
 )
