@@ -156,7 +156,7 @@ def test_generate_check_ignores_python_bytecode_caches() -> None:
     try:
         result = subprocess.run(
             [sys.executable, "scripts/generate_protos.py", "--check"],
-            cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
         )  # fmt: skip
     finally:
         if not existed:

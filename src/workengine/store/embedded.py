@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import warnings
 from pathlib import Path
@@ -62,13 +63,14 @@ class EmbeddedPostgres:
         """Runs pg_ctl on this data directory as the server's user; returns its exit status."""
         command = [str(_wheel()._commands.POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.data_dir), *args]
         user = self.handle.system_user
-        if user is not None:  # running as root: the server runs as its own system user
+        runuser = shutil.which("runuser", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+        if user is not None and runuser is not None:  # root: the server runs as its own user
             # Not subprocess's user=: it rules out vfork, and a fork() of a process with gRPC
             # threads can crash in gRPC's fork handlers (seen: pg_ctl "died with SIGSEGV").
-            command = ["runuser", "-u", user, "--", *command]
+            command, user = [runuser, "-u", user, "--", *command], None
         # Output to /dev/null, not a pipe: the server started by pg_ctl would inherit it.
         done = subprocess.run(
-            command, check=check, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60
+            command, user=user, check=check, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60
         )
         return done.returncode
 
