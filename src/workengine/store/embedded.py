@@ -61,7 +61,7 @@ class EmbeddedPostgres:
 
     def pg_ctl(self, *args: str, check: bool = True) -> int:
         """Runs pg_ctl on this data directory as the server's user; returns its exit status."""
-        command = [str(_wheel()._commands.POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.data_dir), *args]
+        command = [str(postgres_bin_dir() / "pg_ctl"), "-D", str(self.data_dir), *args]
         user = self.handle.system_user
         runuser = shutil.which("runuser", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
         if user is not None and runuser is not None:  # root: the server runs as its own user
@@ -88,6 +88,11 @@ def check_data_dir(data_dir: Path) -> None:
             )
     except OSError as error:
         raise FailedPrecondition(f"cannot use data directory {data_dir}: {error.strerror}") from None
+
+
+def postgres_bin_dir() -> Path:
+    """The wheel's PostgreSQL programs (pg_ctl, psql, pgbench...)."""
+    return Path(_wheel()._commands.POSTGRES_BIN_PATH)
 
 
 def _wheel() -> ModuleType:
