@@ -33,20 +33,18 @@ import contextlib
 import os
 import random
 import signal
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 import psycopg
 from google.protobuf import duration_pb2
 
+from bench.outage import RestartableDatabase
 from bench.server import Served, fresh_database
-from workengine.store.embedded import EmbeddedPostgres
 from workengine.store.migrate import migrate
 from workengine.v1 import task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
@@ -176,19 +174,6 @@ class RestartReport:
 
 def _pair(values: dict[str, int]) -> str:
     return f"{values.get('held', 0)} / {values.get('resumed', 0)}"
-
-
-class RestartableDatabase:
-    """An embedded PostgreSQL of the run's own, in a temporary directory."""
-
-    def __init__(self) -> None:
-        self.server = EmbeddedPostgres(
-            Path(tempfile.mkdtemp(prefix="workengine-faults-")) / "pgdata", delete_on_exit=True
-        )
-        self.url = self.server.ensure_database()
-
-    def close(self) -> None:
-        self.server.stop()
 
 
 @dataclass
@@ -340,19 +325,19 @@ class RestartRun:
             await asyncio.sleep(up)
             mode = modes[index % len(modes)]
             if mode == "freeze":
-                database.server.freeze()
+                database.freeze()
             else:
                 if mode == "immediate":
                     self.crashed_at.append(time.monotonic())
-                await asyncio.to_thread(database.server.halt, mode)
+                await asyncio.to_thread(database.halt, mode)
             self.down.set()
             self.report.outages += 1
             self.report.outage_modes[mode] += 1
             await self.probe_outage(down, mode)
             if mode == "freeze":
-                database.server.thaw()
+                database.thaw()
             else:
-                await asyncio.to_thread(database.server.resume)
+                await asyncio.to_thread(database.resume)
             self.down.clear()
             await self.probe_recovery()
 

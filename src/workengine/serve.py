@@ -12,17 +12,23 @@ from workengine.engine import WorkEngine
 from workengine.engine.feed import FeedSettings
 from workengine.engine.maintenance import MaintenanceSettings
 from workengine.store.database import Database
-from workengine.store.embedded import EmbeddedPostgres
+from workengine.store.embedded import EmbeddedPostgres, check_data_dir
 from workengine.store.migrate import migrate
 
 log = logging.getLogger("workengine")
 
 
+def start_embedded(settings: ServeSettings) -> EmbeddedPostgres:
+    check_data_dir(settings.data_dir.expanduser())  # a directory it cannot use: said before starting
+    print(f"starting embedded PostgreSQL in {settings.data_dir}", flush=True)
+    return EmbeddedPostgres(settings.data_dir)
+
+
 def resolve_database_url(settings: ServeSettings) -> str:
+    """The database to use; an embedded one is started when no URL is given (and stopped at exit)."""
     if settings.database_url:
         return settings.database_url
-    print(f"starting embedded PostgreSQL in {settings.data_dir}", flush=True)
-    return EmbeddedPostgres(settings.data_dir).ensure_database()
+    return start_embedded(settings).ensure_database()
 
 
 async def run(settings: ServeSettings, database_url: str) -> None:
@@ -71,5 +77,11 @@ def serve(settings: ServeSettings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings.check()
     security(settings)  # unreadable certificate files fail here, before any database starts
-    database_url = resolve_database_url(settings)
-    asyncio.run(run(settings, database_url))
+    if settings.database_url:
+        asyncio.run(run(settings, settings.database_url))
+        return
+    embedded = start_embedded(settings)
+    try:
+        asyncio.run(run(settings, embedded.ensure_database()))
+    finally:
+        embedded.stop()  # here, not at exit: see EmbeddedPostgres.stop

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import sys
 from collections.abc import Callable
@@ -13,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.tools import system_tool, typescript_node_modules
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON_DAEMON = ROOT / "examples" / "python_daemon.py"
@@ -22,14 +21,9 @@ TSX = TYPESCRIPT / "node_modules" / ".bin" / "tsx"
 
 
 def require_typescript_toolchain() -> None:
-    """Skips without Node.js; in CI (CI=true), a missing `npm ci` fails instead of skipping."""
-    if shutil.which("node") is None:
-        pytest.skip("Node.js is not installed: the TypeScript daemon cannot run")
-    if not TSX.exists():
-        message = "clients/typescript/node_modules is missing: run `npm ci` in clients/typescript"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    """Node.js (skipped without it, except in CI) and the client's node_modules (installed if missing)."""
+    system_tool("node", "the TypeScript daemon cannot run")
+    typescript_node_modules()
 
 
 @dataclass

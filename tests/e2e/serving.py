@@ -30,7 +30,8 @@ class ServeProcess:
         self.lines: list[str] = []
         self._listening = threading.Event()
         self.target = ""
-        threading.Thread(target=self._collect, daemon=True).start()
+        self._collector = threading.Thread(target=self._collect, daemon=True)
+        self._collector.start()
 
     def _collect(self) -> None:
         assert self.process.stdout is not None
@@ -47,8 +48,11 @@ class ServeProcess:
         return self.target
 
     def terminate(self) -> int:
+        """SIGTERM; returns the exit status once the process has ended and `lines` holds all it printed."""
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=60)
+        status = self.process.wait(timeout=60)
+        self._collector.join(timeout=10)
+        return status
 
     def kill(self) -> None:
         if self.process.poll() is None:

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.tools import extra_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_PROTO = Path("protos") / "workengine" / "v1" / "work_engine_service.proto"
@@ -21,11 +21,8 @@ def _module_copy(destination: Path) -> Path:
 
 
 def _breaking(changed: Path, baseline: Path) -> subprocess.CompletedProcess[str]:
-    buf = shutil.which("buf")
-    if buf is None:
-        pytest.skip("buf is not installed (pip install -e '.[dev]')")
     return subprocess.run(
-        [buf, "breaking", str(changed), "--against", str(baseline)],
+        [extra_tool("buf"), "breaking", str(changed), "--against", str(baseline)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -30,6 +30,7 @@ from tests.e2e.daemons import (
     typescript_daemon_command,
 )
 from tests.e2e.grpcurl import grpcurl
+from tests.tools import extra_tool, path_with_test_tools, typescript_node_modules
 from workengine.api.server import start_server
 from workengine.client import AsyncWorkEngineClient, WorkEngineClient
 from workengine.engine import WorkEngine
@@ -118,9 +119,7 @@ def test_ci_buf_breaking_fails_when_main_breaks_a_field_added_after_the_first_co
     """CI runs in a fresh clone of the submitted main, where HEAD is main and a comparison with
     main is vacuous: .ci/run's buf breaking block must still fail on a wire break of anything
     added after the first commit (here WatchTaskProgressRequest.keep_open, bool -> string)."""
-    buf = shutil.which("buf")
-    if buf is None:
-        pytest.skip("buf is not installed")
+    buf = extra_tool("buf")
     clone = tmp_path / "clone"
     git = ["git", "-c", "user.email=review@example.invalid", "-c", "user.name=review"]
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
@@ -148,19 +147,16 @@ def test_ci_buf_breaking_fails_when_main_breaks_a_field_added_after_the_first_co
 def test_generate_check_ignores_python_bytecode_caches() -> None:
     """After any import of workengine.v1 (bytecode writing on, Python's default), --check must
     not report the __pycache__ files as stale generated code."""
-    if (
-        shutil.which("buf") is None
-        or not (ROOT / "clients/typescript/node_modules/.bin/protoc-gen-es").exists()
-    ):
-        pytest.skip("buf or protoc-gen-es missing")
+    typescript_node_modules()  # protoc-gen-es
     cache = ROOT / "src" / "workengine" / "v1" / "__pycache__"
     existed = cache.exists()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PATH"] = path_with_test_tools()  # buf and ruff
     subprocess.run([sys.executable, "-c", "import workengine.v1.task_pb2"], env=env, check=True)
     try:
         result = subprocess.run(
             [sys.executable, "scripts/generate_protos.py", "--check"],
-            cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
         )  # fmt: skip
     finally:
         if not existed:

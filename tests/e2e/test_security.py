@@ -4,7 +4,6 @@ CLI's --token, and TLS with and without client certificates (certificates made h
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -16,6 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.e2e.serving import WORKENGINE, ServeProcess, clean_env
+from tests.tools import system_tool
 from workengine.api.server import RunningServer, Security, TlsFiles, start_server
 from workengine.engine import WorkEngine
 from workengine.v1 import work_engine_service_pb2 as pb
@@ -216,8 +216,7 @@ def _signed(directory: Path, name: str, extensions: str) -> None:
 
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Certificates]:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
+    system_tool("openssl", "no certificates to test TLS with")
     directory = tmp_path_factory.mktemp("certs")
     _openssl(
         "req",

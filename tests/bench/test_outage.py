@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from workengine.store.embedded import EmbeddedPostgres
+from bench.outage import RestartableDatabase
 
 
 def exited_pid() -> int:
@@ -24,11 +24,11 @@ def test_thaw_and_freeze_skip_a_backend_that_exited_after_the_tree_was_listed(
     # signalling it, and thaw() raised ProcessLookupError in a fixture's teardown.
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        server = object.__new__(EmbeddedPostgres)
-        monkeypatch.setattr(server, "_processes", lambda: [sleeper.pid, exited_pid()])
-        server.freeze()
+        database = object.__new__(RestartableDatabase)
+        monkeypatch.setattr(database, "processes", lambda: [sleeper.pid, exited_pid()])
+        database.freeze()
         assert eventually_in_state(sleeper.pid, stopped=True)
-        server.thaw()
+        database.thaw()
         assert eventually_in_state(sleeper.pid, stopped=False)
     finally:
         sleeper.kill()
