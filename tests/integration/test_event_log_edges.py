@@ -34,8 +34,9 @@ from tests.integration.watching import (
 )
 from workengine.domain.model import Bookmark, EventKind, EventScope, TaskEvent
 from workengine.engine import WorkEngine, execution
-from workengine.engine.events import WatchTarget
-from workengine.engine.feed import FeedSettings
+from workengine.engine.events import EventHub, WatchTarget
+from workengine.engine.feed import EventFeed, FeedSettings
+from workengine.store.database import Database
 from workengine.v1 import work_engine_service_pb2 as pb
 
 
@@ -308,3 +309,23 @@ async def test_a_second_overflow_while_sending_the_held_events_loses_nothing(rep
     assert received == list(range(1, 9))
     assert engine.hub.overflows >= 2
     await stream.aclose()
+
+
+async def test_a_feed_started_by_its_first_subscriber_polls_without_listen(
+    stub: Stub, database_url: str
+) -> None:
+    # A feed nobody called start() on (an engine embedded in a program, not served) starts with
+    # its first subscriber; without LISTEN, its poll alone brings another process's events.
+    database = Database(database_url, pool_size=2)
+    feed = EventFeed(database, EventHub(), FeedSettings(listen=False, poll_interval=0.05))
+    await register(stub)
+    subscription = await feed.subscribe(WatchTarget(orchestrator_id="ada"))
+    try:
+        task = await create(stub)  # committed by the server's engine, a stranger to this feed
+        async with asyncio.timeout(5):
+            event = await subscription.next()
+        assert event is not None and (event.kind, event.task.id) == (EventKind.CREATED, task.id)
+    finally:
+        feed.unsubscribe(subscription)
+        await feed.close()
+        await database.close()

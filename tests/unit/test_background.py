@@ -60,3 +60,54 @@ async def test_the_caller_of_a_stop_can_still_be_cancelled() -> None:
     slow.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await slow
+
+
+# The maintenance runner
+
+
+class Flaky:
+    """A duty's pass that fails as scripted, then succeeds."""
+
+    def __init__(self, *failures: Exception) -> None:
+        self.failures = list(failures)
+        self.passes = 0
+        self.done = asyncio.Event()
+
+    async def run(self) -> None:
+        self.passes += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        self.done.set()
+
+
+async def test_a_failing_duty_goes_on_and_logs_each_streak_once(caplog: pytest.LogCaptureFixture) -> None:
+    from workengine.domain.errors import Unavailable
+
+    flaky = Flaky(Unavailable("down"), Unavailable("down"), RuntimeError("bug"), RuntimeError("bug"))
+    runner = background.MaintenanceRunner([background.Duty("flaky duty", 0.01, flaky.run)])
+    with caplog.at_level(logging.INFO, logger="workengine.engine.background"):
+        runner.start()
+        async with asyncio.timeout(5):
+            await flaky.done.wait()
+        await runner.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "workengine.engine.background"]
+    assert flaky.passes == 5
+    # The outage once, the bug once (its kind changed, with its trace), the recovery once.
+    assert [line.split(";")[0] for line in lines] == [
+        "flaky duty: database unavailable",
+        "flaky duty failed",
+        "flaky duty recovered after 4 failed passes",
+    ]
+    assert [r.exc_info is not None for r in caplog.records if "failed;" in r.getMessage()] == [True]
+
+
+async def test_a_duty_runs_after_its_interval_unless_it_runs_at_start() -> None:
+    late, early = Flaky(), Flaky()
+    runner = background.MaintenanceRunner(
+        [background.Duty("late", 3600, late.run), background.Duty("early", 3600, early.run, at_start=True)]
+    )
+    runner.start()
+    async with asyncio.timeout(5):
+        await early.done.wait()
+    await runner.close()
+    assert (late.passes, early.passes) == (0, 1)

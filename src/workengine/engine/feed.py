@@ -3,10 +3,11 @@
 The tailer reads task_events from its position onward, only below the commit watermark (see
 queries.sql), so what it publishes is in position order with no holes. It is woken by this
 process's own commits, by NOTIFY from other processes (one LISTEN connection per process),
-and by a poll (`poll`, a maintenance duty): a slow safety net with LISTEN, the only source
-without it (`listen=False`, for PgBouncer transaction pooling, where LISTEN does not work). It
-reads only while someone in this process is subscribed, so a process nobody watches pays
-nothing for it.
+and by a poll: a slow safety net with LISTEN, the only source without it (`listen=False`, for
+PgBouncer transaction pooling, where LISTEN does not work). It reads only while someone in this
+process is subscribed, so a process nobody watches pays nothing for it. The poll and the
+pruning of old events are the feed's two duties, on the maintenance runner
+(engine/background.py).
 
 NOTIFY is sent after commit, outside the writing transaction, coalesced to at most one per
 `notify_interval`: a notifying commit takes PostgreSQL's global notify-queue lock, and
@@ -64,6 +65,12 @@ class EventFeed:
         self._notify_wanted = asyncio.Event()
         self._notify_position = 0
         self._tasks: list[asyncio.Task[None]] = []
+        self._duties = background.MaintenanceRunner(
+            [
+                background.Duty("event feed poll", self.poll_interval, self.poll),
+                background.Duty("event pruning", self.settings.prune_interval, self.prune),
+            ]
+        )
         self._closed = False
         self.listener: Listener | None = None
 
@@ -73,6 +80,7 @@ class EventFeed:
         if self._tasks or self._closed:
             return
         self._spawn(self._tail_loop(), self._notify_loop())
+        self._duties.start()
         if self.settings.listen:
             self.listener = Listener(self._db.url, self._on_notify)
             self._spawn(self.listener.run())
@@ -83,6 +91,7 @@ class EventFeed:
     async def close(self) -> None:
         self._closed = True
         tasks, self._tasks = self._tasks, []
+        await self._duties.close()
         await background.stop(tasks, "event feed")
 
     @property

@@ -7,11 +7,12 @@ from datetime import datetime, timedelta
 
 from workengine.domain.attempts import DEFAULT_LEASE
 from workengine.engine.access import Access
+from workengine.engine.background import Duty, MaintenanceRunner
 from workengine.engine.base import Deps, utc_now
 from workengine.engine.events import EventHub
 from workengine.engine.execution import ExecutionFlow
 from workengine.engine.feed import EventFeed, FeedSettings
-from workengine.engine.maintenance import Deadlines, Duty, MaintenanceRunner, MaintenanceSettings
+from workengine.engine.maintenance import Deadlines, MaintenanceSettings
 from workengine.engine.orchestrators import Orchestrators
 from workengine.engine.stats import FOLD_INTERVAL, Statistics
 from workengine.engine.tasks import Tasks
@@ -46,15 +47,14 @@ class WorkEngine:
             [
                 Duty("lease reaper", maintenance.interval, self.deadlines.reap_expired_leases),
                 Duty("retry scheduler", maintenance.interval, self.deadlines.release_due_retries),
-                Duty("event pruning", settings.prune_interval, self.feed.prune),
-                Duty("statistics fold", FOLD_INTERVAL, self.stats.fold),
-                Duty("event feed poll", self.feed.poll_interval, self.feed.poll),
+                Duty("statistics fold", FOLD_INTERVAL, self.stats.fold, at_start=True),
             ]
         )
 
     def start(self) -> None:
         """Starts the background work on the running loop: the event feed (its tailer, NOTIFY
-        sender and LISTEN connection) and the maintenance duties."""
+        sender, LISTEN connection, poll and pruning) and the engine's duties (lease reaper,
+        retry scheduler, statistics fold)."""
         self.feed.start()
         self.maintenance.start()
 

@@ -64,11 +64,11 @@ VALUES ({{event_position}} + :seq, :task_id, :orchestrator_id, :workspace_id, :k
 RETURNING position, occurred_at;
 
 -- include: event_page
--- A page of the events in the CTE `page_events` (the statement's scope, after :after, below the
--- watermark, oldest first, at most :limit), each with its task as it is now, and the log's head
--- and pruning horizon on every row. The horizon is read in the same snapshot as the page, so a
--- concurrent prune cannot slip between the check and the read. One row with NULL event columns
--- when the page is empty, so head and pruned_through always come back.
+-- A page of the events of the CTE `page_events` (the statement's scope, after :after, below
+-- the watermark): the first :limit in position order, each with its task as it is now, and
+-- the log's head and pruning horizon on every row. The horizon is read in the same snapshot
+-- as the page, so a concurrent prune cannot slip between the check and the read. One row with
+-- NULL event columns when the page is empty, so head and pruned_through always come back.
 SELECT log.head, log.pruned_through, page.*
 FROM (SELECT (SELECT max(position) FROM task_events) AS head,
              (SELECT pruned_through FROM event_log) AS pruned_through) AS log
@@ -77,25 +77,21 @@ LEFT JOIN LATERAL (
            e.attempt AS event_attempt, e.progress AS event_progress, e.message AS event_message,
            e.metadata AS event_metadata, e.occurred_at AS event_time, t.*
     FROM page_events e JOIN tasks t ON t.id = e.task_id
+    ORDER BY e.position
+    LIMIT :limit
 ) AS page ON true
 ORDER BY page.event_position
 
 -- name: tail_events
 -- Every scope: what the process-wide tailer fans out.
 WITH page_events AS (
-    SELECT * FROM task_events
-    WHERE position > :after AND position < {{watermark}}
-    ORDER BY position
-    LIMIT :limit
+    SELECT * FROM task_events WHERE position > :after AND position < {{watermark}}
 )
 {{event_page}};
 
 -- name: task_events_after
 WITH page_events AS (
-    SELECT * FROM task_events
-    WHERE task_id = :scope_id AND position > :after AND position < {{watermark}}
-    ORDER BY position
-    LIMIT :limit
+    SELECT * FROM task_events WHERE task_id = :scope_id AND position > :after AND position < {{watermark}}
 )
 {{event_page}};
 
@@ -103,8 +99,6 @@ WITH page_events AS (
 WITH page_events AS (
     SELECT * FROM task_events
     WHERE orchestrator_id = :scope_id AND position > :after AND position < {{watermark}}
-    ORDER BY position
-    LIMIT :limit
 )
 {{event_page}};
 
@@ -112,8 +106,6 @@ WITH page_events AS (
 WITH page_events AS (
     SELECT * FROM task_events
     WHERE workspace_id = :scope_id AND position > :after AND position < {{watermark}}
-    ORDER BY position
-    LIMIT :limit
 )
 {{event_page}};
 
