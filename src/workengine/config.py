@@ -66,6 +66,11 @@ def positive_seconds(text: str) -> float:
     return positive_duration(text).total_seconds()
 
 
+def seconds(text: str) -> float:
+    """A duration of 0 or more, in seconds."""
+    return parse_duration(text).total_seconds()
+
+
 def parse_size(text: str) -> int:
     """'8388608', '512KiB', '8MiB' (K/M/G are binary too)."""
     match = _SIZE.match(text)
@@ -82,11 +87,10 @@ def parse_count(text: str) -> int:
 
 
 def parse_switch(text: str) -> bool:
-    """1, true, yes or on; 0, false, no or off."""
-    word = text.strip().lower()
-    if word not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+    """1 is on, 0 is off; anything else is refused rather than guessed (`true` is not 1)."""
+    if text.strip() not in ("0", "1"):
         raise ValueError(f"{text!r} is neither 1 (on) nor 0 (off)")
-    return word in ("1", "true", "yes", "on")
+    return text.strip() == "1"
 
 
 def show_duration(value: timedelta) -> str:
@@ -148,7 +152,7 @@ SETTINGS: tuple[Setting, ...] = (
         "database connections kept (as many more may open under load)",
     ),
     Setting(
-        "grace_seconds", None, "WORKENGINE_SHUTDOWN_GRACE", positive_seconds, DEFAULT_SHUTDOWN_GRACE,
+        "grace_seconds", None, "WORKENGINE_SHUTDOWN_GRACE", seconds, DEFAULT_SHUTDOWN_GRACE,
         "seconds calls in flight get to finish on SIGTERM",
     ),
     Setting(
@@ -243,8 +247,8 @@ def add_arguments(parser: argparse.ArgumentParser, only: Iterable[str] | None = 
 
 
 def resolve(setting: Setting, flags: Mapping[str, Any], env: Mapping[str, str]) -> Any:
-    """The flag's value, else the variable's, else the default."""
-    if flags.get(setting.field) is not None:
+    """The flag's value, else the variable's, else the default; an empty one counts as unset."""
+    if flags.get(setting.field) not in (None, ""):
         return flags[setting.field]
     text = env.get(setting.env, "")
     if text:
@@ -315,12 +319,22 @@ class ServeSettings:
 
     @classmethod
     def from_sources(
-        cls, flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+        cls,
+        flags: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+        only: Iterable[str] | None = None,
     ) -> ServeSettings:
         """From `flags` (setting -> value, None when not given), then `env` (os.environ by
-        default), then the defaults."""
+        default), then the defaults; with `only`, the other settings keep their defaults
+        (`migrate` needs the database's location, and no bad variable of `serve` stops it)."""
         flags, env = flags or {}, os.environ if env is None else env
-        values = {setting.field: resolve(setting, flags, env) for setting in SETTINGS}
+        wanted = set(only) if only is not None else None
+        values = {
+            setting.field: resolve(setting, flags, env)
+            if wanted is None or setting.field in wanted
+            else setting.default_value()
+            for setting in SETTINGS
+        }
         if flags.get("admin_token") or flags.get("admin_token_file"):  # flags win as a pair
             values["admin_token"], values["admin_token_file"] = (
                 flags.get("admin_token"),

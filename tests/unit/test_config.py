@@ -58,15 +58,30 @@ def test_switch_flags_set_their_value_and_variables_read_on_and_off() -> None:
     flags = parse("--no-listen", "--no-migrate", "--insecure")
     settings = ServeSettings.from_sources(flags, {})
     assert (settings.listen, settings.migrate, settings.insecure) == (False, False, True)
-    on = ServeSettings.from_sources({}, {"WORKENGINE_INSECURE": "true", "WORKENGINE_LISTEN": "off"})
+    on = ServeSettings.from_sources({}, {"WORKENGINE_INSECURE": "1", "WORKENGINE_LISTEN": "0"})
     assert (on.insecure, on.listen) == (True, False)
 
 
 def test_a_bad_variable_is_refused_naming_it() -> None:
     with pytest.raises(ConfigError, match="WORKENGINE_LEASE_DURATION: 'soon' is not a duration"):
         ServeSettings.from_sources({}, {"WORKENGINE_LEASE_DURATION": "soon"})
-    with pytest.raises(ConfigError, match="WORKENGINE_INSECURE: 'maybe' is neither"):
-        ServeSettings.from_sources({}, {"WORKENGINE_INSECURE": "maybe"})
+    for guess in ("maybe", "true", "yes"):  # refused, not guessed: insecure must be asked for as 1
+        with pytest.raises(ConfigError, match=f"WORKENGINE_INSECURE: '{guess}' is neither"):
+            ServeSettings.from_sources({}, {"WORKENGINE_INSECURE": guess})
+
+
+def test_migrate_reads_only_where_the_database_is() -> None:
+    env = {"WORKENGINE_DATABASE_URL": "postgresql://db/x", "WORKENGINE_LEASE_DURATION": "soon"}
+    settings = ServeSettings.from_sources({}, env, only=("database_url", "data_dir"))
+    assert settings.database_url == "postgresql://db/x"
+    assert settings.lease_duration == DEFAULT_LEASE
+
+
+def test_an_empty_flag_counts_as_not_given() -> None:
+    env = {"WORKENGINE_ADMIN_TOKEN": "b" * 20, "WORKENGINE_HOST": "::1"}
+    settings = ServeSettings.from_sources({"admin_token": "", "host": ""}, env)
+    assert (settings.admin_token, settings.host) == ("b" * 20, "::1")
+    assert ServeSettings.from_sources({}, {"WORKENGINE_SHUTDOWN_GRACE": "0"}).grace_seconds == 0
 
 
 def test_a_bad_flag_is_an_argparse_error_naming_the_problem(capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,8 +23,12 @@ def cmd_migrate(args: argparse.Namespace) -> None:
     from workengine.serve import resolve_database_url
     from workengine.store.migrate import migrate
 
-    migrate(resolve_database_url(ServeSettings.from_sources(_flags(args))))
+    location = ServeSettings.from_sources(_flags(args), only=MIGRATE_SETTINGS)
+    migrate(resolve_database_url(location))
     print("database schema is up to date")
+
+
+MIGRATE_SETTINGS = ("database_url", "data_dir")
 
 
 def add_commands(commands: Any) -> None:
@@ -33,5 +37,5 @@ def add_commands(commands: Any) -> None:
     config.add_arguments(serve)
     serve.set_defaults(handler=cmd_serve)
     migrate = commands.add_parser("migrate", help="apply database migrations")
-    config.add_arguments(migrate, only=("database_url", "data_dir"))
+    config.add_arguments(migrate, only=MIGRATE_SETTINGS)
     migrate.set_defaults(handler=cmd_migrate)
