@@ -73,8 +73,14 @@ def security(settings: ServeSettings) -> Security:
     )
 
 
+def _only_upgrades(record: logging.LogRecord) -> bool:
+    """Of Alembic's start-up lines, the migrations it runs; not its "Context impl ..." chatter."""
+    return record.levelno > logging.INFO or record.getMessage().startswith("Running upgrade")
+
+
 def serve(settings: ServeSettings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.migration").addFilter(_only_upgrades)
     settings.check()
     security(settings)  # unreadable certificate files fail here, before any database starts
     if settings.database_url:

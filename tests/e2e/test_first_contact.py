@@ -48,7 +48,11 @@ def test_a_clean_start_and_stop_print_only_the_services_own_lines() -> None:
         stopped = not (data_dir / "postmaster.pid").exists()
         shutil.rmtree(data_dir.parent, ignore_errors=True)
 
-    noise = [line for line in served.lines if not OWN_LINES.fullmatch(line.rstrip("\n"))]
+    noise = [
+        line
+        for line in served.lines
+        if not OWN_LINES.fullmatch(line.rstrip("\n")) or "alembic" in line and "Running upgrade" not in line
+    ]
     assert noise == [], "".join(served.lines)
     assert "shutting down\n" in served.lines
     assert stopped, "the embedded PostgreSQL is still running"
