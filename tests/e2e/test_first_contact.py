@@ -51,7 +51,7 @@ def test_a_clean_start_and_stop_print_only_the_services_own_lines() -> None:
     noise = [
         line
         for line in served.lines
-        if not OWN_LINES.fullmatch(line.rstrip("\n")) or "alembic" in line and "Running upgrade" not in line
+        if not OWN_LINES.fullmatch(line.rstrip("\n")) or ("alembic" in line and "Running upgrade" not in line)
     ]
     assert noise == [], "".join(served.lines)
     assert "shutting down\n" in served.lines
