@@ -14,6 +14,7 @@ from grpc_status import rpc_status
 
 from workengine.api.decoding import Undecodable
 from workengine.domain import errors
+from workengine.domain.errors import ERROR_DOMAIN
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,6 @@ STATUS_OF: dict[type[errors.WorkEngineError], grpc.StatusCode] = {
     errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
-# google.rpc.ErrorInfo.domain of the reasons WorkEngine attaches (e.g. LEASE_EXPIRED).
-ERROR_DOMAIN = "workengine.v1"
 
 Request = TypeVar("Request")
 Response = TypeVar("Response")

@@ -31,9 +31,8 @@ from google.rpc import error_details_pb2, status_pb2
 # ATTEMPT_NOT_STARTED, LEASE_EXPIRED, COMPLETION_CONFLICT), a str enum; a reason a newer
 # server sends that this one does not know stays text.
 from workengine.domain.attempts import Refusal as Refusal
+from workengine.domain.errors import ERROR_DOMAIN
 
-# google.rpc.ErrorInfo.domain of the reasons the server attaches.
-ERROR_DOMAIN = "workengine.v1"
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
 # The calls a daemon reports on its attempt with: their FAILED_PRECONDITION means "stop".
 REPORT_METHODS = frozenset({"Heartbeat", "UpdateTaskProgress", "CompleteTask"})

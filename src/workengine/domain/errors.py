@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# google.rpc.ErrorInfo.domain of the reasons and fields WorkEngine's errors carry (the api
+# layer attaches them, the client reads them).
+ERROR_DOMAIN = "workengine.v1"
+
 
 class WorkEngineError(Exception):
     """Base class; `message` is short and safe to show to a client."""

@@ -98,7 +98,7 @@ class AttemptStore:
         if not found:
             return None
         claimed = found[-1]
-        started = self._run.changed(claimed, EventKind.STARTED)
+        started = rows.to_changed(claimed, EventKind.STARTED)
         related = [rows.to_task(r) for r in found[:-1]]
         return Claim(ScoredTask(started.task, claimed["score"]), started.event, related)
 
@@ -109,7 +109,7 @@ class AttemptStore:
         row = await self._run.row(
             "start_task", id=task_id, **lease.params(), **self._run.event_params(EventKind.STARTED)
         )
-        return self._run.changed(row, EventKind.STARTED) if row else None
+        return rows.to_changed(row, EventKind.STARTED) if row else None
 
     async def record_progress(
         self, task_id: str, attempt: int, progress: int, message: str, metadata: JsonObject
@@ -124,7 +124,7 @@ class AttemptStore:
             message=message,
             **self._run.event_params(EventKind.PROGRESS, message, metadata),
         )
-        return self._run.changed(row, EventKind.PROGRESS, message, metadata) if row else None
+        return rows.to_changed(row, EventKind.PROGRESS, message, metadata) if row else None
 
     async def heartbeat(self, task_id: str, attempt: int, lease_seconds: int | None) -> Task | None:
         """Extends the lease of a running attempt that still holds it; None otherwise."""
@@ -136,7 +136,7 @@ class AttemptStore:
         status_reason as message); None otherwise."""
         event = self._run.event_params(event_kind, report.status_reason)
         row = await self._run.row("complete_task", **report.params(), **event)
-        return self._run.changed(row, event_kind, report.status_reason) if row else None
+        return rows.to_changed(row, event_kind, report.status_reason) if row else None
 
     async def complete_and_release(
         self, task_id: str, attempt: int, result: JsonObject, fingerprint: str
@@ -159,7 +159,7 @@ class AttemptStore:
         if row is None:
             return None
         unblocked = self._run.moved(EventKind.UNBLOCKED, await released.fetchall())
-        return Completed(self._run.changed(row, EventKind.COMPLETED), unblocked)
+        return Completed(rows.to_changed(row, EventKind.COMPLETED), unblocked)
 
     async def reap_expired_leases(self, batch: int) -> list[TaskEvent]:
         """Returns up to `batch` tasks whose lease expired to TODO or FAILED; their events."""

@@ -13,7 +13,7 @@ from psycopg import AsyncRawCursor
 
 from workengine.domain.model import EventKind, JsonObject, TaskEvent
 from workengine.store import rows, statements
-from workengine.store.rows import Changed, Row
+from workengine.store.rows import Row
 
 if TYPE_CHECKING:
     from workengine.store.database import Connection
@@ -118,7 +118,3 @@ class Runner:
         """The events a moved_events statement recorded for the tasks it returned."""
         self.take_event_numbers(len(found))
         return rows.to_moved_events(kind, found, message)
-
-    @staticmethod
-    def changed(row: Row, kind: EventKind, message: str = "", metadata: JsonObject | None = None) -> Changed:
-        return rows.to_changed(row, kind, message, metadata)
