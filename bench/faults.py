@@ -56,9 +56,6 @@ UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
 ORCHESTRATOR = "faults"
 WORKSPACE = "ws-faults"
 SENTINEL = "t-sentinel"
-# An asynchronous commit reaches the disk within 3 x wal_writer_delay (200 ms by default); a
-# crash may lose those younger than that. A second, for margin.
-ASYNC_COMMIT_WINDOW = 1.0
 
 
 @dataclass
@@ -103,10 +100,6 @@ class RestartReport:
     tasks_created: int = 0
     completions_answered_ok: int = 0
     progress_answered_ok: int = 0
-    # Progress reports commit asynchronously (README "Performance": durability choices), so a
-    # crash may lose those answered OK just before it: these were answered within
-    # ASYNC_COMMIT_WINDOW seconds before an "immediate" outage.
-    progress_at_risk: int = 0
     ambiguous_claims: int = 0  # claims answered UNAVAILABLE: may have started a task
     # From the database afterwards.
     created_but_missing: int = 0
@@ -163,8 +156,8 @@ class RestartReport:
                 f"{self.events_committed} ({self.progress_events_committed})",
             ),
             (
-                "progress answered OK (of them just before a crash)",
-                f"{self.progress_answered_ok} ({self.progress_at_risk})",
+                "progress answered OK",
+                f"{self.progress_answered_ok}",
             ),
             ("events missed (held stream / resumed stream)", _pair(self.events_missed)),
             ("events repeated (held / resumed)", _pair(self.events_repeated)),
@@ -192,8 +185,6 @@ class RestartRun:
         self.completed: set[str] = set()
         self.producing = True
         self.down = asyncio.Event()
-        self.progress_ok_at: list[float] = []  # time.monotonic() of each progress answered OK
-        self.crashed_at: list[float] = []
 
     async def producer(self, tasks: int, seconds: float) -> None:
         for index in range(tasks):
@@ -240,7 +231,6 @@ class RestartRun:
             )
             if progressed is not None:  # a report is not retried: best effort, like a daemon's
                 self.report.progress_answered_ok += 1
-                self.progress_ok_at.append(time.monotonic())
             request = pb.CompleteTaskRequest(
                 task_id=task_id,
                 attempt=attempt,
@@ -327,8 +317,6 @@ class RestartRun:
             if mode == "freeze":
                 database.freeze()
             else:
-                if mode == "immediate":
-                    self.crashed_at.append(time.monotonic())
                 await asyncio.to_thread(database.halt, mode)
             self.down.set()
             self.report.outages += 1
@@ -384,11 +372,6 @@ async def _restart(
         expected = await _workspace_positions(database.url, start)
         report.events_committed = len(expected)
         report.progress_events_committed = len(await _workspace_positions(database.url, start, "PROGRESS"))
-        report.progress_at_risk = sum(
-            1
-            for answered in run.progress_ok_at
-            if any(0 <= crash - answered <= ASYNC_COMMIT_WINDOW for crash in run.crashed_at)
-        )
         for _ in range(200):  # the watchers catch up with everything committed
             if all(w.last >= expected[-1] for w in watched.values()) if expected else True:
                 break

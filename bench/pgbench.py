@@ -10,8 +10,7 @@ One ClaimNextTask + UpdateTaskProgress + CompleteTask (no dependencies, no wait)
     ClaimNextTask        get_orchestrator; claim_next_task (with its STARTED event, attempt
                          row and the context's related tasks; dependency_states only when the
                          task has dependencies), each on its own (autocommit)
-    UpdateTaskProgress   record_progress (with its PROGRESS event), on its own, committed
-                         asynchronously
+    UpdateTaskProgress   record_progress (with its PROGRESS event), on its own
     CompleteTask         BEGIN; complete_task (with its COMPLETED event and attempt row);
                          release_dependents, sent as one pipeline (one round trip); COMMIT
 

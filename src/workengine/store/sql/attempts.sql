@@ -71,19 +71,22 @@ SELECT changed.*, event.event_position, event.event_time FROM changed, event;
 
 -- include: asynchronous_commit
 -- synchronous_commit = off for this transaction only: its commit does not wait for the WAL
--- flush. A database crash may lose the last such commits (a percentage, a lease extension),
--- never a start, a completion or anything else: those commit synchronously. Losing a lease
--- extension at worst hands the task out again early, and the attempt fence stops the old run.
+-- flush. Only for a heartbeat, which records no event: a database crash may lose the last lease
+-- extensions, which at worst hands a task out again early (the attempt fence stops the old
+-- run). A statement that records an event must commit synchronously: an asynchronous commit is
+-- visible before it is durable, so a watcher could receive an event the crash then loses, and
+-- the transaction ids after the restart would reuse its id, so events committed next would sit
+-- below that watcher's cursor and never reach it.
 (set_config('synchronous_commit', 'off', true) IS NOT NULL)
 
 -- name: record_progress
 -- One statement, run on its own (no BEGIN/COMMIT): the update, which extends the lease as a
--- heartbeat does, and its PROGRESS event. Commits asynchronously (see asynchronous_commit).
+-- heartbeat does, and its PROGRESS event. Commits synchronously (see asynchronous_commit).
 WITH changed AS (
     UPDATE tasks t
     SET progress = :progress, progress_message = :message, updated_at = now(),
         lease_expires_at = now() + make_interval(secs => t.attempt_lease_seconds)
-    WHERE t.id = :id AND {{lease_held}} AND {{asynchronous_commit}}
+    WHERE t.id = :id AND {{lease_held}}
     RETURNING t.*
 ), {{changed_event}}
 SELECT changed.*, event.event_position, event.event_time FROM changed, event;
