@@ -9,9 +9,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from workengine.api.decoding import add_work_engine_service
 from workengine.api.guard import DEFAULT_MAX_STREAMS_PER_CLIENT, Guard
+from workengine.api.metrics_interceptor import MetricsInterceptor
 from workengine.api.reflection import add_reflection
 from workengine.api.servicer import WorkEngineServicer
 from workengine.engine import WorkEngine
+from workengine.telemetry.metrics import RpcMetrics
 from workengine.v1 import work_engine_service_pb2
 
 SERVICE_NAME = work_engine_service_pb2.DESCRIPTOR.services_by_name["WorkEngineService"].full_name
@@ -71,8 +73,13 @@ class RunningServer:
 
 
 async def start_server(
-    engine: WorkEngine, host: str = "127.0.0.1", port: int = DEFAULT_PORT, security: Security | None = None
+    engine: WorkEngine,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    security: Security | None = None,
+    metrics: RpcMetrics | None = None,
 ) -> RunningServer:
+    """With `metrics`, every call is counted (outermost, so the guard's refusals count too)."""
     security = security or Security()
     guard = Guard(
         engine,
@@ -81,7 +88,7 @@ async def start_server(
         max_streams_per_client=security.max_streams_per_client,
     )
     server = grpc.aio.server(
-        interceptors=[guard],
+        interceptors=[*([MetricsInterceptor(metrics)] if metrics is not None else []), guard],
         options=[
             # grpcio enables SO_REUSEPORT by default: a second server would silently share the port.
             ("grpc.so_reuseport", 0),
