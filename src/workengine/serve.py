@@ -44,17 +44,7 @@ async def run(settings: ServeSettings, database_url: str) -> None:
         loop.add_signal_handler(signum, stop.set)
     if settings.migrate:
         await asyncio.to_thread(migrate, database_url)
-    db = Database(database_url, pool_size=settings.pool_size)
-    metrics = Metrics(db.pool) if settings.metrics else None
-    engine = WorkEngine(
-        db,
-        feed_settings=FeedSettings(
-            listen=settings.listen, poll_interval=settings.poll_interval, retention=settings.event_retention
-        ),
-        maintenance_settings=MaintenanceSettings(interval=settings.maintenance_interval),
-        default_lease=settings.lease_duration,
-        observer=metrics.work if metrics is not None else NO_OBSERVER,
-    )
+    engine, metrics = build_engine(settings, database_url)
     try:
         serving = await start_serving(settings, engine, metrics)
     except (BindError, SidePortBindError):
@@ -73,6 +63,22 @@ async def run(settings: ServeSettings, database_url: str) -> None:
     print("shutting down", flush=True)
     await serving.stop(settings.grace_seconds)
     await engine.close()
+
+
+def build_engine(settings: ServeSettings, database_url: str) -> tuple[WorkEngine, Metrics | None]:
+    """The engine on its database, observed by the metrics unless they are off."""
+    db = Database(database_url, pool_size=settings.pool_size)
+    metrics = Metrics(db.pool) if settings.metrics else None
+    engine = WorkEngine(
+        db,
+        feed_settings=FeedSettings(
+            listen=settings.listen, poll_interval=settings.poll_interval, retention=settings.event_retention
+        ),
+        maintenance_settings=MaintenanceSettings(interval=settings.maintenance_interval),
+        default_lease=settings.lease_duration,
+        observer=metrics.work if metrics is not None else NO_OBSERVER,
+    )
+    return engine, metrics
 
 
 @dataclass
