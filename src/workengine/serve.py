@@ -8,7 +8,7 @@ import signal
 import sys
 from dataclasses import dataclass
 
-from workengine.api.server import BindError, RunningServer, Security, TlsFiles, start_server
+from workengine.api.server import BindError, RunningServer, Security, TlsFiles, check_port_free, start_server
 from workengine.config import ServeSettings, read_pem
 from workengine.engine import WorkEngine
 from workengine.engine.feed import FeedSettings
@@ -118,6 +118,12 @@ async def start_serving(settings: ServeSettings, engine: WorkEngine, metrics: Me
     return Serving(running, side_port, refresher)
 
 
+def check_ports(settings: ServeSettings) -> None:
+    check_port_free(settings.host, settings.port)
+    if settings.http_port:
+        check_port_free(settings.host, settings.http_port, " (HTTP)")
+
+
 def security(settings: ServeSettings) -> Security:
     tls = None
     if settings.tls_cert and settings.tls_key:
@@ -144,6 +150,7 @@ def serve(settings: ServeSettings) -> None:
     settings.check()
     security(settings)  # unreadable certificate files fail here, before any database starts
     try:
+        check_ports(settings)  # taken ports too, before a migration or an embedded database
         if settings.database_url:
             asyncio.run(run(settings, settings.database_url))
             return

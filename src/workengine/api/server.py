@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from dataclasses import dataclass, field
 
 import grpc
@@ -25,6 +27,30 @@ DEFAULT_SHUTDOWN_GRACE = 5.0
 
 class BindError(RuntimeError):
     pass
+
+
+def listen_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def check_port_free(host: str, port: int, what: str = "") -> None:
+    """BindError, in one line, when the port is taken: grpcio would also log its own error line
+    from the C core. (A race with another process remains; the bind itself then refuses.)"""
+    if port == 0:
+        return
+    address = listen_address(host, port) + what
+    try:
+        with socket.create_server((host.strip("[]"), port), family=_family(host)):
+            pass
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise BindError(f"cannot listen on {address}: the port is in use") from None
+        if error.errno == errno.EADDRNOTAVAIL:
+            raise BindError(f"cannot listen on {address}: no such address on this machine") from None
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 @dataclass(frozen=True)
@@ -104,7 +130,8 @@ async def start_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     # Reflection answers with the commented descriptors, so `grpcurl describe` shows the docs.
     add_reflection((SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    address = listen_address(host, port)
+    check_port_free(host, port)
     try:
         if security.tls is None:
             bound = server.add_insecure_port(address)

@@ -10,6 +10,7 @@ Every error is JSON: {"error": "..."}.
 
 from __future__ import annotations
 
+import errno
 import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -122,5 +123,6 @@ async def start_side_port(app: web.Application, host: str, port: int) -> SidePor
         await web.TCPSite(runner, host, port, reuse_port=False).start()
     except OSError as error:
         await runner.cleanup()
-        raise SidePortBindError(f"cannot listen on {host}:{port} (HTTP): {error.strerror or error}") from None
+        why = "the port is in use" if error.errno == errno.EADDRINUSE else (error.strerror or str(error))
+        raise SidePortBindError(f"cannot listen on {host}:{port} (HTTP): {why}") from None
     return SidePort(runner, http_url(host, port))
