@@ -5,8 +5,11 @@ answers only whom it should. A server wired as `serve` wires it, scraped over HT
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import socket
 from datetime import timedelta
+from pathlib import Path
 
 import grpc
 from google.protobuf import duration_pb2
@@ -205,3 +208,25 @@ async def test_readyz_says_when_the_schema_is_behind(empty_database_url: str) ->
         status, body = await server.get("/readyz")
         assert status == 200, body
         assert (await server.get("/nowhere"))[0] == 404
+
+
+DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "workengine.json"
+METRIC_NAME = re.compile(r"\b(?:grpc_server|workengine)_[a-z_]+\b")
+
+
+def dashboard_queries() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+    assert all(target["datasource"] == p["datasource"] for p in panels for target in p["targets"])
+    return [target["expr"] for p in panels for target in p["targets"]]
+
+
+async def test_every_metric_the_grafana_dashboard_queries_exists_in_metrics(database_url: str) -> None:
+    async with monitored_server(database_url) as server:
+        await run_every_outcome(server)
+        samples = await server.scrape()
+    exposed = {name for name, _ in samples}
+    queried = {name for query in dashboard_queries() for name in METRIC_NAME.findall(query)}
+    assert len(queried) >= 15
+    assert queried <= exposed, sorted(queried - exposed)
