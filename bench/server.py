@@ -116,8 +116,10 @@ class Served:
 
 
 @contextmanager
-def served(database_url: str, *args: str, command: Sequence[str] | None = None) -> Iterator[Served]:
-    server = Served(database_url, *args, command=command)
+def served(
+    database_url: str, *args: str, command: Sequence[str] | None = None, env: dict[str, str] | None = None
+) -> Iterator[Served]:
+    server = Served(database_url, *args, command=command, env=env)
     try:
         yield server
     finally:
