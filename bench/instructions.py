@@ -184,7 +184,9 @@ def main() -> None:
     parser.add_argument("--database-url", help="a PostgreSQL server to create the bench database on")
     parser.add_argument("--compare", type=Path, help="another checkout whose engine to count beside")
     parser.add_argument("--loads", default="lifecycle,transport", help="lifecycle, transport or both")
-    parser.add_argument("--sides", default="engine,floor", help="engine, floor, unmetered (compared: with --compare)")
+    parser.add_argument(
+        "--sides", default="engine,floor", help="engine, floor, unmetered (compared: with --compare)"
+    )
     parser.add_argument(
         "--lifecycles", type=int, default=200, help="lifecycles counted (transport: x3 calls)"
     )
