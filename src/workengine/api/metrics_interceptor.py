@@ -34,9 +34,43 @@ def status_name(context: grpc.aio.ServicerContext[Any, Any], error: BaseExceptio
     return next((str(c.name) for c in grpc.StatusCode if c.value[0] == code), "UNKNOWN")
 
 
+class MethodSeries:
+    """One method's series, looked up once: `labels()` per call would cost more than the count."""
+
+    def __init__(self, metrics: RpcMetrics, labels: tuple[str, str, str]) -> None:
+        self._metrics = metrics
+        self._labels = labels
+        self.started = metrics.started.labels(*labels)
+        self.received = metrics.received.labels(*labels)
+        self.sent = metrics.sent.labels(*labels)
+        self.handling = metrics.handling.labels(*labels)
+        self._handled: dict[str, Any] = {}
+        self.watch = metrics.watch_streams if labels[2] == WATCH_METHOD else None
+
+    def begin(self) -> float:
+        self.started.inc()
+        self.received.inc()
+        return time.perf_counter()
+
+    def end(self, began: float, code: str) -> None:
+        handled = self._handled.get(code)
+        if handled is None:
+            handled = self._handled[code] = self._metrics.handled.labels(*self._labels, code)
+        handled.inc()
+        self.handling.observe(time.perf_counter() - began)
+
+
 class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, metrics: RpcMetrics) -> None:
         self._metrics = metrics
+        self._series: dict[tuple[str, str], MethodSeries] = {}
+
+    def series(self, kind: str, full_method: str) -> MethodSeries:
+        found = self._series.get((kind, full_method))
+        if found is None:
+            service, _, method = full_method.lstrip("/").rpartition("/")
+            found = self._series[(kind, full_method)] = MethodSeries(self._metrics, (kind, service, method))
+        return found
 
     async def intercept_service(
         self,
@@ -46,78 +80,56 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(details)
         if handler is None:
             return handler
-        service, _, method = str(details.method).lstrip("/").rpartition("/")
         if handler.unary_unary is not None:
-            labels = ("unary", service, method)
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(labels, handler.unary_unary),
+                counted_unary(self.series("unary", details.method), handler.unary_unary, replies=True),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
-            labels = ("server_stream", service, method)
-            inner = handler.unary_stream
-            wrapped = (
-                self._stream(labels, inner)
-                if inspect.isasyncgenfunction(inner)
-                else self._unary(labels, inner)
-            )
+            series, inner = self.series("server_stream", details.method), handler.unary_stream
+            # A handler that writes with context.write() (health's Watch) cannot be iterated.
+            yielding = inspect.isasyncgenfunction(inner)
             return grpc.unary_stream_rpc_method_handler(
-                wrapped,
+                counted_stream(series, inner) if yielding else counted_unary(series, inner, replies=False),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler  # client and bidirectional streams (reflection): not counted
 
-    def _begin(self, labels: tuple[str, str, str]) -> float:
-        self._metrics.started.labels(*labels).inc()
-        self._metrics.received.labels(*labels).inc()
-        return time.perf_counter()
 
-    def _end(
-        self,
-        labels: tuple[str, str, str],
-        began: float,
-        context: grpc.aio.ServicerContext[Any, Any],
-        error: BaseException | None,
-    ) -> None:
-        self._metrics.handled.labels(*labels, status_name(context, error)).inc()
-        self._metrics.handling.labels(*labels).observe(time.perf_counter() - began)
+def counted_unary(series: MethodSeries, inner: Behavior, *, replies: bool) -> Behavior:
+    async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        began, error = series.begin(), None
+        try:
+            response = await inner(request, context)
+            if replies:
+                series.sent.inc()
+            return response
+        except BaseException as raised:
+            error = raised
+            raise
+        finally:
+            series.end(began, status_name(context, error))
 
-    def _unary(self, labels: tuple[str, str, str], inner: Behavior) -> Behavior:
-        async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            began, error = self._begin(labels), None
-            try:
-                response = await inner(request, context)
-                if labels[0] == "unary":
-                    self._metrics.sent.labels(*labels).inc()
-                return response
-            except BaseException as raised:
-                error = raised
-                raise
-            finally:
-                self._end(labels, began, context, error)
+    return behavior
 
-        return behavior
 
-    def _stream(self, labels: tuple[str, str, str], inner: Behavior) -> Behavior:
-        watch = labels[2] == WATCH_METHOD
+def counted_stream(series: MethodSeries, inner: Behavior) -> Behavior:
+    async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        began, error = series.begin(), None
+        if series.watch is not None:
+            series.watch.inc()
+        try:
+            async for response in inner(request, context):
+                yield response
+                series.sent.inc()
+        except BaseException as raised:
+            error = raised
+            raise
+        finally:
+            if series.watch is not None:
+                series.watch.dec()
+            series.end(began, status_name(context, error))
 
-        async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            began, error = self._begin(labels), None
-            sent = self._metrics.sent.labels(*labels)
-            if watch:
-                self._metrics.watch_streams.inc()
-            try:
-                async for response in inner(request, context):
-                    yield response
-                    sent.inc()
-            except BaseException as raised:
-                error = raised
-                raise
-            finally:
-                if watch:
-                    self._metrics.watch_streams.dec()
-                self._end(labels, began, context, error)
-
-        return behavior
+    return behavior

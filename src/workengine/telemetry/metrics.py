@@ -117,11 +117,10 @@ class WorkMetrics(Observer):
             buckets=FEED_BUCKETS,
             registry=registry,
         )
-        for outcome in FINISHED_OUTCOME.values():  # every series exists from the start, at 0
-            self.finished.labels(outcome)
-            self.run_time.labels(outcome)
-        for reason in RETRY_REASONS:
-            self.retries.labels(reason)
+        # Every series exists from the start, at 0; looked up once, not per event.
+        self._finished = {kind: self.finished.labels(outcome) for kind, outcome in FINISHED_OUTCOME.items()}
+        self._run_time = {kind: self.run_time.labels(outcome) for kind, outcome in FINISHED_OUTCOME.items()}
+        self._retries = {reason: self.retries.labels(reason) for reason in RETRY_REASONS}
 
     def committed(self, events: Sequence[TaskEvent]) -> None:
         for event in events:
@@ -135,18 +134,18 @@ class WorkMetrics(Observer):
             self.started.inc()
             if event.queued_for is not None:
                 self.queue_wait.observe(event.queued_for.total_seconds())
-        elif (outcome := FINISHED_OUTCOME.get(kind)) is not None:
-            self.finished.labels(outcome).inc()
+        elif (finished := self._finished.get(kind)) is not None:
+            finished.inc()
             if event.ran_for is not None:
-                self.run_time.labels(outcome).observe(event.ran_for.total_seconds())
+                self._run_time[kind].observe(event.ran_for.total_seconds())
         elif kind is EventKind.LEASE_EXPIRED:
             self.lease_expiries.inc()
             if event.task.status is TaskStatus.TODO:
-                self.retries.labels("lease_expired").inc()
+                self._retries["lease_expired"].inc()
         elif kind is EventKind.RETRIED:
-            self.retries.labels("requested").inc()
+            self._retries["requested"].inc()
         elif kind is EventKind.UNBLOCKED and event.message == RETRY_TIME_REACHED:
-            self.retries.labels("retry_after").inc()
+            self._retries["retry_after"].inc()
 
     def delivered(self, events: Sequence[TaskEvent]) -> None:
         if not events:
