@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import grpc
@@ -104,8 +105,10 @@ async def start_server(
     port: int = DEFAULT_PORT,
     security: Security | None = None,
     metrics: RpcMetrics | None = None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> RunningServer:
-    """With `metrics`, every call is counted (outermost, so the guard's refusals count too)."""
+    """With `metrics`, every call is counted (outermost, so the guard's refusals count too).
+    `interceptors` come next, before the guard (tracing's: its spans show refusals too)."""
     security = security or Security()
     guard = Guard(
         engine,
@@ -114,7 +117,7 @@ async def start_server(
         max_streams_per_client=security.max_streams_per_client,
     )
     server = grpc.aio.server(
-        interceptors=[*([MetricsInterceptor(metrics)] if metrics is not None else []), guard],
+        interceptors=[*([MetricsInterceptor(metrics)] if metrics is not None else []), *interceptors, guard],
         options=[
             # grpcio enables SO_REUSEPORT by default: a second server would silently share the port.
             ("grpc.so_reuseport", 0),
