@@ -130,3 +130,17 @@ async def test_a_traced_server_puts_the_start_into_the_tasks_trace(
     # A statement is a child of its call's span.
     assert parents[insert.name] == create_call.context.span_id
     assert not [span.name for span in spans if "grpc.health" in span.name]
+
+
+async def test_a_refused_call_keeps_its_status_and_details_under_tracing(
+    traced_stub: tuple[Stub, InMemorySpanExporter, str],
+) -> None:
+    stub, exporter, _ = traced_stub
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.GetTask(pb.GetTaskRequest(task_id="missing"))
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "grpc-status-details-bin" in dict(refused.value.trailing_metadata() or ())  # ErrorInfo kept
+    span = only(list(exporter.get_finished_spans()), "/workengine.v1.WorkEngineService/GetTask")
+    # The code is recorded; the span is not an error (OpenTelemetry's rule for a server span:
+    # only codes that are the server's fault, such as INTERNAL or UNAVAILABLE, are).
+    assert span.attributes is not None and span.attributes["rpc.grpc.status_code"] == 5
