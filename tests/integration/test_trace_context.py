@@ -135,12 +135,18 @@ async def test_a_traced_server_puts_the_start_into_the_tasks_trace(
 async def test_a_refused_call_keeps_its_status_and_details_under_tracing(
     traced_stub: tuple[Stub, InMemorySpanExporter, str],
 ) -> None:
-    stub, exporter, _ = traced_stub
+    stub, exporter, target = traced_stub
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stub.GetTask(pb.GetTaskRequest(task_id="missing"))
     assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+    async with grpc.aio.insecure_channel(target) as raw:  # bytes that are no GetTaskRequest
+        with pytest.raises(grpc.aio.AioRpcError) as undecodable:
+            await raw.unary_unary("/workengine.v1.WorkEngineService/GetTask")(b"\x0a\x02\xff\xfe", timeout=5)
+    assert undecodable.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "grpc-status-details-bin" in dict(refused.value.trailing_metadata() or ())  # ErrorInfo kept
-    span = only(list(exporter.get_finished_spans()), "/workengine.v1.WorkEngineService/GetTask")
+    calls = [s for s in exporter.get_finished_spans() if s.name == "/workengine.v1.WorkEngineService/GetTask"]
+    assert len(calls) == 2
+    span = calls[0]
     # The code is recorded; the span is not an error (OpenTelemetry's rule for a server span:
     # only codes that are the server's fault, such as INTERNAL or UNAVAILABLE, are).
     assert span.attributes is not None and span.attributes["rpc.grpc.status_code"] == 5

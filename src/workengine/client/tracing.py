@@ -55,12 +55,12 @@ def task_span(
     except ImportError:
         yield None
         return
-    carrier: dict[str, str] = {}
+    parent = None  # the current context
     if context.HasField("trace_context"):
-        carrier["traceparent"] = context.trace_context.traceparent
+        carrier = {"traceparent": context.trace_context.traceparent}
         if context.trace_context.tracestate:
             carrier["tracestate"] = context.trace_context.tracestate
-    parent = TraceContextTextMapPropagator().extract(carrier)  # an empty carrier: the current context
+        parent = TraceContextTextMapPropagator().extract(carrier)
     tracer = tracer or trace.get_tracer("workengine.client")
     attributes: dict[str, str | int] = {
         "workengine.task.id": context.task.id,
