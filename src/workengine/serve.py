@@ -50,7 +50,9 @@ async def run(settings: ServeSettings, database_url: str) -> None:
     engine, metrics = build_engine(settings, database_url)
     tracing = configure_tracing()  # None unless OTEL_* variables ask for traces
     try:
-        serving = await start_serving(settings, engine, metrics, tracing.instrument_server() if tracing else ())
+        serving = await start_serving(
+            settings, engine, metrics, tracing.instrument_server() if tracing else ()
+        )
     except (BindError, SidePortBindError):
         await engine.close()
         raise
@@ -111,7 +113,12 @@ async def start_serving(
 ) -> Serving:
     """`interceptors`: tracing's, when on."""
     running = await start_server(
-        engine, settings.host, settings.port, security(settings), metrics.rpc if metrics else None, interceptors
+        engine,
+        settings.host,
+        settings.port,
+        security(settings),
+        metrics.rpc if metrics else None,
+        interceptors,
     )
     side_port = None
     if settings.http_port:  # 0: off
