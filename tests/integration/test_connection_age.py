@@ -126,12 +126,13 @@ async def test_a_watch_stream_is_cut_after_the_age_and_its_grace_and_can_resume(
     security = Security(max_connection_age=1.0, max_connection_age_grace=0.5)
     running = await start_server(engine, "127.0.0.1", 0, security)
     try:
+        # The connection's age counts from its first call, the registration below.
+        started = asyncio.get_running_loop().time()
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             stub = pb_grpc.WorkEngineServiceStub(channel)
             await register(stub, "ada")
             await create(stub, "before the cut")
             request = pb.WatchTaskProgressRequest(orchestrator_id="ada")
-            started = asyncio.get_running_loop().time()
             cursor = 0
             with pytest.raises(grpc.aio.AioRpcError) as cut:
                 async for response in stub.WatchTaskProgress(request, timeout=10):
