@@ -31,8 +31,8 @@ OVERLAY = KUBERNETES / "overlays" / "example"
 # The oldest Kubernetes with gRPC probes generally available, and the newest schemas shipped.
 KUBERNETES_VERSIONS = ("1.27.0", "1.37.0")
 HEALTHCHECK = ["workengine", "healthcheck"]
-# Set by branches of issue 13 merged beside this one (the HTTP side port, the metrics token,
-# JSON logs): they are settings of `serve` there. Empty this once they are in config.SETTINGS.
+# Set by a branch of issue 13 merged beside this one (JSON logs): a setting of `serve` there.
+# Empty this once it is in config.SETTINGS.
 SETTINGS_OF_OTHER_BRANCHES = {
     "WORKENGINE_HTTP_PORT",
     "WORKENGINE_METRICS_TOKEN_FILE",
