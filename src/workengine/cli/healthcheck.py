@@ -129,6 +129,10 @@ def subject_alt_names(der: bytes) -> tuple[list[str], list[str]]:
     return dns, ips
 
 
+class Unhealthy(Exception):
+    """The check ran and the answer is no."""
+
+
 def cmd_healthcheck(args: argparse.Namespace) -> None:
     flags = {field: getattr(args, field, None) for field in SETTINGS}
     settings = ServeSettings.from_sources(flags, only=SETTINGS)
@@ -151,10 +155,6 @@ def cmd_healthcheck(args: argparse.Namespace) -> None:
         raise Unhealthy(f"unhealthy: {address}: {error.code().name}: {details}") from None
     if status != "SERVING":
         raise Unhealthy(f"unhealthy: {address}: {SERVICE_NAME} is {status}")
-
-
-class Unhealthy(Exception):
-    """The check ran and the answer is no."""
 
 
 def _run(args: argparse.Namespace) -> None:
