@@ -27,7 +27,8 @@ WORKDIR /src
 # (the generated workengine/v1 modules are committed under src/, so protos/ is not needed).
 COPY pyproject.toml README.md ./
 COPY src/ ./src/
-RUN pip wheel --wheel-dir /wheels .
+# With the otel extra: tracing is then turned on by OTEL_* variables alone (docs/operations.md).
+RUN pip wheel --wheel-dir /wheels '.[otel]'
 
 # ---- runtime ---------------------------------------------------------------------------------
 FROM python:3.11-slim AS runtime
@@ -54,12 +55,13 @@ RUN groupadd --system --gid 10001 workengine \
 
 # Install from the builder's wheels only (no index); the wheels themselves stay out of the image.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip install --no-index --find-links=/wheels /wheels/workengine-*.whl
+    pip install --no-index --find-links=/wheels "$(ls /wheels/workengine-*.whl)[otel]"
 
 USER 10001:10001
 WORKDIR /var/lib/workengine
 
-EXPOSE 50051
+# gRPC, and the HTTP side port (/metrics, /healthz, /readyz).
+EXPOSE 50051 8081
 
 # SERVING for workengine.v1.WorkEngineService from the gRPC health service on 127.0.0.1, over
 # TLS (trusting the server's own certificate) when WORKENGINE_TLS_CERT is set, presenting
