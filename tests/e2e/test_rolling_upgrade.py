@@ -17,8 +17,9 @@ import asyncio
 import contextlib
 import signal
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import pytest
 
@@ -94,7 +95,10 @@ class Watcher:
                     return
 
 
-def event_view(event: task_pb2.TaskEvent) -> tuple[int, int, str, int, int, int]:
+EventView = tuple[int, int, str, int, int, int]
+
+
+def event_view(event: task_pb2.TaskEvent) -> EventView:
     return event.cursor, event.kind, event.task.id, event.attempt, event.progress, event.task.status
 
 
@@ -242,10 +246,13 @@ def check_watchers(watchers: dict[str, Watcher], work: Workload) -> None:
     assert [event_view(e) for e in after_new_opened] == [event_view(e) for e in watchers["new"].events]
 
 
-async def replay(client: AsyncWorkEngineClient, after: int, count: int) -> list[tuple[int, ...]]:
+async def replay(client: AsyncWorkEngineClient, after: int, count: int) -> list[EventView]:
     """The first `count` events of the fleet after cursor `after`, from the log."""
     events = []
-    stream = client.watch_task_progress(orchestrator_id=FLEET, after_cursor=after)
+    stream = cast(
+        AsyncGenerator[task_pb2.TaskEvent, None],
+        client.watch_task_progress(orchestrator_id=FLEET, after_cursor=after),
+    )
     async with contextlib.aclosing(stream):  # ends the server's stream at the break
         async for event in stream:
             events.append(event_view(event))

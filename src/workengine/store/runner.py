@@ -9,7 +9,9 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 from psycopg import AsyncRawCursor
+from psycopg.pq import PipelineStatus
 
 from workengine.domain.model import EventKind, JsonObject, TaskEvent
 from workengine.store import rows, statements
@@ -23,6 +25,16 @@ EVENTS_PER_TRANSACTION = 1 << 20
 
 # Keyset pagination starts before every row.
 BEGINNING = (datetime(1, 1, 1, tzinfo=UTC), "")
+
+
+def row_type_changed(error: psycopg.Error) -> bool:
+    """Whether PostgreSQL refused a prepared statement because the rows it returns changed shape:
+    a newer release's migration added a column to a table it reads with `*`, while this process
+    runs (a rolling upgrade). Nothing took effect, and the statement runs once planned again.
+    psycopg would keep sending the stale one outside a transaction, so its connection must forget
+    its prepared statements (DEALLOCATE ALL, or the ROLLBACK of a transaction). Told by SQLSTATE
+    and the server's routine, which, unlike the message, are not translated."""
+    return error.sqlstate == "0A000" and error.diag.source_function == "RevalidateCachedQuery"
 
 
 def json_text(value: Any) -> str:
@@ -64,8 +76,19 @@ class Runner:
         be read before the next statement (a pipeline's second statement takes the second)."""
         statement = statements.statement(name)
         cursor = cursor or self._cursor
-        await cursor.execute(statement.sql, statement.values(params), binary=True)
+        try:
+            await cursor.execute(statement.sql, statement.values(params), binary=True)
+        except psycopg.errors.FeatureNotSupported as error:
+            if not (row_type_changed(error) and self._alone_in_its_transaction()):
+                raise  # a transaction's abort is the session's to handle (Database._session)
+            await self._connection.execute("DEALLOCATE ALL")  # psycopg forgets its names too
+            await cursor.execute(statement.sql, statement.values(params), binary=True)
         return cursor
+
+    def _alone_in_its_transaction(self) -> bool:
+        """An autocommit statement outside a pipeline: failed, it can simply run again."""
+        pipeline = self._connection.pgconn.pipeline_status
+        return self._connection.autocommit and pipeline == PipelineStatus.OFF
 
     async def execute(self, name: str, **params: Any) -> None:
         await self.send(name, params)
