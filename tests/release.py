@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import shutil
 import subprocess
 import tarfile
@@ -28,7 +27,6 @@ VERSIONS = "src/workengine/store/migrations/versions"
 # What the previous release's replica and daemons need: its package and its example daemon;
 # its pyproject.toml says which dependencies it expects.
 EXTRACTED = ("src", "examples", "pyproject.toml")
-REVISION = re.compile(r"""^revision\s*=\s*["']([^"']+)["']""", re.MULTILINE)
 
 
 def recorded_commit() -> str:
@@ -66,13 +64,24 @@ def previous_release() -> str:
     return found.stdout.decode().strip()
 
 
-def migration_revisions(commit: str) -> set[str]:
-    """The Alembic revision ids of the migrations that `commit` has."""
-    listed = git("grep", "-h", "-E", r"^revision\s*=", commit, "--", VERSIONS)
+def tolerates_added_columns(commit: str) -> bool:
+    """Whether `commit`'s code survives a column added to a table under its prepared statements
+    (see workengine.store.runner.row_type_changed); releases before it fail calls instead."""
+    found = git("grep", "-q", "-e", "def row_type_changed", commit, "--", "src/workengine/store")
+    return found.returncode == 0
+
+
+def released_migrations(commit: str) -> dict[str, bytes]:
+    """The migration files `commit` has, by path, with their contents."""
+    listed = git("ls-tree", "--name-only", f"{commit}:{VERSIONS}")
     assert listed.returncode == 0, listed.stderr.decode()
-    revisions = set(REVISION.findall(listed.stdout.decode()))
-    assert revisions, f"no migrations found at {commit}"
-    return revisions
+    files = {}
+    for name in listed.stdout.decode().split():
+        if name.endswith(".py") and name[0].isdigit():
+            shown = git("show", f"{commit}:{VERSIONS}/{name}")
+            assert shown.returncode == 0, shown.stderr.decode()
+            files[f"{VERSIONS}/{name}"] = shown.stdout
+    return files
 
 
 def extract(commit: str, destination: Path) -> Path:
