@@ -4,6 +4,7 @@ tree, with this environment's interpreter and packages."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -58,5 +59,17 @@ THIS_RELEASE = Release("this code", ROOT)
 
 
 def logged_errors(server: ServeProcess) -> list[str]:
-    """The lines a replica logged at ERROR, and tracebacks: a call that failed inside it."""
-    return [line for line in server.lines if " ERROR " in line or line.startswith("Traceback")]
+    """The lines a replica logged at ERROR or above, and tracebacks: a call that failed inside
+    it. In text or in JSON lines, whichever format the release logs in."""
+    return [line for line in server.lines if _is_error(line)]
+
+
+def _is_error(line: str) -> bool:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return " ERROR " in line or " CRITICAL " in line or line.startswith("Traceback")
+    if not isinstance(record, dict):
+        return False
+    levels = [str(v).upper() for k, v in record.items() if "level" in k.lower() or "severity" in k.lower()]
+    return any(level in ("ERROR", "CRITICAL") for level in levels)
