@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import grpc
+import psycopg
 from google.protobuf import duration_pb2
 
 from tests.integration.helpers import claim, complete, create, expect_error, register
@@ -230,3 +231,13 @@ async def test_every_metric_the_grafana_dashboard_queries_exists_in_metrics(data
     queried = {name for query in dashboard_queries() for name in METRIC_NAME.findall(query)}
     assert len(queried) >= 15
     assert queried <= exposed, sorted(queried - exposed)
+
+
+async def test_readyz_stays_ready_on_a_later_releases_schema(database_url: str) -> None:
+    """A rolling upgrade migrates under the previous release's replicas: they stay ready."""
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as connection:
+        await connection.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+    async with monitored_server(database_url, migrate=False) as server:
+        status, body = await server.get("/readyz")
+    assert status == 200, body
+    assert json.loads(body)["schema_revision"] == "9999_from_the_future"

@@ -7,26 +7,30 @@ from dataclasses import dataclass
 from workengine.domain.errors import Unavailable
 from workengine.domain.model import QueueState
 from workengine.store.database import Database
-from workengine.store.migrate import head_revision
+from workengine.store.migrate import head_revision, known_revisions
 
 
 @dataclass(frozen=True)
 class Readiness:
-    """Ready when the database answers and its schema is the one this code expects."""
+    """Ready when the database answers and its schema is the one this code expects, or a later
+    release's: during a rolling upgrade the new release migrates while this one still serves,
+    and migrations keep the previous release working (docs/development.md)."""
 
     database_reachable: bool
     schema_revision: str | None
     expected_revision: str
+    schema_is_newer: bool = False
 
     @property
     def ready(self) -> bool:
-        return self.database_reachable and self.schema_revision == self.expected_revision
+        current = self.schema_revision == self.expected_revision or self.schema_is_newer
+        return self.database_reachable and current
 
     @property
     def problem(self) -> str:
         if not self.database_reachable:
             return "the database cannot be reached"
-        if self.schema_revision != self.expected_revision:
+        if not self.ready:
             return (
                 f"the database schema is at migration {self.schema_revision or 'none'}, this "
                 f"server expects {self.expected_revision}: run `workengine migrate`"
@@ -38,6 +42,7 @@ class Operations:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._expected_revision = head_revision()
+        self._known_revisions = known_revisions()
 
     async def queue_state(self) -> QueueState:
         async with self._db.autocommit() as session:
@@ -49,4 +54,5 @@ class Operations:
                 revision = await session.operations.schema_revision()
         except Unavailable:
             return Readiness(False, None, self._expected_revision)
-        return Readiness(True, revision, self._expected_revision)
+        newer = revision is not None and revision not in self._known_revisions
+        return Readiness(True, revision, self._expected_revision, newer)
