@@ -22,6 +22,7 @@ from workengine.api.server import DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, MAX_MESS
 from workengine.domain.attempts import DEFAULT_LEASE
 from workengine.engine.feed import FeedSettings
 from workengine.engine.maintenance import MaintenanceSettings
+from workengine.logs import DEFAULT_LOG_FORMAT, parse_log_format
 from workengine.store.database import DEFAULT_POOL_SIZE
 
 MIN_ADMIN_TOKEN_LENGTH = 16
@@ -178,6 +179,10 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds between looks for expired leases and due retries",
     ),
     Setting(
+        "log_format", "--log-format", "WORKENGINE_LOG_FORMAT", parse_log_format, DEFAULT_LOG_FORMAT,
+        "log records as text lines or as json (one object per line, for a log collector)",
+    ),
+    Setting(
         "admin_token", "--admin-token", "WORKENGINE_ADMIN_TOKEN", str, None,
         "the admin token; turns authentication on (prefer the variable or --admin-token-file: a "
         "command line shows in `ps`)",
@@ -316,6 +321,7 @@ class ServeSettings:
     insecure: bool = False
     max_message_bytes: int = MAX_MESSAGE_BYTES
     max_streams_per_client: int = DEFAULT_MAX_STREAMS_PER_CLIENT
+    log_format: str = DEFAULT_LOG_FORMAT
 
     @classmethod
     def from_sources(

@@ -11,6 +11,7 @@ from workengine.config import ServeSettings, read_pem
 from workengine.engine import WorkEngine
 from workengine.engine.feed import FeedSettings
 from workengine.engine.maintenance import MaintenanceSettings
+from workengine.logs import announce, configure, url_passwords
 from workengine.store.database import Database
 from workengine.store.embedded import EmbeddedPostgres, check_data_dir
 from workengine.store.migrate import migrate
@@ -20,7 +21,7 @@ log = logging.getLogger("workengine")
 
 def start_embedded(settings: ServeSettings) -> EmbeddedPostgres:
     check_data_dir(settings.data_dir.expanduser())  # a directory it cannot use: said before starting
-    print(f"starting embedded PostgreSQL in {settings.data_dir}", flush=True)
+    announce(f"starting embedded PostgreSQL in {settings.data_dir}")
     return EmbeddedPostgres(settings.data_dir)
 
 
@@ -49,11 +50,11 @@ async def run(settings: ServeSettings, database_url: str) -> None:
         default_lease=settings.lease_duration,
     )
     running = await start_server(engine, settings.host, settings.port, security(settings))
-    print(f"workengine listening on {settings.host}:{running.port}", flush=True)
+    announce(f"workengine listening on {settings.host}:{running.port}")
     if settings.admin_token is None:
-        print("authentication is off (no admin token configured)", flush=True)
+        announce("authentication is off (no admin token configured)")
     await stop.wait()
-    print("shutting down", flush=True)
+    announce("shutting down")
     await running.stop(settings.grace_seconds)
     await engine.close()
 
@@ -78,8 +79,18 @@ def _only_upgrades(record: logging.LogRecord) -> bool:
     return record.levelno > logging.INFO or record.getMessage().startswith("Running upgrade")
 
 
+def secrets(settings: ServeSettings) -> list[str | None]:
+    """What the logs mask wherever it occurs. (The metrics token is read by name: it is a setting
+    of the HTTP port, which may or may not be there.)"""
+    return [
+        settings.admin_token,
+        getattr(settings, "metrics_token", None),
+        *url_passwords(settings.database_url),
+    ]
+
+
 def serve(settings: ServeSettings) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(settings.log_format, secrets(settings))
     logging.getLogger("alembic.runtime.migration").addFilter(_only_upgrades)
     settings.check()
     security(settings)  # unreadable certificate files fail here, before any database starts

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from workengine.api.call_context import CallContext
 from workengine.api.decoding import add_work_engine_service
 from workengine.api.guard import DEFAULT_MAX_STREAMS_PER_CLIENT, Guard
 from workengine.api.reflection import add_reflection
@@ -81,7 +82,7 @@ async def start_server(
         max_streams_per_client=security.max_streams_per_client,
     )
     server = grpc.aio.server(
-        interceptors=[guard],
+        interceptors=[CallContext(), guard],  # CallContext first: the guard's log records name the call
         options=[
             # grpcio enables SO_REUSEPORT by default: a second server would silently share the port.
             ("grpc.so_reuseport", 0),
