@@ -122,9 +122,11 @@ def test_a_text_line_is_the_classic_one_with_the_call_fields_after_the_message()
         authorization.CALLER.reset(caller)
         logged.close()
     outside, inside = logged.lines()
-    assert re.fullmatch(rf"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d,\d{{3}} INFO {logged.logger.name}: outside", outside)
+    assert re.fullmatch(
+        rf"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d,\d{{3}} INFO {logged.logger.name}: outside", outside
+    )
     assert inside.endswith(
-        ' WARNING workengine.test_logs.text: inside [method=/workengine.v1.WorkEngineService/ListTasks '
+        " WARNING workengine.test_logs.text: inside [method=/workengine.v1.WorkEngineService/ListTasks "
         'peer=ipv6:[::1]:5000 caller="orchestrator ada"]'
     )
 
@@ -142,7 +144,7 @@ def test_a_text_line_is_the_classic_one_with_the_call_fields_after_the_message()
         ("metadata: authorization: Bearer abcdefgh12345678", "metadata: authorization: Bearer ***"),
         ("send `authorization: Bearer <token>`", "send `authorization: Bearer <token>`"),
         ("http://127.0.0.1:8081/metrics", "http://127.0.0.1:8081/metrics"),
-        ("password authentication failed for user \"app\"", "password authentication failed for user \"app\""),
+        ('password authentication failed for user "app"', 'password authentication failed for user "app"'),
     ],
 )  # fmt: skip
 def test_the_patterns_mask_passwords_and_tokens_and_leave_the_rest(text: str, expected: str) -> None:
@@ -152,7 +154,10 @@ def test_the_patterns_mask_passwords_and_tokens_and_leave_the_rest(text: str, ex
 def test_orchestrator_tokens_and_private_keys_are_masked_wherever_they_appear() -> None:
     token = new_token()
     assert redact(f"token {token}, again: {token}!") == "token wet_***, again: wet_***!"
-    assert redact(f"key: {PRIVATE_KEY}end") == "key: -----BEGIN PRIVATE KEY----- *** -----END PRIVATE KEY-----\nend"
+    assert (
+        redact(f"key: {PRIVATE_KEY}end")
+        == "key: -----BEGIN PRIVATE KEY----- *** -----END PRIVATE KEY-----\nend"
+    )
     escaped = repr(PRIVATE_KEY.encode())  # as a bytes repr in a message: '\\n', not line breaks
     assert "MIGHAgEA" not in redact(escaped)
     cut_short = PRIVATE_KEY[:60]
@@ -177,7 +182,7 @@ def test_configured_secrets_are_masked_anywhere_in_messages_arguments_and_except
 
 
 def test_short_secrets_are_masked_only_where_a_pattern_finds_them() -> None:
-    redactor = Redactor(["pw", "", None])  # type: ignore[list-item]
+    redactor = Redactor(["pw", "", None])
     assert redactor.redact("pwd postgresql://u:pw@h/d") == "pwd postgresql://u:***@h/d"
 
 

@@ -45,7 +45,9 @@ def parse_log_format(text: str) -> str:
     return text.strip().lower()
 
 
-def log_handler(stream: TextIO, log_format: str, redactor: Redactor, *, bare: bool = False) -> logging.Handler:
+def log_handler(
+    stream: TextIO, log_format: str, redactor: Redactor, *, bare: bool = False
+) -> logging.Handler:
     """A handler writing `log_format` lines to `stream`, with the call's fields, secrets masked;
     `bare`: the text format is the message alone (serve's announcements)."""
     handler = logging.StreamHandler(stream)
