@@ -55,8 +55,10 @@ def log_handler(
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(message)s") if bare else TextFormatter())
+    # The Redactor first: should anything later fail, logging's error report prints the record's
+    # message and arguments, and those are masked by then.
+    handler.addFilter(redactor)
     handler.addFilter(CallFields())
-    handler.addFilter(redactor)  # last: whatever the record holds by then is masked
     return handler
 
 

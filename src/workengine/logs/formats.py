@@ -27,10 +27,11 @@ def current_trace_id() -> str | None:
     """The current span's trace id, 32 hex digits, when OpenTelemetry is tracing. The module is
     looked up, never imported: tracing is optional, and a process that does not trace must not
     pay for importing it on its first log record."""
-    trace = sys.modules.get("opentelemetry.trace")
-    if trace is None:
+    # getattr: a record logged while the module is still being imported finds it half made.
+    get_current_span = getattr(sys.modules.get("opentelemetry.trace"), "get_current_span", None)
+    if get_current_span is None:
         return None
-    span_context = trace.get_current_span().get_span_context()
+    span_context = get_current_span().get_span_context()
     if not span_context.is_valid:
         return None
     return format(span_context.trace_id, "032x")
