@@ -16,6 +16,7 @@ database's and the client's instructions do not. Sides:
 
 - engine: `workengine serve` of this checkout;
 - floor: bench/floor_server.py (the same statements on grpc.aio and psycopg, nothing else);
+- unmetered: `workengine serve` with WORKENGINE_METRICS=0 (what the metrics cost);
 - compared: `workengine serve` with `--compare`'s `src/` first on PYTHONPATH (run on this
   checkout's schema, which it must be able to use: it does not migrate).
 
@@ -66,6 +67,11 @@ def sides(compare: Path | None) -> list[Side]:
     found = [
         Side("engine", [*under_callgrind, WORKENGINE, "serve", "--no-migrate"], dict(os.environ)),
         Side("floor", [*under_callgrind, "-m", "bench.floor_server"], dict(os.environ)),
+        Side(
+            "unmetered",
+            [*under_callgrind, WORKENGINE, "serve", "--no-migrate"],
+            dict(os.environ, WORKENGINE_METRICS="0"),
+        ),
     ]
     if compare is not None:
         source = compare.resolve() / "src"
@@ -178,7 +184,9 @@ def main() -> None:
     parser.add_argument("--database-url", help="a PostgreSQL server to create the bench database on")
     parser.add_argument("--compare", type=Path, help="another checkout whose engine to count beside")
     parser.add_argument("--loads", default="lifecycle,transport", help="lifecycle, transport or both")
-    parser.add_argument("--sides", default="engine,floor", help="engine, floor (compared: with --compare)")
+    parser.add_argument(
+        "--sides", default="engine,floor", help="engine, floor, unmetered (compared: with --compare)"
+    )
     parser.add_argument(
         "--lifecycles", type=int, default=200, help="lifecycles counted (transport: x3 calls)"
     )

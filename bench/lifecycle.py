@@ -5,7 +5,8 @@
 
 Engine side: `workengine serve`, N asyncio daemons in this process (over 4 channels), each
 looping ClaimNextTask -> UpdateTaskProgress -> CompleteTask(COMPLETED) for `--seconds` after a
-1 s warm-up. Reference side, in the same run: pgbench with N clients replaying the SQL those
+1 s warm-up; again with WORKENGINE_METRICS=0, for what the metrics cost. Reference side, in
+the same run: pgbench with N clients replaying the SQL those
 three RPCs run (see bench/pgbench.py). Between them, the stack's floor: the same daemons
 against bench/floor_server.py, which runs those statements on grpc.aio and psycopg and does
 nothing else, so floor/pgbench is the most any server on this stack reaches here, and
@@ -16,6 +17,7 @@ seeded with the same ready tasks (mixed priorities, deadlines and tags).
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import sys
 import threading
@@ -174,6 +176,8 @@ def run_once(
             peak_rss.append(server.peak_rss_mb())
         with served(database_url, command=FLOOR) as server:
             floor = run_engine(server, database_url, clients, seconds)
+        with served(database_url, env=dict(os.environ, WORKENGINE_METRICS="0")) as server:
+            unmetered = run_engine(server, database_url, clients, seconds)
         reference = run_reference(database_url, clients, seconds)
         figures += [
             Figure(
@@ -209,6 +213,16 @@ def run_once(
                     **_cpu_notes(floor, "floor_"),
                     "engine_share": engine.lifecycles_per_second / max(floor.lifecycles_per_second, 1e-9),
                 },
+            ),
+            Figure(
+                "1 lifecycle",
+                f"{clients} daemons, metrics on (the default) against WORKENGINE_METRICS=0",
+                engine.lifecycles_per_second,
+                "lifecycles/s",
+                unmetered.lifecycles_per_second,
+                "metrics off",
+                notes="server CPU ms per lifecycle: metrics on {server:.3f}, off {unmetered_server:.3f}",
+                extras={**_cpu_notes(engine, ""), **_cpu_notes(unmetered, "unmetered_")},
             ),
         ]
     return figures

@@ -7,6 +7,7 @@ PostgreSQL started for the run (what a new user gets).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -76,7 +77,9 @@ class Served:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env=env,
+            # The HTTP side port off unless asked for (its default port is shared); metrics
+            # are counted either way unless WORKENGINE_METRICS=0.
+            env={"WORKENGINE_HTTP_PORT": "0", **(env if env is not None else os.environ)},
         )
         self.output: list[str] = []
         self._ready = threading.Event()
@@ -113,8 +116,10 @@ class Served:
 
 
 @contextmanager
-def served(database_url: str, *args: str, command: Sequence[str] | None = None) -> Iterator[Served]:
-    server = Served(database_url, *args, command=command)
+def served(
+    database_url: str, *args: str, command: Sequence[str] | None = None, env: dict[str, str] | None = None
+) -> Iterator[Served]:
+    server = Served(database_url, *args, command=command, env=env)
     try:
         yield server
     finally:

@@ -6,7 +6,6 @@ copy of it."""
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -17,6 +16,7 @@ from typing import Any
 
 import platformdirs
 
+from workengine.addresses import is_loopback
 from workengine.api.guard import DEFAULT_MAX_STREAMS_PER_CLIENT
 from workengine.api.server import DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, MAX_MESSAGE_BYTES
 from workengine.domain.attempts import DEFAULT_LEASE
@@ -24,6 +24,8 @@ from workengine.engine.feed import FeedSettings
 from workengine.engine.maintenance import MaintenanceSettings
 from workengine.logs import DEFAULT_LOG_FORMAT, parse_log_format
 from workengine.store.database import DEFAULT_POOL_SIZE
+from workengine.telemetry import DEFAULT_QUEUE_REFRESH
+from workengine.web import DEFAULT_HTTP_PORT
 
 MIN_ADMIN_TOKEN_LENGTH = 16
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -137,6 +139,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", "--host", "WORKENGINE_HOST", str, "127.0.0.1", "address to listen on"),
     Setting("port", "--port", "WORKENGINE_PORT", parse_count, DEFAULT_PORT, "port to listen on"),
     Setting(
+        "http_port", "--http-port", "WORKENGINE_HTTP_PORT", parse_count, DEFAULT_HTTP_PORT,
+        "HTTP port for /metrics, /healthz and /readyz, on the same host; 0 turns it off",
+    ),
+    Setting(
+        "metrics", None, "WORKENGINE_METRICS", parse_switch, True,
+        "1: count RPCs and work for /metrics; 0: count nothing",
+    ),
+    Setting(
+        "metrics_refresh", None, "WORKENGINE_METRICS_REFRESH", positive_seconds, DEFAULT_QUEUE_REFRESH,
+        "seconds between reads of the queue gauges (tasks by status, oldest ready) from the database",
+    ),
+    Setting(
         "database_url", "--database-url", "WORKENGINE_DATABASE_URL", str, None,
         "PostgreSQL URL; without one, an embedded PostgreSQL in --data-dir",
     ),
@@ -178,10 +192,8 @@ SETTINGS: tuple[Setting, ...] = (
         positive_seconds, MaintenanceSettings.interval,
         "seconds between looks for expired leases and due retries",
     ),
-    Setting(
-        "log_format", "--log-format", "WORKENGINE_LOG_FORMAT", parse_log_format, DEFAULT_LOG_FORMAT,
-        "log records as text lines or as json (one object per line, for a log collector)",
-    ),
+    Setting("log_format", "--log-format", "WORKENGINE_LOG_FORMAT", parse_log_format, DEFAULT_LOG_FORMAT,
+            "log lines as text or json (one object per line, for a log collector)"),
     Setting(
         "admin_token", "--admin-token", "WORKENGINE_ADMIN_TOKEN", str, None,
         "the admin token; turns authentication on (prefer the variable or --admin-token-file: a "
@@ -189,6 +201,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("admin_token_file", "--admin-token-file", "WORKENGINE_ADMIN_TOKEN_FILE", str, None,
             "file holding the admin token"),
+    Setting(
+        "metrics_token", "--metrics-token", "WORKENGINE_METRICS_TOKEN", str, None,
+        "a token /metrics requires (Authorization: Bearer); without one, /metrics answers only "
+        "loopback clients while authentication is on",
+    ),
+    Setting("metrics_token_file", "--metrics-token-file", "WORKENGINE_METRICS_TOKEN_FILE", str, None,
+            "file holding the metrics token"),
     Setting("tls_cert", "--tls-cert", "WORKENGINE_TLS_CERT", str, None, "server certificate chain, PEM"),
     Setting("tls_key", "--tls-key", "WORKENGINE_TLS_KEY", str, None, "server private key, PEM"),
     Setting(
@@ -264,16 +283,6 @@ def resolve(setting: Setting, flags: Mapping[str, Any], env: Mapping[str, str]) 
     return setting.default_value()
 
 
-def is_loopback(host: str) -> bool:
-    """True for addresses only this machine can reach: localhost, 127.0.0.0/8, ::1."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything
-
-
 def read_secret(value: str | None, file: str | None, what: str) -> str | None:
     """A secret given directly or as a file holding it (surrounding whitespace ignored)."""
     if value and file:
@@ -314,6 +323,8 @@ class ServeSettings:
     maintenance_interval: float
     # Authentication is on when an admin token is set (docs/security.md).
     admin_token: str | None = None
+    # /metrics requires it when set.
+    metrics_token: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None
@@ -322,6 +333,10 @@ class ServeSettings:
     max_message_bytes: int = MAX_MESSAGE_BYTES
     max_streams_per_client: int = DEFAULT_MAX_STREAMS_PER_CLIENT
     log_format: str = DEFAULT_LOG_FORMAT
+    # The HTTP side port (0: off), and whether metrics are counted for it.
+    http_port: int = DEFAULT_HTTP_PORT
+    metrics: bool = True
+    metrics_refresh: float = DEFAULT_QUEUE_REFRESH
 
     @classmethod
     def from_sources(
@@ -341,13 +356,11 @@ class ServeSettings:
             else setting.default_value()
             for setting in SETTINGS
         }
-        if flags.get("admin_token") or flags.get("admin_token_file"):  # flags win as a pair
-            values["admin_token"], values["admin_token_file"] = (
-                flags.get("admin_token"),
-                flags.get("admin_token_file"),
-            )
-        token_file = values.pop("admin_token_file")
-        values["admin_token"] = read_secret(values["admin_token"], token_file, "--admin-token")
+        for secret in ("admin_token", "metrics_token"):
+            if flags.get(secret) or flags.get(f"{secret}_file"):  # flags win as a pair
+                values[secret], values[f"{secret}_file"] = flags.get(secret), flags.get(f"{secret}_file")
+            token_file = values.pop(f"{secret}_file")
+            values[secret] = read_secret(values[secret], token_file, "--" + secret.replace("_", "-"))
         known = {field.name for field in fields(cls)}
         return cls(**{name: value for name, value in values.items() if name in known})
 
@@ -362,6 +375,10 @@ class ServeSettings:
             raise ConfigError("--tls-cert and --tls-key go together")
         if self.tls_client_ca and not self.tls_cert:
             raise ConfigError("--tls-client-ca needs --tls-cert and --tls-key")
+        if not 0 <= self.http_port <= 65535:
+            raise ConfigError("--http-port must be between 0 (off) and 65535")
+        if self.http_port and self.http_port == self.port:
+            raise ConfigError(f"--http-port and --port are both {self.port}; give them different ports")
         if self.max_message_bytes < 1024:
             raise ConfigError("--max-message-size must be at least 1KiB")
         if self.max_streams_per_client < 0:

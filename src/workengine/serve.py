@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
+from dataclasses import dataclass
 
-from workengine.api.server import Security, TlsFiles, start_server
+from workengine.api.server import BindError, RunningServer, Security, TlsFiles, check_port_free, start_server
 from workengine.config import ServeSettings, read_pem
 from workengine.engine import WorkEngine
 from workengine.engine.feed import FeedSettings
 from workengine.engine.maintenance import MaintenanceSettings
+from workengine.engine.observer import NO_OBSERVER
 from workengine.logs import announce, configure, url_passwords
 from workengine.store.database import Database
 from workengine.store.embedded import EmbeddedPostgres, check_data_dir
 from workengine.store.migrate import migrate
+from workengine.telemetry.metrics import Metrics, QueueRefresher
+from workengine.web.side_port import MetricsAccess, SidePort, SidePortBindError, build_app, start_side_port
 
 log = logging.getLogger("workengine")
 
@@ -40,23 +45,81 @@ async def run(settings: ServeSettings, database_url: str) -> None:
         loop.add_signal_handler(signum, stop.set)
     if settings.migrate:
         await asyncio.to_thread(migrate, database_url)
-    feed = FeedSettings(
-        listen=settings.listen, poll_interval=settings.poll_interval, retention=settings.event_retention
-    )
-    engine = WorkEngine(
-        Database(database_url, pool_size=settings.pool_size),
-        feed_settings=feed,
-        maintenance_settings=MaintenanceSettings(interval=settings.maintenance_interval),
-        default_lease=settings.lease_duration,
-    )
-    running = await start_server(engine, settings.host, settings.port, security(settings))
-    announce(f"workengine listening on {settings.host}:{running.port}")
+    engine, metrics = build_engine(settings, database_url)
+    try:
+        serving = await start_serving(settings, engine, metrics)
+    except (BindError, SidePortBindError):
+        await engine.close()
+        raise
+    announce(f"workengine listening on {settings.host}:{serving.grpc.port}")
+    if serving.http is not None:
+        url = serving.http.url
+        announce(f"metrics: {url}/metrics (and /healthz, /readyz)" if metrics else f"health: {url}/healthz")
     if settings.admin_token is None:
         announce("authentication is off (no admin token configured)")
     await stop.wait()
     announce("shutting down")
-    await running.stop(settings.grace_seconds)
+    await serving.stop(settings.grace_seconds)
     await engine.close()
+
+
+def build_engine(settings: ServeSettings, database_url: str) -> tuple[WorkEngine, Metrics | None]:
+    """The engine on its database, observed by the metrics unless they are off."""
+    db = Database(database_url, pool_size=settings.pool_size)
+    metrics = Metrics(db.pool) if settings.metrics else None
+    engine = WorkEngine(
+        db,
+        feed_settings=FeedSettings(
+            listen=settings.listen, poll_interval=settings.poll_interval, retention=settings.event_retention
+        ),
+        maintenance_settings=MaintenanceSettings(interval=settings.maintenance_interval),
+        default_lease=settings.lease_duration,
+        observer=metrics.work if metrics is not None else NO_OBSERVER,
+    )
+    return engine, metrics
+
+
+@dataclass
+class Serving:
+    """What answers the outside world: the gRPC server, the HTTP side port (unless off), and the
+    refresh of the queue gauges (when metrics are on)."""
+
+    grpc: RunningServer
+    http: SidePort | None
+    refresher: QueueRefresher | None
+
+    async def stop(self, grace: float) -> None:
+        if self.http is not None:
+            await self.http.stop()
+        if self.refresher is not None:
+            await self.refresher.close()
+        await self.grpc.stop(grace)
+
+
+async def start_serving(settings: ServeSettings, engine: WorkEngine, metrics: Metrics | None) -> Serving:
+    running = await start_server(
+        engine, settings.host, settings.port, security(settings), metrics.rpc if metrics else None
+    )
+    side_port = None
+    if settings.http_port:  # 0: off
+        authenticating = settings.admin_token is not None or bool(settings.tls_client_ca)
+        app = build_app(engine.operations, metrics, MetricsAccess(settings.metrics_token, authenticating))
+        try:
+            side_port = await start_side_port(app, settings.host, settings.http_port)
+        except SidePortBindError:
+            await running.stop(0)
+            raise
+    refresher = None
+    if metrics is not None:
+        refresher = QueueRefresher(engine.operations, metrics.queue, settings.metrics_refresh)
+        refresher.start()
+    return Serving(running, side_port, refresher)
+
+
+def check_ports(settings: ServeSettings) -> None:
+    check_port_free(settings.host, settings.port)
+    if settings.http_port:
+        check_port_free(settings.host, settings.http_port, " (HTTP)")
 
 
 def security(settings: ServeSettings) -> Security:
@@ -80,13 +143,8 @@ def _only_upgrades(record: logging.LogRecord) -> bool:
 
 
 def secrets(settings: ServeSettings) -> list[str | None]:
-    """What the logs mask wherever it occurs. (The metrics token is read by name: it is a setting
-    of the HTTP port, which may or may not be there.)"""
-    return [
-        settings.admin_token,
-        getattr(settings, "metrics_token", None),
-        *url_passwords(settings.database_url),
-    ]
+    """What the logs mask wherever it occurs (docs/operations.md#logs)."""
+    return [settings.admin_token, settings.metrics_token, *url_passwords(settings.database_url)]
 
 
 def serve(settings: ServeSettings) -> None:
@@ -94,11 +152,16 @@ def serve(settings: ServeSettings) -> None:
     logging.getLogger("alembic.runtime.migration").addFilter(_only_upgrades)
     settings.check()
     security(settings)  # unreadable certificate files fail here, before any database starts
-    if settings.database_url:
-        asyncio.run(run(settings, settings.database_url))
-        return
-    embedded = start_embedded(settings)
     try:
-        asyncio.run(run(settings, embedded.ensure_database()))
-    finally:
-        embedded.stop()  # here, not at exit: see EmbeddedPostgres.stop
+        check_ports(settings)  # taken ports too, before a migration or an embedded database
+        if settings.database_url:
+            asyncio.run(run(settings, settings.database_url))
+            return
+        embedded = start_embedded(settings)
+        try:
+            asyncio.run(run(settings, embedded.ensure_database()))
+        finally:
+            embedded.stop()  # here, not at exit: see EmbeddedPostgres.stop
+    except (BindError, SidePortBindError) as error:
+        print(f"workengine serve: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None

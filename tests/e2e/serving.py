@@ -21,7 +21,15 @@ class ServeProcess:
 
     def __init__(self, *args: str, env: dict[str, str]) -> None:
         self.process = subprocess.Popen(
-            [WORKENGINE, "serve", "--port", "0", *args],
+            # The HTTP side port is off unless a test asks for one: its default, 8081, is shared.
+            [
+                WORKENGINE,
+                "serve",
+                "--port",
+                "0",
+                *(() if "--http-port" in args else ("--http-port", "0")),
+                *args,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

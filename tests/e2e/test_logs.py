@@ -11,6 +11,8 @@ import json
 import secrets
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.e2e.serving import WORKENGINE, ServeProcess, clean_env
+from tests.integration.monitoring import free_port
 from tests.tools import system_tool
 from workengine.domain.access import new_token
 from workengine.v1 import work_engine_service_pb2 as pb
@@ -129,6 +132,7 @@ class SecretRun:
     served: ServeProcess
     log_format: str
     admin_token: str
+    metrics: str  # the /metrics URL
     hidden: list[str]  # what no line may hold
 
 
@@ -137,17 +141,31 @@ def secret_run(
     request: pytest.FixtureRequest, empty_database_url: str, tls_files: tuple[Path, Path]
 ) -> Iterator[SecretRun]:
     """serve with an admin token, a database password and TLS, in the format `request.param`."""
-    admin, password = secrets.token_urlsafe(24), f"pw-{secrets.token_hex(12)}"
+    admin, metrics_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    password, http_port = f"pw-{secrets.token_hex(12)}", free_port()
     certificate, key = tls_files
     served = ServeProcess(
         "--database-url", with_password(empty_database_url, password), "--log-format", request.param,
-        "--tls-cert", str(certificate), "--tls-key", str(key),
-        env=clean_env(WORKENGINE_ADMIN_TOKEN=admin),
+        "--tls-cert", str(certificate), "--tls-key", str(key), "--http-port", str(http_port),
+        env=clean_env(WORKENGINE_ADMIN_TOKEN=admin, WORKENGINE_METRICS_TOKEN=metrics_token),
     )  # fmt: skip
+    metrics = f"http://127.0.0.1:{http_port}/metrics"
     try:
-        yield SecretRun(served, request.param, admin, [admin, password, *key_lines(key)])
+        yield SecretRun(
+            served, request.param, admin, metrics, [admin, metrics_token, password, *key_lines(key)]
+        )
     finally:
         served.kill()
+
+
+def scrape(run: SecretRun) -> None:
+    """/metrics refused without the metrics token, served with it."""
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(run.metrics, timeout=10)
+    assert refused.value.code == 401
+    with_token = urllib.request.Request(run.metrics, headers={"Authorization": f"Bearer {run.hidden[1]}"})
+    with urllib.request.urlopen(with_token, timeout=10) as response:
+        assert response.status == 200
 
 
 @pytest.mark.parametrize("secret_run", FORMATS, indirect=True)
@@ -159,6 +177,7 @@ def test_a_run_logs_no_secret_and_records_of_calls_name_their_method_and_peer(
     credentials = grpc.ssl_channel_credentials(root_certificates=tls_files[0].read_bytes())
     with grpc.secure_channel(f"localhost:{port}", credentials) as channel:
         secret_run.hidden += use_tokens(Stub(channel), secret_run.admin_token)
+    scrape(secret_run)
     drop_connections(empty_database_url)
     wait_for(served, "event listener reconnected")
     assert served.terminate() == 0, "".join(served.lines)
@@ -179,9 +198,8 @@ def test_a_run_logs_no_secret_and_records_of_calls_name_their_method_and_peer(
     assert all(record["peer"].startswith("ipv4:127.0.0.1:") for record in calls)
     assert all("method" not in record for record in records if record not in calls)
     serve_lines = [record["message"] for record in records if record["logger"] == "workengine.serve"]
-    assert (
-        serve_lines[0].startswith("workengine listening on 127.0.0.1:") and serve_lines[-1] == "shutting down"
-    )
+    assert serve_lines[0].startswith("workengine listening on 127.0.0.1:")
+    assert serve_lines[1:] == [f"metrics: {secret_run.metrics} (and /healthz, /readyz)", "shutting down"]
 
 
 @pytest.mark.parametrize("log_format", FORMATS)

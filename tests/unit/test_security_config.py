@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from workengine.config import ConfigError, ServeSettings, is_loopback, parse_size, read_secret
+from workengine.addresses import is_loopback
+from workengine.config import ConfigError, ServeSettings, parse_size, read_secret
 
 BASE = ServeSettings(
     host="127.0.0.1",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from dataclasses import dataclass, field
 
 import grpc
@@ -10,9 +12,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from workengine.api.call_context import CallContext
 from workengine.api.decoding import add_work_engine_service
 from workengine.api.guard import DEFAULT_MAX_STREAMS_PER_CLIENT, Guard
+from workengine.api.metrics_interceptor import MetricsInterceptor
 from workengine.api.reflection import add_reflection
 from workengine.api.servicer import WorkEngineServicer
 from workengine.engine import WorkEngine
+from workengine.telemetry.metrics import RpcMetrics
 from workengine.v1 import work_engine_service_pb2
 
 SERVICE_NAME = work_engine_service_pb2.DESCRIPTOR.services_by_name["WorkEngineService"].full_name
@@ -24,6 +28,30 @@ DEFAULT_SHUTDOWN_GRACE = 5.0
 
 class BindError(RuntimeError):
     pass
+
+
+def listen_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def check_port_free(host: str, port: int, what: str = "") -> None:
+    """BindError, in one line, when the port is taken: grpcio would also log its own error line
+    from the C core. (A race with another process remains; the bind itself then refuses.)"""
+    if port == 0:
+        return
+    address = listen_address(host, port) + what
+    try:
+        with socket.create_server((host.strip("[]"), port), family=_family(host)):
+            pass
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise BindError(f"cannot listen on {address}: the port is in use") from None
+        if error.errno == errno.EADDRNOTAVAIL:
+            raise BindError(f"cannot listen on {address}: no such address on this machine") from None
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 @dataclass(frozen=True)
@@ -72,8 +100,13 @@ class RunningServer:
 
 
 async def start_server(
-    engine: WorkEngine, host: str = "127.0.0.1", port: int = DEFAULT_PORT, security: Security | None = None
+    engine: WorkEngine,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    security: Security | None = None,
+    metrics: RpcMetrics | None = None,
 ) -> RunningServer:
+    """With `metrics`, every call is counted (outermost, so the guard's refusals count too)."""
     security = security or Security()
     guard = Guard(
         engine,
@@ -82,7 +115,8 @@ async def start_server(
         max_streams_per_client=security.max_streams_per_client,
     )
     server = grpc.aio.server(
-        interceptors=[CallContext(), guard],  # CallContext first: the guard's log records name the call
+        # CallContext first: the other interceptors' log records name the call.
+        interceptors=[CallContext(), *([MetricsInterceptor(metrics)] if metrics is not None else []), guard],
         options=[
             # grpcio enables SO_REUSEPORT by default: a second server would silently share the port.
             ("grpc.so_reuseport", 0),
@@ -98,7 +132,8 @@ async def start_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     # Reflection answers with the commented descriptors, so `grpcurl describe` shows the docs.
     add_reflection((SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    address = listen_address(host, port)
+    check_port_free(host, port)
     try:
         if security.tls is None:
             bound = server.add_insecure_port(address)

@@ -18,6 +18,8 @@ DEFAULT_LEASE = timedelta(minutes=5)
 MIN_RETRY_AFTER = timedelta(seconds=1)
 MAX_RETRY_AFTER = timedelta(days=30)
 LEASE_EXPIRED_REASON = "lease expired"
+# The message of the UNBLOCKED event of a BLOCKED task whose retry time came.
+RETRY_TIME_REACHED = "retry time reached"
 
 
 class Refusal(enum.StrEnum):

@@ -185,6 +185,15 @@ class DependencyState:
 
 
 @dataclass(frozen=True)
+class QueueState:
+    """The unfinished tasks per status, cluster-wide, and how long the oldest ready (TODO) task
+    has waited since it became ready (None: none is ready)."""
+
+    counts: dict[TaskStatus, int]
+    oldest_ready_age: timedelta | None
+
+
+@dataclass(frozen=True)
 class TaskContext:
     task: Task
     orchestrator: Orchestrator
@@ -202,6 +211,11 @@ class TaskEvent:
     progress: int = 0
     message: str = ""
     metadata: JsonObject = field(default_factory=dict)
+    # Known only to the process whose statement recorded the event (not stored, not replayed),
+    # for its metrics: a STARTED event's time from ready (TODO) to started, and a finishing
+    # event's time since its attempt started.
+    queued_for: timedelta | None = None
+    ran_for: timedelta | None = None
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from workengine.domain.errors import Unavailable
 from workengine.domain.model import TaskEvent
 from workengine.engine import background
 from workengine.engine.events import EventHub, Subscription, WatchTarget
+from workengine.engine.observer import NO_OBSERVER, Observer
 from workengine.store.database import Database
 from workengine.store.listener import CHANNEL, Listener
 
@@ -55,9 +56,16 @@ class FeedSettings:
 
 
 class EventFeed:
-    def __init__(self, db: Database, hub: EventHub, settings: FeedSettings | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        hub: EventHub,
+        settings: FeedSettings | None = None,
+        observer: Observer = NO_OBSERVER,
+    ) -> None:
         self._db = db
         self._hub = hub
+        self._observer = observer
         self.settings = settings or FeedSettings()
         self._position: int | None = None  # None: not tailing (nobody subscribed)
         self._lock = asyncio.Lock()
@@ -132,6 +140,7 @@ class EventFeed:
         """Called after a transaction that recorded `events` has committed."""
         if not events:
             return
+        self._observer.committed(events)
         self.start()
         self._notify_position = max(self._notify_position, max(e.cursor for e in events))
         self._notify_wanted.set()
@@ -197,6 +206,7 @@ class EventFeed:
                     return False
                 if page.last_position is not None:
                     self._hub.publish(page.events)
+                    self._observer.delivered(page.events)
                     position = self._position = self._hub.position = page.last_position
                 if page.size < self.settings.page_size:
                     return page.head > position

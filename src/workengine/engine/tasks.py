@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, replace
+from datetime import timedelta
 
 from workengine.domain import attempts, transitions, validation
 from workengine.domain.errors import AlreadyExists, FailedPrecondition, InvalidArgument, not_found
@@ -111,11 +112,15 @@ class Tasks:
         validation.require_id("task_id", task_id)
         validation.text("reason", reason, validation.MAX_MESSAGE)
         async with self._deps.db.transaction() as session:
-            task = await session.tasks.cancel(task_id, reason, transitions.cancellable_statuses())
-            if task is None:
+            cancelled = await session.tasks.cancel(task_id, reason, transitions.cancellable_statuses())
+            if cancelled is None:
                 current = await require_task(session, task_id)
                 raise FailedPrecondition(f"task {task_id} is {current.status.value}; it cannot be cancelled")
-            events: list[TaskEvent] = [await session.events.record(EventKind.CANCELLED, task, message=reason)]
+            task = cancelled.task
+            event = await session.events.record(EventKind.CANCELLED, task, message=reason)
+            if cancelled.was_running and task.started_at is not None:
+                event = replace(event, ran_for=max(event.occurred_at - task.started_at, timedelta(0)))
+            events: list[TaskEvent] = [event]
             unblocked = await session.tasks.release_dependents(task_id)
         self._deps.feed.committed(events + unblocked)
         return task, [e.task.id for e in unblocked]

@@ -13,6 +13,8 @@ from workengine.engine.events import EventHub
 from workengine.engine.execution import ExecutionFlow
 from workengine.engine.feed import EventFeed, FeedSettings
 from workengine.engine.maintenance import Deadlines, MaintenanceSettings
+from workengine.engine.observer import NO_OBSERVER, Observer
+from workengine.engine.operations import Operations
 from workengine.engine.orchestrators import Orchestrators
 from workengine.engine.stats import FOLD_INTERVAL, Statistics
 from workengine.engine.tasks import Tasks
@@ -29,11 +31,12 @@ class WorkEngine:
         maintenance_settings: MaintenanceSettings | None = None,
         default_lease: timedelta = DEFAULT_LEASE,
         clock: Callable[[], datetime] = utc_now,
+        observer: Observer = NO_OBSERVER,
     ) -> None:
         self.db = db
         settings = feed_settings or FeedSettings()
         self.hub = EventHub(settings.subscriber_buffer)
-        self.feed = EventFeed(db, self.hub, settings)
+        self.feed = EventFeed(db, self.hub, settings, observer)
         deps = Deps(db=db, feed=self.feed, clock=clock, default_lease=default_lease)
         self.orchestrators = Orchestrators(deps)
         self.tasks = Tasks(deps)
@@ -41,6 +44,7 @@ class WorkEngine:
         self.stats = Statistics(deps)
         self.watcher = Watcher(deps)
         self.access = Access(deps)
+        self.operations = Operations(db)
         maintenance = maintenance_settings or MaintenanceSettings()
         self.deadlines = Deadlines(db, self.feed, maintenance.batch)
         self.maintenance = MaintenanceRunner(

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from workengine.domain.attempts import LEASE_EXPIRED_REASON
+from workengine.domain.attempts import LEASE_EXPIRED_REASON, RETRY_TIME_REACHED
 from workengine.domain.model import (
     AttemptOutcome,
     EventKind,
@@ -167,7 +167,7 @@ class AttemptStore:
 
     async def release_due_retries(self, batch: int) -> list[TaskEvent]:
         """Returns up to `batch` BLOCKED tasks whose retry time came to TODO; their events."""
-        return await self._move("release_due_retries", batch, EventKind.UNBLOCKED, "retry time reached")
+        return await self._move("release_due_retries", batch, EventKind.UNBLOCKED, RETRY_TIME_REACHED)
 
     async def _move(self, name: str, batch: int, kind: EventKind, message: str) -> list[TaskEvent]:
         found = await self._run.rows(name, batch=batch, **self._run.moves_params(kind, message))

@@ -90,15 +90,21 @@ class Pool:
         self._slots = asyncio.Semaphore(size)
         self._idle: deque[Connection] = deque()
         self._closed = False
+        self.size = size
         self.checked_out = 0
+        self.waiting = 0  # callers queued for a connection, all `size` being checked out
 
     async def acquire(self) -> Connection:
         if self._closed:
             raise Unavailable("database pool closed: the server is stopping")
         try:
             if self._slots.locked():
-                async with asyncio.timeout(self._timeout):
-                    await self._slots.acquire()
+                self.waiting += 1
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        await self._slots.acquire()
+                finally:
+                    self.waiting -= 1
             else:
                 await self._slots.acquire()
         except TimeoutError:

@@ -6,6 +6,7 @@ from importlib import resources
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, exc, text
 
 from workengine.domain.errors import Unavailable
@@ -34,3 +35,10 @@ def migrate(url: str, revision: str = "head") -> None:
         raise Unavailable(f"cannot reach the database: {error.orig}") from error
     finally:
         engine.dispose()
+
+
+def head_revision() -> str:
+    """The newest migration this code knows: the schema it expects."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "no migrations found"
+    return head

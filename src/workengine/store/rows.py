@@ -48,6 +48,13 @@ class Claim(NamedTuple):
     related: list[Task]
 
 
+class Cancelled(NamedTuple):
+    """A cancelled task, and whether an attempt was running when it was cancelled."""
+
+    task: Task
+    was_running: bool
+
+
 class Completed(NamedTuple):
     """A completed task with its event, and the UNBLOCKED events of the dependents it released."""
 
@@ -197,18 +204,29 @@ def to_dependency_state(row: Row) -> DependencyState:
     return DependencyState(row["id"], row["title"], TaskStatus(row["status"]))
 
 
+# The events that end a running attempt (a cancellation only sometimes: see ran_for).
+ATTEMPT_ENDING = frozenset({EventKind.COMPLETED, EventKind.FAILED, EventKind.BLOCKED})
+
+
+def _since(start: datetime | None, end: datetime) -> timedelta | None:
+    return max(end - start, timedelta(0)) if start is not None else None
+
+
 def to_changed(row: Row, kind: EventKind, message: str = "", metadata: JsonObject | None = None) -> Changed:
     """A row of a statement that changed one task and recorded its event (changed_event)."""
     task = to_task(row)
+    occurred_at: datetime = row["event_time"]
     event = TaskEvent(
         cursor=row["event_position"],
         kind=kind,
-        occurred_at=row["event_time"],
+        occurred_at=occurred_at,
         task=task,
         attempt=task.attempt,
         progress=task.progress if kind is EventKind.PROGRESS else 0,
         message=message,
         metadata=metadata or {},
+        queued_for=_since(row.get("ready_since"), occurred_at) if kind is EventKind.STARTED else None,
+        ran_for=_since(task.started_at, occurred_at) if kind in ATTEMPT_ENDING else None,
     )
     return Changed(task, event)
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from workengine.store.attempts import AttemptStore
 from workengine.store.events import EventStore
+from workengine.store.operations import OperationsStore
 from workengine.store.orchestrators import OrchestratorStore
 from workengine.store.runner import Runner
 from workengine.store.statistics import StatisticsStore
@@ -24,3 +25,4 @@ class Session:
         self.events = EventStore(runner)
         self.orchestrators = OrchestratorStore(runner)
         self.statistics = StatisticsStore(runner)
+        self.operations = OperationsStore(runner)

@@ -148,12 +148,16 @@ class TaskStore:
         row = await self._run.row("retry_task", id=task_id, max_attempts=max_attempts)
         return rows.to_task(row) if row else None
 
-    async def cancel(self, task_id: str, reason: str, from_statuses: Sequence[TaskStatus]) -> Task | None:
+    async def cancel(
+        self, task_id: str, reason: str, from_statuses: Sequence[TaskStatus]
+    ) -> rows.Cancelled | None:
         """CANCELLED, from one of `from_statuses`; None when the task was in none of them."""
         row = await self._run.row(
             "cancel_task", id=task_id, reason=reason, from_statuses=[s.value for s in from_statuses]
         )
-        return rows.to_task(row) if row else None
+        if not row:
+            return None
+        return rows.Cancelled(rows.to_task(row), row["previous_status"] == TaskStatus.IN_PROGRESS.value)
 
     async def release_dependents(self, task_id: str) -> list[TaskEvent]:
         """Counts one more met dependency for each dependent; returns UNBLOCKED events. Call it

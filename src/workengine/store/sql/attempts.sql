@@ -3,9 +3,10 @@
 -- move tasks on time (expired leases, due retries).
 
 -- include: start_winner
--- The CTE `changed`: the task of the CTE `winner` (one row: id, score), started under a new
--- attempt holding a fresh lease of the requested length, else the task's own, else the
--- server's default.
+-- The CTE `changed`: the task of the CTE `winner` (one row: id, score, ready_since), started
+-- under a new attempt holding a fresh lease of the requested length, else the task's own, else
+-- the server's default. `ready_since` is the TODO row's last change (its creation, release or
+-- return to TODO), reported for the queue-wait metric.
 changed AS (
     UPDATE tasks t
     SET status = 'IN_PROGRESS', attempt = t.attempt + 1, started_at = now(), updated_at = now(),
@@ -16,7 +17,7 @@ changed AS (
             secs => COALESCE(CAST(:lease_seconds AS integer), t.lease_seconds, :default_lease_seconds))
     FROM winner
     WHERE t.id = winner.id
-    RETURNING t.*, winner.score
+    RETURNING t.*, winner.score, winner.ready_since
 )
 
 -- include: record_attempt
@@ -35,10 +36,10 @@ history AS (
 WITH ranked AS MATERIALIZED (
     {{ranked_segments}}
 ), winner AS MATERIALIZED (
-    SELECT picked.id, segment.score
+    SELECT picked.id, segment.score, picked.updated_at AS ready_since
     FROM ranked AS segment
     CROSS JOIN LATERAL (
-        SELECT t.id FROM tasks t
+        SELECT t.id, t.updated_at FROM tasks t
         WHERE {{ready_in_segment}}
         ORDER BY t.due_key, t.created_at, t.id
         LIMIT 1
@@ -47,7 +48,8 @@ WITH ranked AS MATERIALIZED (
     LIMIT 1
 ), {{start_winner}}, {{record_attempt}}, {{changed_event}},
 related AS (
-    SELECT t.*, CAST(NULL AS integer) AS score, row_number() OVER (ORDER BY t.created_at DESC, t.id DESC) AS ordinal
+    SELECT t.*, CAST(NULL AS integer) AS score, CAST(NULL AS timestamptz) AS ready_since,
+           row_number() OVER (ORDER BY t.created_at DESC, t.id DESC) AS ordinal
     FROM changed CROSS JOIN LATERAL ({{related_of_changed}}) AS t
 )
 -- The context's related tasks (as of the statement's start) come back in the same round trip:
@@ -60,7 +62,8 @@ ORDER BY ordinal NULLS LAST;
 -- name: start_task
 -- TODO -> IN_PROGRESS for one given task (ExecuteTask), as a claim starts one.
 WITH winner AS MATERIALIZED (
-    SELECT id, CAST(NULL AS integer) AS score FROM tasks WHERE id = :id AND status = 'TODO' FOR NO KEY UPDATE
+    SELECT id, CAST(NULL AS integer) AS score, updated_at AS ready_since
+    FROM tasks WHERE id = :id AND status = 'TODO' FOR NO KEY UPDATE
 ), {{start_winner}}, {{record_attempt}}, {{changed_event}}
 SELECT changed.*, event.event_position, event.event_time FROM changed, event;
 
