@@ -17,6 +17,10 @@ harness (`python -m bench.reliability`) checks against the server's attempt hist
 
 When WORKENGINE_TOKEN is set, every call carries it as `authorization: Bearer <token>` (a
 server with authentication on needs it: the orchestrator's token, or the admin's).
+
+With `workengine[otel]` installed and OTEL_EXPORTER_OTLP_ENDPOINT set, it traces: each task's
+work is a span in the trace of the call that created the task (`task_span`), and its progress
+reports and completion carry that trace to the server.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ from workengine.client import (
     WorkEngineClient,
     WorkEngineError,
 )
+from workengine.client.tracing import task_span
+from workengine.tracing import configure_tracing
 from workengine.v1 import task_pb2
 
 T = TypeVar("T")
@@ -180,13 +186,16 @@ def run(client: WorkEngineClient, args: argparse.Namespace, log: IO[str] | None)
                 task.lease_expire_time.ToDatetime() - task.start_time.ToDatetime()
             ).total_seconds()
             try:
-                with Heartbeat(client, task.id, attempt, lease_seconds) as heartbeat:
-                    persist(client.update_task_progress, task.id, attempt, 50, f"{args.name} is halfway")
-                    result = do_the_work(task, args.work_seconds, heartbeat.lost)
-                if result is None:
-                    raise Lost(heartbeat.reason)
-                output = {"by": "python", "daemon": args.name, **result}
-                persist(client.complete_task, task.id, attempt, output=output)
+                # A span in the creator's trace (a no-op unless this process traces); the calls
+                # inside carry it.
+                with task_span(claimed.context):
+                    with Heartbeat(client, task.id, attempt, lease_seconds) as heartbeat:
+                        persist(client.update_task_progress, task.id, attempt, 50, f"{args.name} is halfway")
+                        result = do_the_work(task, args.work_seconds, heartbeat.lost)
+                    if result is None:
+                        raise Lost(heartbeat.reason)
+                    output = {"by": "python", "daemon": args.name, **result}
+                    persist(client.complete_task, task.id, attempt, output=output)
             except Lost as lost:
                 # Cancelled, lease lost or handed to a newer attempt while we worked: drop it.
                 print(f"{args.name}: gave up {task.id}: {lost.reason}", file=sys.stderr, flush=True)
@@ -213,6 +222,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log", help="append a JSON line per claim, completion and give-up to this file")
     parser.add_argument("--exit-when-idle", action="store_true")
     args = parser.parse_args(argv)
+    tracing = configure_tracing("workengine-daemon")  # None unless OTEL_* variables ask for traces
+    try:
+        return serve_tasks(args)
+    finally:
+        if tracing is not None:
+            tracing.shutdown()  # exports the spans still buffered
+
+
+def serve_tasks(args: argparse.Namespace) -> int:
     with WorkEngineClient(args.target, token=os.environ.get("WORKENGINE_TOKEN") or None) as client:
         log = open(args.log, "a", encoding="utf-8") if args.log else None  # noqa: SIM115
         try:

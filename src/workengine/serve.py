@@ -6,7 +6,9 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from workengine.api.server import BindError, RunningServer, Security, TlsFiles, check_port_free, start_server
 from workengine.config import ServeSettings, read_pem
@@ -19,6 +21,7 @@ from workengine.store.database import Database
 from workengine.store.embedded import EmbeddedPostgres, check_data_dir
 from workengine.store.migrate import migrate
 from workengine.telemetry.metrics import Metrics, QueueRefresher
+from workengine.tracing import configure_tracing
 from workengine.web.side_port import MetricsAccess, SidePort, SidePortBindError, build_app, start_side_port
 
 log = logging.getLogger("workengine")
@@ -46,8 +49,11 @@ async def run(settings: ServeSettings, database_url: str) -> None:
     if settings.migrate:
         await asyncio.to_thread(migrate, database_url)
     engine, metrics = build_engine(settings, database_url)
+    tracing = configure_tracing()  # None unless OTEL_* variables ask for traces
     try:
-        serving = await start_serving(settings, engine, metrics)
+        serving = await start_serving(
+            settings, engine, metrics, tracing.instrument_server() if tracing else ()
+        )
     except (BindError, SidePortBindError):
         await engine.close()
         raise
@@ -55,12 +61,16 @@ async def run(settings: ServeSettings, database_url: str) -> None:
     if serving.http is not None:
         url = serving.http.url
         announce(f"metrics: {url}/metrics (and /healthz, /readyz)" if metrics else f"health: {url}/healthz")
+    if tracing:
+        announce("tracing on: exporting spans as the OTEL_* environment variables say")
     if settings.admin_token is None:
         announce("authentication is off (no admin token configured)")
     await stop.wait()
     announce("shutting down")
     await serving.stop(settings.grace_seconds)
     await engine.close()
+    if tracing:
+        await asyncio.to_thread(tracing.shutdown)  # exports what is still buffered
 
 
 def build_engine(settings: ServeSettings, database_url: str) -> tuple[WorkEngine, Metrics | None]:
@@ -96,9 +106,17 @@ class Serving:
         await self.grpc.stop(grace)
 
 
-async def start_serving(settings: ServeSettings, engine: WorkEngine, metrics: Metrics | None) -> Serving:
+async def start_serving(
+    settings: ServeSettings, engine: WorkEngine, metrics: Metrics | None, interceptors: Sequence[Any] = ()
+) -> Serving:
+    """`interceptors`: tracing's, when on."""
     running = await start_server(
-        engine, settings.host, settings.port, security(settings), metrics.rpc if metrics else None
+        engine,
+        settings.host,
+        settings.port,
+        security(settings),
+        metrics.rpc if metrics else None,
+        interceptors,
     )
     side_port = None
     if settings.http_port:  # 0: off

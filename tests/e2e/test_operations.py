@@ -110,3 +110,40 @@ def test_an_http_port_in_use_is_one_line_and_exit_code_2(empty_database_url: str
     assert result.stderr.endswith(said), result.stderr
     assert result.stderr == said
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def serve_with_metrics(database_url: str, http_port: int) -> ServeProcess:
+    return ServeProcess("--database-url", database_url, "--http-port", str(http_port), env=clean_env())
+
+
+def counted(port: int, name: str, **labels: str) -> float:
+    return value(parse(scrape(f"http://127.0.0.1:{port}/metrics")), name, **labels)
+
+
+async def test_two_serve_processes_on_one_database_each_count_their_own(empty_database_url: str) -> None:
+    ports = [free_port(), free_port()]
+    first = serve_with_metrics(empty_database_url, ports[0])
+    try:
+        first_target = first.wait_listening()  # migrated; the second starts on the same schema
+        second = serve_with_metrics(empty_database_url, ports[1])
+        try:
+            second_target = second.wait_listening()
+            await call(first_target, "RegisterOrchestrator", {"orchestratorId": "ada", "displayName": "Ada"})
+            for target, count in ((first_target, 3), (second_target, 2)):
+                for number in range(count):
+                    task = {"orchestratorId": "ada", "workspaceId": "ws", "title": f"t{number}"}
+                    await call(target, "CreateTask", task)
+            claimed = await call(second_target, "ClaimNextTask", {"orchestratorId": "ada"})
+            task_id = claimed["context"]["task"]["id"]
+            done = {"taskId": task_id, "attempt": 1, "status": "COMPLETION_STATUS_COMPLETED"}
+            await call(first_target, "CompleteTask", done)
+            assert [counted(port, "workengine_tasks_created_total") for port in ports] == [3, 2]
+            assert [counted(port, "workengine_tasks_started_total") for port in ports] == [0, 1]
+            finished = [
+                counted(port, "workengine_tasks_finished_total", outcome="completed") for port in ports
+            ]
+            assert finished == [1, 0]  # counted where the completion committed
+        finally:
+            second.kill()
+    finally:
+        first.kill()

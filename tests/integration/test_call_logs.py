@@ -1,8 +1,9 @@
 """Log records emitted while a call is served name it, for unary and streaming calls alike:
 CallContext (api/call_context.py) records the method and peer inside the call's own behaviour,
 so records of the guard, the servicer's error mapping and the engine carry them, also after a
-stream resumes from a yield and while other calls run. A real aio server on a socket with the
-real interceptor chain; the records go through serve's JSON handler."""
+stream resumes from a yield and while other calls run; under tracing they carry the trace id.
+A real aio server on a socket with the real interceptor chain; the records go through serve's
+JSON handler."""
 
 from __future__ import annotations
 
@@ -17,11 +18,15 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from workengine.api.server import RunningServer, Security, start_server
 from workengine.domain.model import Bookmark
 from workengine.engine import WorkEngine
 from workengine.logs import Redactor, log_handler
+from workengine.tracing import Tracing
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
 
@@ -145,3 +150,39 @@ async def test_the_health_watch_that_writes_with_context_write_still_streams(
         first = await asyncio.wait_for(watch.read(), timeout=10)
         watch.cancel()
     assert first.status == health_pb2.HealthCheckResponse.SERVING
+
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+
+
+async def test_under_tracing_records_of_a_call_carry_its_trace_id(
+    engine: WorkEngine, json_lines: io.StringIO
+) -> None:
+    """With the OpenTelemetry instrumentation serve uses (spans in memory), the call's span is
+    in the caller's trace: records of a refused unary and a refused streaming call name it."""
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    tracing = Tracing(provider)
+    running = await start_server(
+        engine, "127.0.0.1", 0, Security(admin_token=ADMIN_TOKEN), interceptors=tracing.instrument_server()
+    )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = pb_grpc.WorkEngineServiceStub(channel)
+            traced = (("authorization", "Bearer wrong"), ("traceparent", TRACEPARENT))
+            with pytest.raises(grpc.aio.AioRpcError):
+                await stub.GetOrchestrator(pb.GetOrchestratorRequest(orchestrator_id="ada"), metadata=traced)
+            with pytest.raises(grpc.aio.AioRpcError):
+                async for _ in stub.WatchTaskProgress(
+                    pb.WatchTaskProgressRequest(task_id="t-1"), metadata=traced
+                ):
+                    pass
+    finally:
+        await running.stop(0)
+        tracing.shutdown()
+    refusals = [record for record in records(json_lines) if record["message"].startswith("call refused")]
+    assert [(r["method"].rsplit("/", 1)[1], r.get("trace_id")) for r in refusals] == [
+        ("GetOrchestrator", TRACE_ID),
+        ("WatchTaskProgress", TRACE_ID),
+    ]

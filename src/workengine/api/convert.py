@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -35,6 +36,7 @@ from workengine.domain.model import (
     TaskResult,
     TaskStatus,
 )
+from workengine.domain.trace_context import TraceContext, from_headers
 from workengine.v1 import orchestrator_pb2, task_pb2
 from workengine.v1 import work_engine_service_pb2 as service_pb2
 
@@ -298,7 +300,21 @@ def context_out(context: TaskContext) -> task_pb2.TaskContext:
     )
     # extend(), not the constructor: the constructor copies each of the ~20 messages once more.
     message.related_tasks.extend([task_out(t) for t in context.related_tasks])
+    trace = context.task.trace_context
+    if trace is not None:
+        message.trace_context.traceparent = trace.traceparent
+        message.trace_context.tracestate = trace.tracestate
     return message
+
+
+def trace_context_in(metadata: Iterable[tuple[str, str | bytes]] | None) -> TraceContext | None:
+    """The W3C trace context a call's metadata carries (where W3C propagation over gRPC puts
+    it), whether or not this server traces; None when there is no valid one."""
+    found: dict[str, list[str]] = {"traceparent": [], "tracestate": []}
+    for key, value in metadata or ():
+        if key in found and isinstance(value, str):
+            found[key].append(value)
+    return from_headers(found["traceparent"], found["tracestate"])
 
 
 def event_out(event: TaskEvent) -> task_pb2.TaskEvent:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import grpc
@@ -105,8 +106,10 @@ async def start_server(
     port: int = DEFAULT_PORT,
     security: Security | None = None,
     metrics: RpcMetrics | None = None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> RunningServer:
-    """With `metrics`, every call is counted (outermost, so the guard's refusals count too)."""
+    """With `metrics`, every call is counted (outermost, so the guard's refusals count too).
+    `interceptors` come next, before the guard (tracing's: its spans show refusals too)."""
     security = security or Security()
     guard = Guard(
         engine,
@@ -116,7 +119,12 @@ async def start_server(
     )
     server = grpc.aio.server(
         # CallContext first: the other interceptors' log records name the call.
-        interceptors=[CallContext(), *([MetricsInterceptor(metrics)] if metrics is not None else []), guard],
+        interceptors=[
+            CallContext(),
+            *([MetricsInterceptor(metrics)] if metrics is not None else []),
+            *interceptors,
+            guard,
+        ],
         options=[
             # grpcio enables SO_REUSEPORT by default: a second server would silently share the port.
             ("grpc.so_reuseport", 0),

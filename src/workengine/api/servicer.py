@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from workengine import tracing
 from workengine.api import authorization, convert
 from workengine.api.errors import streaming, unary
 from workengine.api.watch_responses import EventResponses
@@ -61,6 +62,7 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
         )
         if claimed is None:
             return pb.ClaimNextTaskResponse()
+        tracing.task_started(claimed.context.task)
         return pb.ClaimNextTaskResponse(
             context=convert.context_out(claimed.context),
             attempt=claimed.context.task.attempt,
@@ -79,6 +81,8 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
         execution = await self._engine.execution.execute(
             request.orchestrator_id, request.task_id, start_options(request, context)
         )
+        if execution.started:
+            tracing.task_started(execution.context.task)
         return pb.ExecuteTaskResponse(
             outcome=pb.EXECUTE_OUTCOME_STARTED if execution.started else pb.EXECUTE_OUTCOME_BLOCKED,
             context=convert.context_out(execution.context),
@@ -225,7 +229,8 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
 
     @unary
     async def CreateTask(self, request: pb.CreateTaskRequest, context: Context) -> pb.CreateTaskResponse:
-        task = await self._engine.tasks.create(convert.new_task_in(request))
+        trace_context = convert.trace_context_in(context.invocation_metadata())
+        task = await self._engine.tasks.create(convert.new_task_in(request), trace_context)
         return pb.CreateTaskResponse(task=convert.task_out(task))
 
     @unary

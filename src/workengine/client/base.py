@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 
 from workengine.client.retry import Metadata, MetadataProvider, RetryPolicy
+from workengine.client.tracing import propagation_metadata
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
 
 DEFAULT_TARGET = "localhost:50051"
@@ -51,11 +52,13 @@ class ClientBase:
         raise NotImplementedError
 
     def call_metadata(self, method: str) -> Metadata | None:
-        """The bearer token, if any, and what the metadata hook returns for `method` (asked
-        again before every attempt)."""
-        if self._metadata is None:
-            return self._authorization or None
-        return (*self._authorization, *self._metadata(method))
+        """The bearer token, if any, the current trace context when the program traces
+        (client/tracing.py), and what the metadata hook returns for `method` (asked again
+        before every attempt; a traceparent it returns replaces the current one)."""
+        hooked = self._metadata(method) if self._metadata is not None else ()
+        if any(key == "traceparent" for key, _ in hooked):
+            return (*self._authorization, *hooked)
+        return (*self._authorization, *propagation_metadata(), *hooked) or None
 
     def deadline(self, timeout: float | None, wait: timedelta | None = None) -> float | None:
         """Seconds for one attempt: the call's own timeout or the client's, plus a long poll's wait."""

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from workengine.domain.trace_context import TraceContext
+
 T = TypeVar("T")
 
 JsonObject = dict[str, Any]
@@ -145,6 +147,8 @@ class Task(NewTask):
     lease_expiry_count: int = 0
     failure_count: int = 0
     retry_at: datetime | None = None
+    # The W3C trace context of the call that created it; None when that call sent none.
+    trace_context: TraceContext | None = None
 
 
 @dataclass(frozen=True)

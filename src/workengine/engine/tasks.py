@@ -19,6 +19,7 @@ from workengine.domain.model import (
     TaskFilter,
     TaskStatus,
 )
+from workengine.domain.trace_context import TraceContext
 from workengine.engine import paging
 from workengine.engine.base import Deps, require_orchestrator, require_task
 from workengine.engine.retry import retry_on_conflict
@@ -36,9 +37,11 @@ class Tasks:
         self._deps = deps
 
     @retry_on_conflict
-    async def create(self, new: NewTask) -> Task:
+    async def create(self, new: NewTask, trace_context: TraceContext | None = None) -> Task:
         """With an idempotency key, the same request again returns the task the first one
-        created; a different request with that key is refused."""
+        created; a different request with that key is refused. `trace_context` (the caller's)
+        is stored with the task but is no part of the request: a retry from another trace is
+        the same request, and gets the task with the first call's trace context."""
         fingerprint = request_fingerprint(new)  # before an id is generated: a retry has none either
         if not new.id:
             new = replace(new, id=validation.new_id())
@@ -51,7 +54,7 @@ class Tasks:
                 raise not_found("depends_on", "task", missing[0])
             unmet = sum(1 for s in statuses.values() if s not in transitions.DEPENDENCY_MET)
             status = TaskStatus.BLOCKED if unmet else TaskStatus.TODO
-            task = await session.tasks.insert(new, status, unmet, fingerprint)
+            task = await session.tasks.insert(new, status, unmet, fingerprint, trace_context)
             if task is None:
                 return await self._created_before(session, new, fingerprint)
             event = await session.events.record(EventKind.CREATED, task)

@@ -29,6 +29,7 @@ from workengine.domain.model import (
     TaskStatus,
 )
 from workengine.domain.statistics import RollupCount
+from workengine.domain.trace_context import TraceContext
 
 Row = Mapping[str, Any]  # a psycopg dict row
 
@@ -127,6 +128,7 @@ def to_task(row: Row) -> Task:
         lease_expiry_count=row["lease_expiry_count"],
         failure_count=row["failure_count"],
         retry_at=row["retry_at"],
+        trace_context=TraceContext.from_json(row["trace_context"]),
     )
 
 

@@ -21,6 +21,7 @@ from workengine.domain.model import (
     TaskStatus,
 )
 from workengine.domain.scoring import PRIORITY_WEIGHT, Segment
+from workengine.domain.trace_context import TraceContext
 from workengine.store import rows
 from workengine.store.runner import BEGINNING, Runner, array_text, json_text
 
@@ -51,7 +52,12 @@ class TaskStore:
         return {r["id"]: TaskStatus(r["status"]) for r in found}
 
     async def insert(
-        self, new: NewTask, status: TaskStatus, unmet_dependencies: int, request_fingerprint: str
+        self,
+        new: NewTask,
+        status: TaskStatus,
+        unmet_dependencies: int,
+        request_fingerprint: str,
+        trace_context: TraceContext | None = None,
     ) -> Task | None:
         """Inserts the task and its dependency edges; None when the id, or the orchestrator's
         idempotency key, is taken."""
@@ -74,6 +80,7 @@ class TaskStore:
             lease_seconds=whole_seconds(new.lease) if new.lease is not None else None,
             idempotency_key=new.idempotency_key or None,
             request_fingerprint=request_fingerprint,
+            trace_context=json_text(trace_context.as_json()) if trace_context is not None else None,
         )
         if row is None:
             return None

@@ -212,20 +212,30 @@ class DependencyState(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., title: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., met: _Optional[bool] = ...) -> None: ...
 
 class TaskContext(_message.Message):
-    __slots__ = ("task", "orchestrator", "dependencies", "related_tasks", "workspace_id", "channel_id")
+    __slots__ = ("task", "orchestrator", "dependencies", "related_tasks", "workspace_id", "channel_id", "trace_context")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ORCHESTRATOR_FIELD_NUMBER: _ClassVar[int]
     DEPENDENCIES_FIELD_NUMBER: _ClassVar[int]
     RELATED_TASKS_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     task: Task
     orchestrator: _orchestrator_pb2.Orchestrator
     dependencies: _containers.RepeatedCompositeFieldContainer[DependencyState]
     related_tasks: _containers.RepeatedCompositeFieldContainer[Task]
     workspace_id: str
     channel_id: str
-    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., orchestrator: _Optional[_Union[_orchestrator_pb2.Orchestrator, _Mapping]] = ..., dependencies: _Optional[_Iterable[_Union[DependencyState, _Mapping]]] = ..., related_tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., workspace_id: _Optional[str] = ..., channel_id: _Optional[str] = ...) -> None: ...
+    trace_context: TraceContext
+    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., orchestrator: _Optional[_Union[_orchestrator_pb2.Orchestrator, _Mapping]] = ..., dependencies: _Optional[_Iterable[_Union[DependencyState, _Mapping]]] = ..., related_tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., workspace_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., trace_context: _Optional[_Union[TraceContext, _Mapping]] = ...) -> None: ...
+
+class TraceContext(_message.Message):
+    __slots__ = ("traceparent", "tracestate")
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    TRACESTATE_FIELD_NUMBER: _ClassVar[int]
+    traceparent: str
+    tracestate: str
+    def __init__(self, traceparent: _Optional[str] = ..., tracestate: _Optional[str] = ...) -> None: ...
 
 class TaskEvent(_message.Message):
     __slots__ = ("cursor", "kind", "event_time", "task", "attempt", "progress", "message", "metadata")

@@ -347,6 +347,8 @@ class WorkEngineServiceServicer:
         NOT_FOUND: unknown orchestrator, or a depends_on id that does not exist (the message
         names the field). ALREADY_EXISTS: the requested task_id is taken. INVALID_ARGUMENT also
         for a task that depends on itself (the only cycle possible: dependencies exist first).
+        The call's `traceparent` and `tracestate` metadata, when valid, are stored with the task
+        and returned in its TaskContext.trace_context (see TraceContext).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -16,10 +16,11 @@ SELECT id, status FROM tasks WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FO
 -- creation with the same key waits here for the other to commit, then does nothing).
 INSERT INTO tasks (id, orchestrator_id, workspace_id, channel_id, title, description, priority,
                    status, due_at, tags, depends_on, unmet_dependency_count, metadata, max_attempts,
-                   lease_seconds, idempotency_key, request_fingerprint)
+                   lease_seconds, idempotency_key, request_fingerprint, trace_context)
 VALUES (:id, :orchestrator_id, :workspace_id, :channel_id, :title, :description, :priority,
         :status, :due_at, CAST(:tags AS text[]), CAST(:depends_on AS text[]), :unmet_dependency_count,
-        CAST(:metadata AS jsonb), :max_attempts, :lease_seconds, :idempotency_key, :request_fingerprint)
+        CAST(:metadata AS jsonb), :max_attempts, :lease_seconds, :idempotency_key, :request_fingerprint,
+        CAST(:trace_context AS jsonb))
 ON CONFLICT DO NOTHING
 RETURNING *;
 
