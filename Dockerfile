@@ -7,7 +7,8 @@
 # The container listens on 0.0.0.0, so `serve` refuses to start without authentication: give
 # an admin token (WORKENGINE_ADMIN_TOKEN, or WORKENGINE_ADMIN_TOKEN_FILE=/run/secrets/... for a
 # mounted secret), or -e WORKENGINE_INSECURE=1 on a network you trust. The health check needs
-# no token (health stays open) but speaks plaintext: with --tls-cert, replace it.
+# no token (health stays open) and reads the same WORKENGINE_* variables as the server, so it
+# speaks TLS when WORKENGINE_TLS_CERT is set: configure TLS with variables, not flags.
 # Without WORKENGINE_DATABASE_URL the server starts an embedded PostgreSQL in
 # WORKENGINE_DATA_DIR (on the volume above); pass -e WORKENGINE_DATABASE_URL=postgresql://...
 # to use an external server instead. `--init` reaps the embedded PostgreSQL's processes
@@ -26,7 +27,8 @@ WORKDIR /src
 # (the generated workengine/v1 modules are committed under src/, so protos/ is not needed).
 COPY pyproject.toml README.md ./
 COPY src/ ./src/
-RUN pip wheel --wheel-dir /wheels .
+# With the otel extra: tracing is then turned on by OTEL_* variables alone (docs/operations.md).
+RUN pip wheel --wheel-dir /wheels '.[otel]'
 
 # ---- runtime ---------------------------------------------------------------------------------
 FROM python:3.11-slim AS runtime
@@ -53,17 +55,21 @@ RUN groupadd --system --gid 10001 workengine \
 
 # Install from the builder's wheels only (no index); the wheels themselves stay out of the image.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip install --no-index --find-links=/wheels /wheels/workengine-*.whl
+    pip install --no-index --find-links=/wheels "$(ls /wheels/workengine-*.whl)[otel]"
 
 USER 10001:10001
 WORKDIR /var/lib/workengine
 
-EXPOSE 50051
+# gRPC, and the HTTP side port (/metrics, /healthz, /readyz).
+EXPOSE 50051 8081
 
-# SERVING (1) for the WorkEngine service from the gRPC health service (grpcio-health-checking is
-# a runtime dependency). The first start runs initdb and the migrations, hence the start period.
+# SERVING for workengine.v1.WorkEngineService from the gRPC health service on 127.0.0.1, over
+# TLS (trusting the server's own certificate) when WORKENGINE_TLS_CERT is set, presenting
+# WORKENGINE_HEALTHCHECK_CERT/KEY (else the server's pair) when client certificates are
+# required (docs/operations.md). The first start runs initdb and the migrations, hence the
+# start period.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import grpc, os, sys; from grpc_health.v1 import health_pb2, health_pb2_grpc; channel = grpc.insecure_channel('127.0.0.1:' + os.environ.get('WORKENGINE_PORT', '50051')); response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service='workengine.v1.WorkEngineService'), timeout=3); sys.exit(0 if response.status == health_pb2.HealthCheckResponse.SERVING else 1)"]
+    CMD ["workengine", "healthcheck"]
 
 ENTRYPOINT ["workengine"]
 CMD ["serve"]

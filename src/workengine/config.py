@@ -18,7 +18,12 @@ import platformdirs
 
 from workengine.addresses import is_loopback
 from workengine.api.guard import DEFAULT_MAX_STREAMS_PER_CLIENT
-from workengine.api.server import DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, MAX_MESSAGE_BYTES
+from workengine.api.server import (
+    DEFAULT_MAX_CONNECTION_AGE_GRACE,
+    DEFAULT_PORT,
+    DEFAULT_SHUTDOWN_GRACE,
+    MAX_MESSAGE_BYTES,
+)
 from workengine.domain.attempts import DEFAULT_LEASE
 from workengine.engine.feed import FeedSettings
 from workengine.engine.maintenance import MaintenanceSettings
@@ -228,6 +233,16 @@ SETTINGS: tuple[Setting, ...] = (
         "concurrent WatchTaskProgress streams per token (or per client address without "
         "authentication); 0: unlimited",
     ),
+    Setting(
+        "max_connection_age", "--max-connection-age", "WORKENGINE_MAX_CONNECTION_AGE", parse_duration,
+        timedelta(0), "ask clients to reconnect after this long (e.g. 5m), so channels spread over "
+        "replicas behind a per-connection balancer; 0: never", show=show_duration,
+    ),
+    Setting(
+        "max_connection_age_grace", "--max-connection-age-grace", "WORKENGINE_MAX_CONNECTION_AGE_GRACE",
+        parse_duration, timedelta(seconds=DEFAULT_MAX_CONNECTION_AGE_GRACE),
+        "how long calls on a connection past its maximum age get before it is closed", show=show_duration,
+    ),
 )
 # fmt: on
 
@@ -337,6 +352,9 @@ class ServeSettings:
     http_port: int = DEFAULT_HTTP_PORT
     metrics: bool = True
     metrics_refresh: float = DEFAULT_QUEUE_REFRESH
+    # 0: connections live as long as clients keep them (gRPC's default).
+    max_connection_age: timedelta = timedelta(0)
+    max_connection_age_grace: timedelta = timedelta(seconds=DEFAULT_MAX_CONNECTION_AGE_GRACE)
 
     @classmethod
     def from_sources(

@@ -152,6 +152,8 @@ def security(settings: ServeSettings) -> Security:
         tls=tls,
         max_message_bytes=settings.max_message_bytes,
         max_streams_per_client=settings.max_streams_per_client,
+        max_connection_age=settings.max_connection_age.total_seconds() or None,  # 0: off
+        max_connection_age_grace=settings.max_connection_age_grace.total_seconds(),
     )
 
 

@@ -12,11 +12,13 @@ import pytest
 
 from workengine import config
 from workengine.api.guard import DEFAULT_MAX_STREAMS_PER_CLIENT
-from workengine.api.server import DEFAULT_PORT, MAX_MESSAGE_BYTES
+from workengine.api.server import DEFAULT_MAX_CONNECTION_AGE_GRACE, DEFAULT_PORT, MAX_MESSAGE_BYTES
 from workengine.config import ConfigError, ServeSettings
 from workengine.domain.attempts import DEFAULT_LEASE
+from workengine.engine.execution import MAX_CLAIM_WAIT
 from workengine.engine.feed import FeedSettings
 from workengine.engine.maintenance import MaintenanceSettings
+from workengine.serve import security
 
 
 def parse(*argv: str) -> dict[str, object]:
@@ -106,3 +108,28 @@ def test_help_shows_each_flag_with_its_variable_and_default() -> None:
         if setting.flag is not None:
             assert setting.flag in text and setting.env in text.replace(" ", ""), setting.field
     assert "default 7d" in text and "default 8MiB" in text and "default 5m" in text
+
+
+def test_max_connection_age_is_off_by_default_and_reaches_the_server_as_grpc_options() -> None:
+    settings = ServeSettings.from_sources({}, {})
+    assert settings.max_connection_age == timedelta(0)
+    assert security(settings).connection_options() == []  # gRPC's default: connections live on
+    env = {"WORKENGINE_MAX_CONNECTION_AGE": "30m", "WORKENGINE_MAX_CONNECTION_AGE_GRACE": "2m"}
+    from_env = security(ServeSettings.from_sources(parse(), env))
+    assert dict(from_env.connection_options()) == {
+        "grpc.max_connection_age_ms": 30 * 60 * 1000,
+        "grpc.max_connection_age_grace_ms": 2 * 60 * 1000,
+    }
+    # The flag wins, also when it turns the age off.
+    assert (
+        security(ServeSettings.from_sources(parse("--max-connection-age", "0"), env)).connection_options()
+        == []
+    )
+    default_grace = dict(
+        security(ServeSettings.from_sources(parse("--max-connection-age", "5m"), {})).connection_options()
+    )
+    assert default_grace["grpc.max_connection_age_grace_ms"] == DEFAULT_MAX_CONNECTION_AGE_GRACE * 1000
+    # A claim waits at most MAX_CLAIM_WAIT: the default grace lets the longest wait answer.
+    assert timedelta(seconds=DEFAULT_MAX_CONNECTION_AGE_GRACE) > MAX_CLAIM_WAIT
+    with pytest.raises(ConfigError, match="WORKENGINE_MAX_CONNECTION_AGE: 'soon' is not a duration"):
+        ServeSettings.from_sources({}, {"WORKENGINE_MAX_CONNECTION_AGE": "soon"})

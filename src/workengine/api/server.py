@@ -17,6 +17,7 @@ from workengine.api.metrics_interceptor import MetricsInterceptor
 from workengine.api.reflection import add_reflection
 from workengine.api.servicer import WorkEngineServicer
 from workengine.engine import WorkEngine
+from workengine.engine.execution import MAX_CLAIM_WAIT
 from workengine.telemetry.metrics import RpcMetrics
 from workengine.v1 import work_engine_service_pb2
 
@@ -25,6 +26,10 @@ DEFAULT_PORT = 50051
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 # Seconds calls in flight get to finish once a shutdown begins.
 DEFAULT_SHUTDOWN_GRACE = 5.0
+# Seconds calls on a connection past its maximum age get before it is closed: a claim waiting
+# its longest still answers on the old connection. Watch streams run longer and are cut then;
+# their clients resume from the last cursor on another connection (docs/operations.md).
+DEFAULT_MAX_CONNECTION_AGE_GRACE = MAX_CLAIM_WAIT.total_seconds() + 30
 
 
 class BindError(RuntimeError):
@@ -83,6 +88,20 @@ class Security:
     # off); 0: unlimited.
     max_streams_per_client: int = DEFAULT_MAX_STREAMS_PER_CLIENT
     extra_options: tuple[tuple[str, int], ...] = field(default=())
+    # Seconds after which the server asks a client to reconnect (GOAWAY; gRPC adds +-10% jitter),
+    # so that long-lived channels spread over replicas behind a per-connection balancer such
+    # as a Kubernetes Service. None: connections live as long as the client keeps them.
+    max_connection_age: float | None = None
+    max_connection_age_grace: float = DEFAULT_MAX_CONNECTION_AGE_GRACE
+
+    def connection_options(self) -> list[tuple[str, int]]:
+        """grpc.max_connection_age_ms and its grace, when a maximum age is set."""
+        if self.max_connection_age is None:
+            return []
+        return [
+            ("grpc.max_connection_age_ms", round(self.max_connection_age * 1000)),
+            ("grpc.max_connection_age_grace_ms", round(self.max_connection_age_grace * 1000)),
+        ]
 
 
 @dataclass
@@ -130,6 +149,7 @@ async def start_server(
             ("grpc.so_reuseport", 0),
             ("grpc.max_receive_message_length", security.max_message_bytes),
             ("grpc.max_send_message_length", max(MAX_MESSAGE_BYTES, security.max_message_bytes)),
+            *security.connection_options(),
             *security.extra_options,
         ],
     )
