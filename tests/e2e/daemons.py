@@ -83,10 +83,12 @@ class Daemon:
         self._stderr_head = ""
 
     @classmethod
-    async def start(cls, command: list[str]) -> Daemon:
+    async def start(cls, command: list[str], env: dict[str, str] | None = None) -> Daemon:
+        """`env` replaces the environment (e.g. a PYTHONPATH naming another release's code)."""
         process = await asyncio.create_subprocess_exec(
             *command,
             cwd=ROOT,
+            env=env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,

@@ -100,3 +100,15 @@ async def test_tasks_with_and_without_due_times_work_in_a_session_time_zone_off_
         assert {t.id: t.due_at for t in listed.items} == {"undated": None, "dated": DUE}
     finally:
         await engine.close()
+
+
+def test_a_database_a_newer_release_migrated_is_left_as_it_is(empty_database_url: str) -> None:
+    """During a rolling upgrade, or after a rollback, this release meets a database the next one
+    migrated: it runs on it unchanged (docs/development.md, "Migrations and rolling upgrades"),
+    so `serve` must start rather than fail to find that revision."""
+    assert migrate(empty_database_url) is None
+    with psycopg.connect(empty_database_url, autocommit=True) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '9999'")
+    assert migrate(empty_database_url) == "9999"
+    with psycopg.connect(empty_database_url, autocommit=True) as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [("9999",)]

@@ -24,8 +24,11 @@ def cmd_migrate(args: argparse.Namespace) -> None:
     from workengine.store.migrate import migrate
 
     location = ServeSettings.from_sources(_flags(args), only=MIGRATE_SETTINGS)
-    migrate(resolve_database_url(location))
-    print("database schema is up to date")
+    newer = migrate(resolve_database_url(location))
+    if newer is None:
+        print("database schema is up to date")
+    else:
+        print(f"database schema is at {newer}, newer than this release's: nothing to migrate")
 
 
 MIGRATE_SETTINGS = ("database_url", "data_dir")

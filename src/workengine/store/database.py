@@ -22,6 +22,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from workengine.domain.errors import TransactionConflict, Unavailable
+from workengine.store.runner import row_type_changed
 from workengine.store.session import Session
 
 # serialization_failure and deadlock_detected: the database rolled the transaction back to
@@ -47,6 +48,7 @@ class Connection(psycopg.AsyncConnection[dict[str, Any]]):
     up its adapters, and its loaders for each column, again)."""
 
     _cursors: tuple[AsyncRawCursor[dict[str, Any]], AsyncRawCursor[dict[str, Any]]] | None = None
+    generation = 0  # the pool's generation when it connected (Pool.retire)
 
     def statement_cursors(self) -> tuple[AsyncRawCursor[dict[str, Any]], AsyncRawCursor[dict[str, Any]]]:
         """Two: a pipeline of two statements needs a cursor for each one's rows."""
@@ -93,6 +95,7 @@ class Pool:
         self.size = size
         self.checked_out = 0
         self.waiting = 0  # callers queued for a connection, all `size` being checked out
+        self.generation = 0
 
     async def acquire(self) -> Connection:
         if self._closed:
@@ -127,7 +130,7 @@ class Pool:
 
     async def _connect(self) -> Connection:
         try:
-            return await Connection.connect(
+            connection = await Connection.connect(
                 self._url,
                 row_factory=dict_row,
                 # Forced, not taken from the URL: the event log's watermark tells WorkEngine's own
@@ -137,6 +140,8 @@ class Pool:
             )
         except psycopg.OperationalError as error:
             raise Unavailable("database unavailable") from error
+        connection.generation = self.generation
+        return connection
 
     def release(self, connection: Connection) -> None:
         """Back to the pool when idle outside a transaction; anything else is closed."""
@@ -146,6 +151,7 @@ class Pool:
             self._closed
             or connection.closed
             or connection.info.transaction_status is not TransactionStatus.IDLE
+            or connection.generation != self.generation
         ):
             asyncio.get_running_loop().create_task(connection.close())
         else:
@@ -154,6 +160,12 @@ class Pool:
     async def drop_idle(self) -> None:
         while self._idle:
             await self._idle.pop().close()
+
+    async def retire(self) -> None:
+        """No connection opened until now is used again: idle ones are closed now, those in use
+        when they come back. For when they all hold prepared statements the schema outdated."""
+        self.generation += 1
+        await self.drop_idle()
 
     async def close(self) -> None:
         """For good: connections still checked out are closed when they come back."""
@@ -224,7 +236,8 @@ class Database:
 
         Connection failures surface as `Unavailable`, so clients see UNAVAILABLE and retry;
         a transaction the database aborted to resolve a conflict (deadlock, serialization
-        failure) surfaces as `TransactionConflict`, which the engine retries.
+        failure, a table changed by a migration under a prepared statement) surfaces as
+        `TransactionConflict`, which the engine retries.
         """
         async with self._session(autocommit=False) as session:
             yield session
@@ -259,6 +272,12 @@ class Database:
             # By SQLSTATE: psycopg files DeadlockDetected (40P01) under OperationalError.
             if error.sqlstate in CONFLICT_SQLSTATES:
                 raise TransactionConflict("the transaction conflicted with a concurrent one") from error
+            if row_type_changed(error):
+                # A migration changed a table under the pool's prepared statements (see
+                # row_type_changed): this connection forgot its own when the transaction rolled
+                # back, but every other one would fail a call too before doing the same.
+                await self.pool.retire()
+                raise TransactionConflict("a migration changed a table under a prepared statement") from error
             if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError) or connection.closed:
                 raise Unavailable("database unavailable") from error
             raise

@@ -128,7 +128,7 @@ def to_task(row: Row) -> Task:
         lease_expiry_count=row["lease_expiry_count"],
         failure_count=row["failure_count"],
         retry_at=row["retry_at"],
-        trace_context=TraceContext.from_json(row["trace_context"]),
+        trace_context=TraceContext.from_json(row.get("trace_context")),
     )
 
 

@@ -9,7 +9,9 @@ from contextlib import AbstractContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 from psycopg import AsyncRawCursor
+from psycopg.pq import PipelineStatus
 
 from workengine.domain.model import EventKind, JsonObject, TaskEvent
 from workengine.store import rows, statements
@@ -32,6 +34,16 @@ _statement_span: Callable[[str], AbstractContextManager[Any]] | None = None
 def trace_statements(span: Callable[[str], AbstractContextManager[Any]] | None) -> None:
     global _statement_span
     _statement_span = span
+
+
+def row_type_changed(error: psycopg.Error) -> bool:
+    """Whether PostgreSQL refused a prepared statement because the rows it returns changed shape:
+    a newer release's migration added a column to a table it reads with `*`, while this process
+    runs (a rolling upgrade). Nothing took effect, and the statement runs once planned again.
+    psycopg would keep sending the stale one outside a transaction, so its connection must forget
+    its prepared statements (DEALLOCATE ALL, or the ROLLBACK of a transaction). Told by SQLSTATE
+    and the server's routine, which, unlike the message, are not translated."""
+    return error.sqlstate == "0A000" and error.diag.source_function == "RevalidateCachedQuery"
 
 
 def json_text(value: Any) -> str:
@@ -73,12 +85,27 @@ class Runner:
         be read before the next statement (a pipeline's second statement takes the second)."""
         statement = statements.statement(name)
         cursor = cursor or self._cursor
+        try:
+            await self._execute(name, statement.sql, statement.values(params), cursor)
+        except psycopg.errors.FeatureNotSupported as error:
+            if not (row_type_changed(error) and self._alone_in_its_transaction()):
+                raise  # a transaction's abort is the session's to handle (Database._session)
+            await self._connection.execute("DEALLOCATE ALL")  # psycopg forgets its names too
+            await self._execute(name, statement.sql, statement.values(params), cursor)
+        return cursor
+
+    @staticmethod
+    async def _execute(name: str, sql: str, values: Any, cursor: AsyncRawCursor[Row]) -> None:
         if _statement_span is None:
-            await cursor.execute(statement.sql, statement.values(params), binary=True)
+            await cursor.execute(sql, values, binary=True)
         else:
             with _statement_span(name):
-                await cursor.execute(statement.sql, statement.values(params), binary=True)
-        return cursor
+                await cursor.execute(sql, values, binary=True)
+
+    def _alone_in_its_transaction(self) -> bool:
+        """An autocommit statement outside a pipeline: failed, it can simply run again."""
+        pipeline = self._connection.pgconn.pipeline_status
+        return self._connection.autocommit and pipeline == PipelineStatus.OFF
 
     async def execute(self, name: str, **params: Any) -> None:
         await self.send(name, params)

@@ -1,5 +1,10 @@
 """${message}
 
+What it changes and why. Then how the previous release's replicas, which run beside this
+migration during a rolling upgrade, survive it: "additive: ..." (expand), or the release since
+which nothing uses what it removes, with each such statement marked `-- contract: <reason>`
+(docs/development.md, "Migrations and rolling upgrades").
+
 Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}
 """

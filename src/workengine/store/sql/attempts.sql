@@ -54,9 +54,12 @@ related AS (
 )
 -- The context's related tasks (as of the statement's start) come back in the same round trip:
 -- first, newest first, then the claimed task, last (pgbench's \aset keeps the last row).
-SELECT related.*, CAST(NULL AS bigint) AS event_position, CAST(NULL AS timestamptz) AS event_time FROM related
+SELECT related.*, CAST(NULL AS bigint) AS event_position, CAST(NULL AS timestamptz) AS event_time,
+       CAST(NULL AS jsonb) AS trace_context
+FROM related
 UNION ALL
-SELECT changed.*, NULL, event.event_position, event.event_time FROM changed, event
+SELECT t.*, NULL, event.event_position, event.event_time, {{trace_context_of_t}}
+FROM changed AS t, event
 ORDER BY ordinal NULLS LAST;
 
 -- name: start_task
@@ -65,7 +68,8 @@ WITH winner AS MATERIALIZED (
     SELECT id, CAST(NULL AS integer) AS score, updated_at AS ready_since
     FROM tasks WHERE id = :id AND status = 'TODO' FOR NO KEY UPDATE
 ), {{start_winner}}, {{record_attempt}}, {{changed_event}}
-SELECT changed.*, event.event_position, event.event_time FROM changed, event;
+SELECT t.*, event.event_position, event.event_time, {{trace_context_of_t}} AS trace_context
+FROM changed AS t, event;
 
 -- include: lease_held
 -- The report's attempt is the running one and its lease has not run out (the reaper may not

@@ -13,16 +13,22 @@ SELECT id, status FROM tasks WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FO
 
 -- name: insert_task
 -- Does nothing when the id or the orchestrator's idempotency key is taken (a concurrent
--- creation with the same key waits here for the other to commit, then does nothing).
-INSERT INTO tasks (id, orchestrator_id, workspace_id, channel_id, title, description, priority,
-                   status, due_at, tags, depends_on, unmet_dependency_count, metadata, max_attempts,
-                   lease_seconds, idempotency_key, request_fingerprint, trace_context)
-VALUES (:id, :orchestrator_id, :workspace_id, :channel_id, :title, :description, :priority,
-        :status, :due_at, CAST(:tags AS text[]), CAST(:depends_on AS text[]), :unmet_dependency_count,
-        CAST(:metadata AS jsonb), :max_attempts, :lease_seconds, :idempotency_key, :request_fingerprint,
-        CAST(:trace_context AS jsonb))
-ON CONFLICT DO NOTHING
-RETURNING *;
+-- creation with the same key waits here for the other to commit, then does nothing). The
+-- creator's trace context, when it sent one, goes to task_trace_contexts (migration 0007).
+WITH task AS (
+    INSERT INTO tasks (id, orchestrator_id, workspace_id, channel_id, title, description, priority,
+                       status, due_at, tags, depends_on, unmet_dependency_count, metadata, max_attempts,
+                       lease_seconds, idempotency_key, request_fingerprint)
+    VALUES (:id, :orchestrator_id, :workspace_id, :channel_id, :title, :description, :priority,
+            :status, :due_at, CAST(:tags AS text[]), CAST(:depends_on AS text[]), :unmet_dependency_count,
+            CAST(:metadata AS jsonb), :max_attempts, :lease_seconds, :idempotency_key, :request_fingerprint)
+    ON CONFLICT DO NOTHING
+    RETURNING *
+), traced AS (
+    INSERT INTO task_trace_contexts (task_id, trace_context)
+    SELECT id, CAST(:trace_context AS jsonb) FROM task WHERE :trace_context IS NOT NULL
+)
+SELECT task.*, CAST(:trace_context AS jsonb) AS trace_context FROM task;
 
 -- name: insert_dependencies
 INSERT INTO task_dependencies (task_id, depends_on_id)
@@ -31,8 +37,12 @@ SELECT :task_id, unnest(CAST(:ids AS text[]));
 -- name: get_task_by_idempotency_key
 SELECT * FROM tasks WHERE orchestrator_id = :orchestrator_id AND idempotency_key = :idempotency_key;
 
+-- include: trace_context_of_t
+-- The trace context of the task `t` (NULL when its creator sent none).
+(SELECT c.trace_context FROM task_trace_contexts c WHERE c.task_id = t.id)
+
 -- name: get_task
-SELECT * FROM tasks WHERE id = :id;
+SELECT t.*, {{trace_context_of_t}} AS trace_context FROM tasks t WHERE t.id = :id;
 
 -- name: get_task_with_attempts
 -- One round trip: the task and its attempt history as a JSON array, first attempt first.
