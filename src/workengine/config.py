@@ -27,6 +27,7 @@ from workengine.api.server import (
 from workengine.domain.attempts import DEFAULT_LEASE
 from workengine.engine.feed import FeedSettings
 from workengine.engine.maintenance import MaintenanceSettings
+from workengine.logs import DEFAULT_LOG_FORMAT, parse_log_format
 from workengine.store.database import DEFAULT_POOL_SIZE
 from workengine.telemetry import DEFAULT_QUEUE_REFRESH
 from workengine.web import DEFAULT_HTTP_PORT
@@ -196,6 +197,8 @@ SETTINGS: tuple[Setting, ...] = (
         positive_seconds, MaintenanceSettings.interval,
         "seconds between looks for expired leases and due retries",
     ),
+    Setting("log_format", "--log-format", "WORKENGINE_LOG_FORMAT", parse_log_format, DEFAULT_LOG_FORMAT,
+            "log lines as text or json (one object per line, for a log collector)"),
     Setting(
         "admin_token", "--admin-token", "WORKENGINE_ADMIN_TOKEN", str, None,
         "the admin token; turns authentication on (prefer the variable or --admin-token-file: a "
@@ -344,6 +347,7 @@ class ServeSettings:
     insecure: bool = False
     max_message_bytes: int = MAX_MESSAGE_BYTES
     max_streams_per_client: int = DEFAULT_MAX_STREAMS_PER_CLIENT
+    log_format: str = DEFAULT_LOG_FORMAT
     # The HTTP side port (0: off), and whether metrics are counted for it.
     http_port: int = DEFAULT_HTTP_PORT
     metrics: bool = True

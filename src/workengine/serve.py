@@ -16,6 +16,7 @@ from workengine.engine import WorkEngine
 from workengine.engine.feed import FeedSettings
 from workengine.engine.maintenance import MaintenanceSettings
 from workengine.engine.observer import NO_OBSERVER
+from workengine.logs import announce, configure, url_passwords
 from workengine.store.database import Database
 from workengine.store.embedded import EmbeddedPostgres, check_data_dir
 from workengine.store.migrate import migrate
@@ -28,7 +29,7 @@ log = logging.getLogger("workengine")
 
 def start_embedded(settings: ServeSettings) -> EmbeddedPostgres:
     check_data_dir(settings.data_dir.expanduser())  # a directory it cannot use: said before starting
-    print(f"starting embedded PostgreSQL in {settings.data_dir}", flush=True)
+    announce(f"starting embedded PostgreSQL in {settings.data_dir}")
     return EmbeddedPostgres(settings.data_dir)
 
 
@@ -56,19 +57,16 @@ async def run(settings: ServeSettings, database_url: str) -> None:
     except (BindError, SidePortBindError):
         await engine.close()
         raise
-    print(f"workengine listening on {settings.host}:{serving.grpc.port}", flush=True)
+    announce(f"workengine listening on {settings.host}:{serving.grpc.port}")
     if serving.http is not None:
         url = serving.http.url
-        print(
-            f"metrics: {url}/metrics (and /healthz, /readyz)" if metrics else f"health: {url}/healthz",
-            flush=True,
-        )
+        announce(f"metrics: {url}/metrics (and /healthz, /readyz)" if metrics else f"health: {url}/healthz")
     if tracing:
-        print("tracing on: exporting spans as the OTEL_* environment variables say", flush=True)
+        announce("tracing on: exporting spans as the OTEL_* environment variables say")
     if settings.admin_token is None:
-        print("authentication is off (no admin token configured)", flush=True)
+        announce("authentication is off (no admin token configured)")
     await stop.wait()
-    print("shutting down", flush=True)
+    announce("shutting down")
     await serving.stop(settings.grace_seconds)
     await engine.close()
     if tracing:
@@ -164,8 +162,13 @@ def _only_upgrades(record: logging.LogRecord) -> bool:
     return record.levelno > logging.INFO or record.getMessage().startswith("Running upgrade")
 
 
+def secrets(settings: ServeSettings) -> list[str | None]:
+    """What the logs mask wherever it occurs (docs/operations.md#logs)."""
+    return [settings.admin_token, settings.metrics_token, *url_passwords(settings.database_url)]
+
+
 def serve(settings: ServeSettings) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(settings.log_format, secrets(settings))
     logging.getLogger("alembic.runtime.migration").addFilter(_only_upgrades)
     settings.check()
     security(settings)  # unreadable certificate files fail here, before any database starts

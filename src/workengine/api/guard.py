@@ -9,19 +9,22 @@ engine looks tokens and task owners up.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
 
 from workengine.api import authorization
-from workengine.api.errors import abort, require_decoded
+from workengine.api.errors import abort, require_decoded, status_for
 from workengine.domain import access
 from workengine.domain.access import Principal
-from workengine.domain.errors import ResourceExhausted
+from workengine.domain.errors import PermissionDenied, ResourceExhausted, Unauthenticated
 from workengine.engine import WorkEngine
 
 DEFAULT_MAX_STREAMS_PER_CLIENT = 100
+
+log = logging.getLogger(__name__)
 
 Behavior = Callable[[Any, Any], Any]
 
@@ -31,6 +34,15 @@ def peer_host(peer: str) -> str:
     if peer.startswith(("ipv4:", "ipv6:")):
         return peer.rsplit(":", 1)[0]
     return peer
+
+
+async def refuse(context: grpc.aio.ServicerContext[Any, Any], error: Exception) -> None:
+    """Ends the call with `error`'s status. A refused token or permission is logged, for whoever
+    watches for stolen or misconfigured tokens: the reason (which never quotes the token), with
+    the call's method and peer (api/call_context.py)."""
+    if isinstance(error, Unauthenticated | PermissionDenied):
+        log.warning("call refused: %s: %s", status_for(error).name, error.message)
+    await abort(context, error)
 
 
 class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -132,7 +144,7 @@ class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 require_decoded(request)  # the rules read the request's fields
                 await self.authorize(principal, rpc, request)
             except Exception as error:
-                await abort(context, error)
+                await refuse(context, error)
             return await inner(request, context)
 
         return behavior
@@ -150,7 +162,7 @@ class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     described = f"client address {client.split(':', 1)[-1]}"
                 self._open_stream(client, described)
             except Exception as error:
-                await abort(context, error)
+                await refuse(context, error)
                 return
             try:
                 async for item in inner(request, context):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from workengine.api.call_context import CallContext
 from workengine.api.decoding import add_work_engine_service
 from workengine.api.guard import DEFAULT_MAX_STREAMS_PER_CLIENT, Guard
 from workengine.api.metrics_interceptor import MetricsInterceptor
@@ -136,7 +137,13 @@ async def start_server(
         max_streams_per_client=security.max_streams_per_client,
     )
     server = grpc.aio.server(
-        interceptors=[*([MetricsInterceptor(metrics)] if metrics is not None else []), *interceptors, guard],
+        # CallContext first: the other interceptors' log records name the call.
+        interceptors=[
+            CallContext(),
+            *([MetricsInterceptor(metrics)] if metrics is not None else []),
+            *interceptors,
+            guard,
+        ],
         options=[
             # grpcio enables SO_REUSEPORT by default: a second server would silently share the port.
             ("grpc.so_reuseport", 0),

@@ -16,6 +16,7 @@ import grpc
 from workengine.cli import healthcheck, orchestrators, serve, stats, tasks, watch
 from workengine.config import ConfigError
 from workengine.domain import errors as domain_errors
+from workengine.logs import redact
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,11 +34,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except grpc.RpcError as error:  # the client's typed errors are grpc.RpcErrors too
         print(f"error: {error.code().name}: {error.details()}", file=sys.stderr)
         return 1
-    except domain_errors.WorkEngineError as error:  # from serve/migrate, before any server exists
-        print(f"error: {error.message}", file=sys.stderr)
+    # From serve/migrate, before any server exists; a database's message may quote its URL.
+    except domain_errors.WorkEngineError as error:
+        print(f"error: {redact(error.message)}", file=sys.stderr)
         return 2
     except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {redact(str(error))}", file=sys.stderr)
         return 2
     return 0
 

@@ -1,0 +1,91 @@
+"""The call being served, for log records: which RPC, from which peer.
+
+`CallContext`, a server interceptor, records them in `CALL` from inside the call's own
+behaviour, which grpc.aio runs in the call's task for unary and streaming calls alike, so the
+records the guard, the servicer and the engine emit while serving the call carry them (and
+those of tasks started during the call, which copy its context). Setting the variable in
+`intercept_service` instead would not do: the peer is not known there, and grpc.aio runs a
+synchronous unary handler in an executor that does not see it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str  # as gRPC names it: '/workengine.v1.WorkEngineService/GetTask'
+    peer: str  # as gRPC names it: 'ipv4:127.0.0.1:51234', 'ipv6:[::1]:51234', 'unix:...'
+
+
+# Set without a reset: each call runs in a task of its own, whose context ends with it.
+CALL: ContextVar[Call | None] = ContextVar("workengine_call", default=None)
+
+Behavior = Callable[[Any, Any], Any]
+
+_FACTORIES: tuple[tuple[str, Callable[..., grpc.RpcMethodHandler]], ...] = (
+    ("unary_unary", grpc.unary_unary_rpc_method_handler),
+    ("unary_stream", grpc.unary_stream_rpc_method_handler),
+    ("stream_unary", grpc.stream_unary_rpc_method_handler),
+    ("stream_stream", grpc.stream_stream_rpc_method_handler),
+)
+
+
+def current_call() -> Call | None:
+    return CALL.get()
+
+
+def _recording(method: str, behavior: Behavior) -> Behavior | None:
+    """`behavior`, first recording the call; None for a synchronous one (left alone: wrapping
+    it in a coroutine would run it on the event loop instead of grpc's executor)."""
+    if inspect.isasyncgenfunction(behavior):
+
+        async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            CALL.set(Call(method, context.peer()))
+            async for response in behavior(request, context):
+                yield response
+
+        return stream
+    if inspect.iscoroutinefunction(behavior):
+        # Also a streaming handler that writes with context.write() (the health service's Watch).
+
+        async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            CALL.set(Call(method, context.peer()))
+            return await behavior(request, context)
+
+        return call
+    return None
+
+
+class CallContext(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Records every served call's method and peer in `CALL`; first in the interceptor list,
+    so that the other interceptors' records carry them too."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        for kind, factory in _FACTORIES:
+            behavior = getattr(handler, kind)
+            if behavior is None:
+                continue
+            recording = _recording(details.method, behavior)
+            if recording is None:
+                return handler
+            return factory(
+                recording,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
