@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.tools import extra_tool
-from workengine import config
+from workengine import config, values
 from workengine.api.server import SERVICE_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,13 +31,6 @@ OVERLAY = KUBERNETES / "overlays" / "example"
 # The oldest Kubernetes with gRPC probes generally available, and the newest schemas shipped.
 KUBERNETES_VERSIONS = ("1.27.0", "1.37.0")
 HEALTHCHECK = ["workengine", "healthcheck"]
-# Set by a branch of issue 13 merged beside this one (JSON logs): a setting of `serve` there.
-# Empty this once it is in config.SETTINGS.
-SETTINGS_OF_OTHER_BRANCHES = {
-    "WORKENGINE_HTTP_PORT",
-    "WORKENGINE_METRICS_TOKEN_FILE",
-    "WORKENGINE_LOG_FORMAT",
-}
 
 Resource = dict[str, Any]
 
@@ -312,7 +305,7 @@ def test_migrations_run_before_the_server_and_not_in_it(rendered: list[Resource]
     assert [container.get("args") for container in init] == [["migrate"]], init
     server = server_container(rendered)
     assert server["args"] == ["serve"]
-    assert config.parse_switch(env(server)["WORKENGINE_MIGRATE"]["value"]) is False
+    assert values.parse_switch(env(server)["WORKENGINE_MIGRATE"]["value"]) is False
 
 
 def test_variables_are_settings_serve_reads_with_values_it_accepts(rendered: list[Resource]) -> None:
@@ -320,8 +313,6 @@ def test_variables_are_settings_serve_reads_with_values_it_accepts(rendered: lis
     for container in all_containers(rendered):
         for name, variable in env(container).items():
             assert name.startswith("WORKENGINE_"), name
-            if name in SETTINGS_OF_OTHER_BRANCHES and name not in settings:
-                continue
             assert name in settings, f"{name} is not a setting of `serve` (config.SETTINGS)"
             if "value" in variable:
                 settings[name].parse(variable["value"])  # raises ValueError on a bad value
@@ -330,7 +321,7 @@ def test_variables_are_settings_serve_reads_with_values_it_accepts(rendered: lis
 def test_the_server_asks_clients_to_reconnect(rendered: list[Resource]) -> None:
     """A Service balances connections: without a maximum age, channels opened before a scale
     out never reach the new pods."""
-    age = config.parse_duration(env(server_container(rendered))["WORKENGINE_MAX_CONNECTION_AGE"]["value"])
+    age = values.parse_duration(env(server_container(rendered))["WORKENGINE_MAX_CONNECTION_AGE"]["value"])
     assert 0 < age.total_seconds() <= 3600, age
 
 

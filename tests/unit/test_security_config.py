@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from workengine.addresses import is_loopback
-from workengine.config import ConfigError, ServeSettings, parse_size, read_secret
+from workengine.config import ConfigError, ServeSettings, read_secret
+from workengine.values import parse_size
 
 BASE = ServeSettings(
     host="127.0.0.1",

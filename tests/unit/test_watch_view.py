@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from workengine.cli.watch_view import ProgressBoard, plain_line, progress_bar
-from workengine.config import parse_duration
 from workengine.v1 import task_pb2
+from workengine.values import parse_duration
 
 
 def event(task_id: str, kind: int, status: int, percent: int = 0, message: str = "") -> task_pb2.TaskEvent:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime, timedelta
 
-from workengine.config import parse_duration, parse_size
+from workengine.values import parse_duration, parse_size
 
 
 def duration(text: str) -> timedelta:
