@@ -128,26 +128,38 @@ class Heartbeat:
                 pass  # transient: the next beat tries again
 
 
-def run(client: WorkEngineClient, args: argparse.Namespace, log: IO[str] | None) -> int:
-    stopping = False
-    lease = timedelta(seconds=args.lease_duration) if args.lease_duration else None
+def work_on(
+    client: WorkEngineClient, args: argparse.Namespace, claimed: Any, persist: Callable[..., Any]
+) -> None:
+    """Reports progress, does the work under a heartbeat, completes; Lost when the attempt
+    lost the task meanwhile."""
+    task, attempt = claimed.context.task, claimed.attempt
+    lease_seconds = (task.lease_expire_time.ToDatetime() - task.start_time.ToDatetime()).total_seconds()
+    # A span in the creator's trace (a no-op unless this process traces); the calls inside carry it.
+    with task_span(claimed.context):
+        with Heartbeat(client, task.id, attempt, lease_seconds) as heartbeat:
+            persist(client.update_task_progress, task.id, attempt, 50, f"{args.name} is halfway")
+            result = do_the_work(task, args.work_seconds, heartbeat.lost)
+        if result is None:
+            raise Lost(heartbeat.reason)
+        output = {"by": "python", "daemon": args.name, **result}
+        persist(client.complete_task, task.id, attempt, output=output)
 
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
 
-    def record(event: str, task_id: str, attempt: int, **extra: object) -> None:
-        if log is not None:
-            line = {"event": event, "daemon": args.name, "task": task_id, "attempt": attempt, **extra}
-            log.write(json.dumps(line) + "\n")
-            log.flush()  # in the kernel's hands: a SIGKILL right after cannot lose it
+class Persist:
+    """Calls until it gets an answer: the claim, or a report on work already done (progress and
+    completion are safe to repeat). A refusal (ReportRefused) raises Lost with its reason; other
+    errors go to the caller. Once asked to stop, it still makes the call (a task claimed or
+    worked on is reported, not left to its lease) but no longer retries it (Stopped)."""
 
-    def persist(call: Callable[..., T], *call_args: Any, **call_kwargs: Any) -> T:
-        """Calls until it gets an answer: the claim, or a report on work already done
-        (progress and completion are safe to repeat). A refusal (ReportRefused) raises Lost
-        with its reason; other errors go to the caller. Once asked to stop, it still
-        makes the call (a task claimed or worked on is reported, not left to its lease) but
-        no longer retries it (Stopped)."""
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.stopping = False
+
+    def stop(self, _signum: int, _frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def __call__(self, call: Callable[..., T], *call_args: Any, **call_kwargs: Any) -> T:
         backoff = 0.2
         while True:
             try:
@@ -155,19 +167,30 @@ def run(client: WorkEngineClient, args: argparse.Namespace, log: IO[str] | None)
             except ReportRefused as refused:
                 raise Lost(refusal_reason(refused)) from refused
             except TRANSIENT as error:
-                if stopping:
+                if self.stopping:
                     raise Stopped from error
-                print(f"{args.name}: {error.code().name}; retrying", file=sys.stderr, flush=True)
+                print(f"{self.name}: {error.code().name}; retrying", file=sys.stderr, flush=True)
                 time.sleep(backoff * random.uniform(0.5, 1.5))
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+
+def run(client: WorkEngineClient, args: argparse.Namespace, log: IO[str] | None) -> int:
+    lease = timedelta(seconds=args.lease_duration) if args.lease_duration else None
+    persist = Persist(args.name)
+
+    def record(event: str, task_id: str, attempt: int, **extra: object) -> None:
+        if log is not None:
+            line = {"event": event, "daemon": args.name, "task": task_id, "attempt": attempt, **extra}
+            log.write(json.dumps(line) + "\n")
+            log.flush()  # in the kernel's hands: a SIGKILL right after cannot lose it
+
+    signal.signal(signal.SIGTERM, persist.stop)
+    signal.signal(signal.SIGINT, persist.stop)
     # Only now: a supervisor may signal as soon as it reads this line.
     print(f"{args.name}: ready", file=sys.stderr, flush=True)
     processed = 0
     try:
-        while not stopping:
+        while not persist.stopping:
             claimed = persist(
                 lambda: client.claim_next_task(
                     args.orchestrator,
@@ -182,20 +205,8 @@ def run(client: WorkEngineClient, args: argparse.Namespace, log: IO[str] | None)
                 continue
             task, attempt = claimed.context.task, claimed.attempt
             record("claimed", task.id, attempt)
-            lease_seconds = (
-                task.lease_expire_time.ToDatetime() - task.start_time.ToDatetime()
-            ).total_seconds()
             try:
-                # A span in the creator's trace (a no-op unless this process traces); the calls
-                # inside carry it.
-                with task_span(claimed.context):
-                    with Heartbeat(client, task.id, attempt, lease_seconds) as heartbeat:
-                        persist(client.update_task_progress, task.id, attempt, 50, f"{args.name} is halfway")
-                        result = do_the_work(task, args.work_seconds, heartbeat.lost)
-                    if result is None:
-                        raise Lost(heartbeat.reason)
-                    output = {"by": "python", "daemon": args.name, **result}
-                    persist(client.complete_task, task.id, attempt, output=output)
+                work_on(client, args, claimed, persist)
             except Lost as lost:
                 # Cancelled, lease lost or handed to a newer attempt while we worked: drop it.
                 print(f"{args.name}: gave up {task.id}: {lost.reason}", file=sys.stderr, flush=True)
