@@ -86,7 +86,10 @@ class Runner:
         statement = statements.statement(name)
         cursor = cursor or self._cursor
         try:
-            await self._execute(name, statement.sql, statement.values(params), cursor)
+            if _statement_span is None:  # inline, not _execute: no extra coroutine per statement
+                await cursor.execute(statement.sql, statement.values(params), binary=True)
+            else:
+                await self._execute(name, statement.sql, statement.values(params), cursor)
         except psycopg.errors.FeatureNotSupported as error:
             if not (row_type_changed(error) and self._alone_in_its_transaction()):
                 raise  # a transaction's abort is the session's to handle (Database._session)
