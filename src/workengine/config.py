@@ -322,6 +322,10 @@ class ServeSettings:
                 f"the admin token is shorter than {MIN_ADMIN_TOKEN_LENGTH} characters; use a random "
                 "one, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
             )
+        if self.metrics_token is not None and len(self.metrics_token) < MIN_ADMIN_TOKEN_LENGTH:
+            raise ConfigError(
+                f"the metrics token is shorter than {MIN_ADMIN_TOKEN_LENGTH} characters; use a random one"
+            )
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("--tls-cert and --tls-key go together")
         if self.tls_client_ca and not self.tls_cert:

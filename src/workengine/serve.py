@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -50,27 +51,26 @@ async def run(settings: ServeSettings, database_url: str) -> None:
         await asyncio.to_thread(migrate, database_url)
     engine, metrics = build_engine(settings, database_url)
     tracing = configure_tracing()  # None unless OTEL_* variables ask for traces
-    try:
+    async with contextlib.AsyncExitStack() as cleanup:  # in reverse, whatever stops the server
+        if tracing:
+            cleanup.push_async_callback(asyncio.to_thread, tracing.shutdown)  # exports what is buffered
+        cleanup.push_async_callback(engine.close)
         serving = await start_serving(
             settings, engine, metrics, tracing.instrument_server() if tracing else ()
         )
-    except (BindError, SidePortBindError):
-        await engine.close()
-        raise
-    announce(f"workengine listening on {settings.host}:{serving.grpc.port}")
-    if serving.http is not None:
-        url = serving.http.url
-        announce(f"metrics: {url}/metrics (and /healthz, /readyz)" if metrics else f"health: {url}/healthz")
-    if tracing:
-        announce("tracing on: exporting spans as the OTEL_* environment variables say")
-    if settings.admin_token is None:
-        announce("authentication is off (no admin token configured)")
-    await stop.wait()
-    announce("shutting down")
-    await serving.stop(settings.grace_seconds)
-    await engine.close()
-    if tracing:
-        await asyncio.to_thread(tracing.shutdown)  # exports what is still buffered
+        cleanup.push_async_callback(serving.stop, settings.grace_seconds)
+        announce(f"workengine listening on {settings.host}:{serving.grpc.port}")
+        if serving.http is not None:
+            url = serving.http.url
+            announce(
+                f"metrics: {url}/metrics (and /healthz, /readyz)" if metrics else f"health: {url}/healthz"
+            )
+        if tracing:
+            announce("tracing on: exporting spans as the OTEL_* environment variables say")
+        if settings.admin_token is None:
+            announce("authentication is off (no admin token configured)")
+        await stop.wait()
+        announce("shutting down")
 
 
 def build_engine(settings: ServeSettings, database_url: str) -> tuple[WorkEngine, Metrics | None]:
@@ -99,11 +99,13 @@ class Serving:
     refresher: QueueRefresher | None
 
     async def stop(self, grace: float) -> None:
-        if self.http is not None:
-            await self.http.stop()
-        if self.refresher is not None:
-            await self.refresher.close()
-        await self.grpc.stop(grace)
+        """Stops each part, even when stopping another one failed."""
+        async with contextlib.AsyncExitStack() as parts:  # run in reverse: HTTP first, gRPC last
+            parts.push_async_callback(self.grpc.stop, grace)
+            if self.refresher is not None:
+                parts.push_async_callback(self.refresher.close)
+            if self.http is not None:
+                parts.push_async_callback(self.http.stop)
 
 
 async def start_serving(
@@ -124,7 +126,7 @@ async def start_serving(
         app = build_app(engine.operations, metrics, MetricsAccess(settings.metrics_token, authenticating))
         try:
             side_port = await start_side_port(app, settings.host, settings.http_port)
-        except SidePortBindError:
+        except BaseException:
             await running.stop(0)
             raise
     refresher = None

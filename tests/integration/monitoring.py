@@ -56,7 +56,12 @@ def parse(text: str) -> Samples:
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
+    """The sample's value; KeyError when /metrics does not have that series at all (so a
+    renamed or unexported metric never passes for a 0)."""
+    key = (name, frozenset(labels.items()))
+    if key not in samples:
+        raise KeyError(f"{name}{labels} is not in /metrics")
+    return samples[key]
 
 
 async def eventually(check: Callable[[], Any], within: float = 10.0) -> None:
@@ -66,7 +71,7 @@ async def eventually(check: Callable[[], Any], within: float = 10.0) -> None:
         try:
             await check()
             return
-        except AssertionError:
+        except (AssertionError, KeyError):  # KeyError: a series that is not there yet
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.1)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import grpc
 import psycopg
+import pytest
 from google.protobuf import duration_pb2
 
 from tests.integration.helpers import claim, complete, create, expect_error, register
@@ -113,15 +114,16 @@ async def test_rpcs_are_counted_with_their_codes_and_the_pool_and_watches_show(d
         )
         watch = stub.WatchTaskProgress(pb.WatchTaskProgressRequest(orchestrator_id="ada"))
         await create(stub, "watched")
-        async for _ in watch:  # the snapshot of the orchestrator's tasks, then their events
+        async for _ in watch:  # the snapshot of the orchestrator's tasks: the watch is subscribed
             break
+        await create(stub, "after the snapshot")  # its event reaches the watch through the feed
         await eventually(lambda: events_delivered(server))
         samples = await server.scrape()
         assert handled(samples, "RegisterOrchestrator", "OK") == 1
         assert handled(samples, "GetTask", "NOT_FOUND") == 1
         assert handled(samples, "CreateTask", "INVALID_ARGUMENT") == 1
         assert value(samples, "grpc_server_started_total", grpc_type="unary", grpc_service=SERVICE,
-                     grpc_method="CreateTask") == 2  # fmt: skip
+                     grpc_method="CreateTask") == 3  # fmt: skip
         assert value(samples, "grpc_server_handling_seconds_count", grpc_type="unary", grpc_service=SERVICE,
                      grpc_method="GetTask") == 1  # fmt: skip
         assert value(samples, "workengine_watch_streams_open") == 1
@@ -179,11 +181,13 @@ async def test_with_authentication_metrics_answer_loopback_only_unless_a_token_i
         await expect_error(stub_call(server), grpc.StatusCode.UNAUTHENTICATED)
         samples = await server.scrape()
         assert handled(samples, "ListOrchestrators", "UNAUTHENTICATED") == 1
-    metrics_token = "a-metrics-token"
+    metrics_token = "a-metrics-token-long-enough"
     async with monitored_server(database_url, admin_token=token, metrics_token=metrics_token) as server:
         assert (await server.get("/metrics"))[0] == 401
         assert (await server.get("/metrics", Authorization="Bearer wrong"))[0] == 401
+        assert (await server.get("/metrics", Authorization=metrics_token))[0] == 401  # no scheme
         assert (await server.get("/metrics", Authorization=f"Bearer {metrics_token}"))[0] == 200
+        assert (await server.get("/metrics", Authorization=f"bearer {metrics_token}"))[0] == 200
 
 
 def stub_call(server: Monitored) -> object:
@@ -241,3 +245,37 @@ async def test_readyz_stays_ready_on_a_later_releases_schema(database_url: str) 
         status, body = await server.get("/readyz")
     assert status == 200, body
     assert json.loads(body)["schema_revision"] == "9999_from_the_future"
+
+
+async def test_a_lost_lease_out_of_attempts_counts_as_a_failure(database_url: str) -> None:
+    async with monitored_server(database_url) as server:
+        await register(server.stub)
+        await create(server.stub, "once", max_attempts=1)
+        await claim(server.stub, lease_duration=seconds(1))
+
+        async def failed() -> None:
+            samples = await server.scrape()
+            assert value(samples, "workengine_lease_expiries_total") == 1
+            assert value(samples, "workengine_tasks_finished_total", outcome="failed") == 1
+            assert value(samples, "workengine_task_retries_total", reason="lease_expired") == 0
+            assert value(samples, "workengine_task_run_seconds_count", outcome="lease_expired") == 1
+            assert value(samples, "workengine_task_run_seconds_sum", outcome="lease_expired") >= 1
+
+        await eventually(failed)
+
+
+async def test_a_call_past_its_deadline_counts_as_deadline_exceeded(database_url: str) -> None:
+    async with monitored_server(database_url) as server:
+        await register(server.stub)
+        watch = server.stub.WatchTaskProgress(pb.WatchTaskProgressRequest(orchestrator_id="ada"), timeout=1)
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            async for _ in watch:
+                pass
+        assert ended.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+        async def counted() -> None:
+            samples = await server.scrape()
+            assert handled(samples, "WatchTaskProgress", "DEADLINE_EXCEEDED", kind="server_stream") == 1
+            assert value(samples, "workengine_watch_streams_open") == 0
+
+        await eventually(counted)

@@ -29,12 +29,16 @@ BASE = ServeSettings(
 TOKEN = "an-admin-token-long-enough"
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST"])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST", "::ffff:127.0.0.1"]
+)
 def test_loopback_hosts(host: str) -> None:
     assert is_loopback(host)
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.7", "example.com", "192.168.1.1"])
+@pytest.mark.parametrize(
+    "host", ["0.0.0.0", "::", "10.0.0.7", "example.com", "192.168.1.1", "::ffff:10.0.0.7"]
+)
 def test_other_hosts_are_not_loopback(host: str) -> None:
     assert not is_loopback(host)
 
@@ -91,3 +95,9 @@ def test_sizes(text: str, size: int) -> None:
 def test_a_bad_size_is_refused() -> None:
     with pytest.raises(ValueError, match="not a size"):
         parse_size("eight megabytes")
+
+
+def test_a_short_metrics_token_is_refused() -> None:
+    with pytest.raises(ConfigError, match="metrics token is shorter than 16"):
+        dataclasses.replace(BASE, metrics_token="short").check()
+    dataclasses.replace(BASE, metrics_token=TOKEN).check()

@@ -20,12 +20,18 @@ from workengine.telemetry.metrics import RpcMetrics
 
 Behavior = Callable[[Any, Any], Any]
 WATCH_METHOD = "WatchTaskProgress"
+# Seconds before the server's deadline within which a cancelled call counts as past its deadline.
+DEADLINE_SLACK = 0.1
 
 
 def status_name(context: grpc.aio.ServicerContext[Any, Any], error: BaseException | None) -> str:
     """The call's status code name, as the client will see it."""
-    if isinstance(error, asyncio.CancelledError):
-        return "CANCELLED"
+    if isinstance(error, asyncio.CancelledError | GeneratorExit):
+        # The call ended before its handler did: its deadline passed, or the client went away.
+        # At its deadline the client cancels the call too, and that can arrive a little before
+        # the server's copy of the deadline (sent as a timeout, so it starts a little later).
+        remaining = context.time_remaining()
+        return "DEADLINE_EXCEEDED" if remaining is not None and remaining < DEADLINE_SLACK else "CANCELLED"
     code = context.code()
     if code is None:
         return "UNKNOWN" if error is not None else "OK"
@@ -122,8 +128,8 @@ def counted_stream(series: MethodSeries, inner: Behavior) -> Behavior:
             series.watch.inc()
         try:
             async for response in inner(request, context):
+                series.sent.inc()  # before the yield: a stream cut while paused there sent it
                 yield response
-                series.sent.inc()
         except BaseException as raised:
             error = raised
             raise

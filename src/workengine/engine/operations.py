@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from workengine.domain.errors import Unavailable
 from workengine.domain.model import QueueState
 from workengine.store.database import Database
-from workengine.store.migrate import head_revision, known_revisions
 
 
 @dataclass(frozen=True)
@@ -41,18 +40,21 @@ class Readiness:
 class Operations:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._expected_revision = head_revision()
-        self._known_revisions = known_revisions()
 
     async def queue_state(self) -> QueueState:
         async with self._db.autocommit() as session:
             return await session.operations.queue_state()
 
     async def readiness(self) -> Readiness:
+        # Here, not at import: importing the engine need not load Alembic. Read from the migration
+        # scripts once, on the first probe.
+        from workengine.store.migrate import head_revision, known_revisions
+
+        expected = head_revision()
         try:
             async with self._db.autocommit() as session:
                 revision = await session.operations.schema_revision()
         except Unavailable:
-            return Readiness(False, None, self._expected_revision)
-        newer = revision is not None and revision not in self._known_revisions
-        return Readiness(True, revision, self._expected_revision, newer)
+            return Readiness(False, None, expected)
+        newer = revision is not None and revision not in known_revisions()
+        return Readiness(True, revision, expected, newer)

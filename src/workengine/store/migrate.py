@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from importlib import resources
 
@@ -59,6 +60,7 @@ def newer_revision(config: Config, connection: Connection) -> str | None:
     return ", ".join(unknown) if unknown else None
 
 
+@functools.cache
 def head_revision() -> str:
     """The newest migration this code knows: the schema it expects."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -66,6 +68,7 @@ def head_revision() -> str:
     return head
 
 
+@functools.cache
 def known_revisions() -> frozenset[str]:
     """Every migration this code knows; a revision outside it is a later release's."""
     return frozenset(

@@ -4,7 +4,7 @@ registry per server.
 Counters and histograms are per process: each replica counts the changes its own transactions
 commit (engine/observer.py), so they add up over replicas. The queue gauges
 (`workengine_tasks`, `workengine_oldest_ready_task_age_seconds`) are read from the database on
-an interval (queue_gauges.py) and describe the whole cluster: every replica reports the same
+an interval (QueueRefresher) and describe the whole cluster: every replica reports the same
 numbers, so take max(), never sum(). No label holds a task or orchestrator id, so the number of
 series stays fixed.
 """
@@ -84,7 +84,8 @@ class WorkMetrics(Observer):
         )
         self.finished = Counter(
             "workengine_tasks_finished",
-            "Attempts and tasks finished, by outcome (completed, failed, blocked, cancelled).",
+            "Attempts and tasks finished, by outcome (completed, failed, blocked, cancelled); a "
+            "task out of attempts when its last lease expired counts as failed.",
             ("outcome",),
             registry=registry,
         )
@@ -106,7 +107,8 @@ class WorkMetrics(Observer):
         )
         self.run_time = Histogram(
             "workengine_task_run_seconds",
-            "Time from an attempt's start to its end, by outcome.",
+            "Time from an attempt's start to its end, by outcome (lease_expired: until the reaper "
+            "took the task back).",
             ("outcome",),
             buckets=WORK_BUCKETS,
             registry=registry,
@@ -121,6 +123,7 @@ class WorkMetrics(Observer):
         self._finished = {kind: self.finished.labels(outcome) for kind, outcome in FINISHED_OUTCOME.items()}
         self._run_time = {kind: self.run_time.labels(outcome) for kind, outcome in FINISHED_OUTCOME.items()}
         self._retries = {reason: self.retries.labels(reason) for reason in RETRY_REASONS}
+        self._lease_run_time = self.run_time.labels("lease_expired")
 
     def committed(self, events: Sequence[TaskEvent]) -> None:
         for event in events:
@@ -140,8 +143,12 @@ class WorkMetrics(Observer):
                 self._run_time[kind].observe(event.ran_for.total_seconds())
         elif kind is EventKind.LEASE_EXPIRED:
             self.lease_expiries.inc()
+            if (started := event.task.started_at) is not None:
+                self._lease_run_time.observe(max(0.0, (event.occurred_at - started).total_seconds()))
             if event.task.status is TaskStatus.TODO:
                 self._retries["lease_expired"].inc()
+            else:  # out of attempts: the task failed, though no daemon said so
+                self._finished[EventKind.FAILED].inc()
         elif kind is EventKind.RETRIED:
             self._retries["requested"].inc()
         elif kind is EventKind.UNBLOCKED and event.message == RETRY_TIME_REACHED:
@@ -210,6 +217,7 @@ class Metrics:
 
     def __init__(self, pool: Pool) -> None:
         # No `_created` series beside each counter: Prometheus' text format does not need them.
+        # A process-wide switch of prometheus-client; the server owns its process.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry()
         self.rpc = RpcMetrics(self.registry)

@@ -39,8 +39,10 @@ class MetricsAccess:
 
     def refusal(self, request: web.Request) -> web.Response | None:
         if self.token is not None:
-            presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            if hmac.compare_digest(presented.encode(), self.token.encode()):
+            scheme, _, presented = request.headers.get("Authorization", "").strip().partition(" ")
+            if scheme.lower() == "bearer" and hmac.compare_digest(
+                presented.strip().encode(), self.token.encode()
+            ):
                 return None
             return error_response(
                 401, "/metrics needs the metrics token: Authorization: Bearer <token>", bearer=True
