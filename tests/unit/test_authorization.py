@@ -9,6 +9,7 @@ import pytest
 
 from workengine.api import authorization
 from workengine.api.authorization import Scope
+from workengine.calls import CALLER
 from workengine.domain.access import ADMIN, orchestrator_principal
 from workengine.domain.errors import PermissionDenied
 from workengine.v1 import work_engine_service_pb2 as pb
@@ -81,7 +82,7 @@ async def test_the_caller_is_the_admin_unless_recorded_and_is_kept_per_call() ->
     assert authorization.caller() == ADMIN  # authentication off: nothing is recorded
 
     async def call(principal: Any) -> Any:
-        authorization.CALLER.set(principal)
+        CALLER.set(principal)
         await asyncio.sleep(0)
         return authorization.caller()
 

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from workengine import config
-from workengine.api import authorization
-from workengine.api.call_context import CALL, Call
+from workengine.calls import CALL, CALLER, Call
 from workengine.config import ConfigError, ServeSettings
 from workengine.domain.access import new_token, orchestrator_principal
 from workengine.logs import Redactor, log_handler, parse_log_format, redact, url_passwords
@@ -67,12 +66,12 @@ def test_a_json_line_has_time_level_logger_and_message_and_no_call_fields_outsid
 
 def test_inside_a_call_a_json_line_names_the_method_peer_and_caller(json_log: Logged) -> None:
     method, peer = "/workengine.v1.WorkEngineService/GetTask", "ipv4:127.0.0.1:51234"
-    call, caller = CALL.set(Call(method, peer)), authorization.CALLER.set(orchestrator_principal("ada"))
+    call, caller = CALL.set(Call(method, peer)), CALLER.set(orchestrator_principal("ada"))
     try:
         json_log.logger.warning("refused")
     finally:
         CALL.reset(call)
-        authorization.CALLER.reset(caller)
+        CALLER.reset(caller)
     (record,) = json_log.records()
     assert (record["method"], record["peer"], record["caller"]) == (method, peer, "orchestrator ada")
     assert "trace_id" not in record
@@ -114,12 +113,12 @@ def test_a_text_line_is_the_classic_one_with_the_call_fields_after_the_message()
     logged = Logged("text")
     logged.logger.info("outside")
     call = CALL.set(Call("/workengine.v1.WorkEngineService/ListTasks", "ipv6:[::1]:5000"))
-    caller = authorization.CALLER.set(orchestrator_principal("ada"))
+    caller = CALLER.set(orchestrator_principal("ada"))
     try:
         logged.logger.warning("inside")
     finally:
         CALL.reset(call)
-        authorization.CALLER.reset(caller)
+        CALLER.reset(caller)
         logged.close()
     outside, inside = logged.lines()
     assert re.fullmatch(

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
 from typing import Any
 
+from workengine.calls import CALLER
 from workengine.domain import access
 from workengine.domain.access import ADMIN, Principal
 from workengine.domain.errors import PermissionDenied
@@ -52,11 +52,6 @@ RULES: dict[str, Scope] = {
     "ListTasks": Scope.TASK_LIST,
     "CancelTask": Scope.TASK,
 }
-
-# The authenticated caller of the current call, set by the guard inside the call's own task
-# (grpc.aio runs each call in its own asyncio task, so a value never leaks to another call).
-# Unset when authentication is off, where every caller is the admin.
-CALLER: ContextVar[Principal] = ContextVar("workengine_caller")
 
 
 def caller() -> Principal:

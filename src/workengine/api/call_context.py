@@ -12,21 +12,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
-
-@dataclass(frozen=True)
-class Call:
-    method: str  # as gRPC names it: '/workengine.v1.WorkEngineService/GetTask'
-    peer: str  # as gRPC names it: 'ipv4:127.0.0.1:51234', 'ipv6:[::1]:51234', 'unix:...'
-
-
-# Set without a reset: each call runs in a task of its own, whose context ends with it.
-CALL: ContextVar[Call | None] = ContextVar("workengine_call", default=None)
+from workengine.calls import CALL, Call
 
 Behavior = Callable[[Any, Any], Any]
 
@@ -36,10 +26,6 @@ _FACTORIES: tuple[tuple[str, Callable[..., grpc.RpcMethodHandler]], ...] = (
     ("stream_unary", grpc.stream_unary_rpc_method_handler),
     ("stream_stream", grpc.stream_stream_rpc_method_handler),
 )
-
-
-def current_call() -> Call | None:
-    return CALL.get()
 
 
 def _recording(method: str, behavior: Behavior) -> Behavior | None:

@@ -3,7 +3,7 @@
 One server interceptor: health and reflection pass untouched (always open). For the service's
 own RPCs it reads `authorization: Bearer <token>` (when an admin token is configured), applies
 the rules of api/authorization.py to the request (never changing it), records the caller in
-authorization.CALLER for the call, then calls the servicer. The servicer never sees tokens; the
+workengine.calls.CALLER for the call, then calls the servicer. The servicer never sees tokens; the
 engine looks tokens and task owners up.
 """
 
@@ -17,6 +17,7 @@ import grpc
 
 from workengine.api import authorization
 from workengine.api.errors import abort, require_decoded, status_for
+from workengine.calls import CALLER
 from workengine.domain import access
 from workengine.domain.access import Principal
 from workengine.domain.errors import PermissionDenied, ResourceExhausted, Unauthenticated
@@ -110,7 +111,7 @@ class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     async def authorize(self, principal: Principal, rpc: str, request: Any) -> None:
         """Refuses what `principal` may not do; records it as the call's caller otherwise."""
         await authorization.authorize(principal, rpc, request, self._engine.access.task_owner)
-        authorization.CALLER.set(principal)
+        CALLER.set(principal)
 
     def _open_stream(self, client: str, described: str) -> None:
         if self._max_streams <= 0:

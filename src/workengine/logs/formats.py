@@ -14,8 +14,7 @@ import sys
 import time
 from typing import Any
 
-from workengine.api import authorization
-from workengine.api.call_context import current_call
+from workengine.calls import CALLER, current_call
 from workengine.logs.redaction import ExceptionFields, type_name
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -43,7 +42,7 @@ class CallFields(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         call = current_call()
-        principal = authorization.CALLER.get(None)  # unset without authentication: no caller
+        principal = CALLER.get(None)  # unset without authentication: no caller
         values = (
             call.method if call else None,
             call.peer if call else None,
