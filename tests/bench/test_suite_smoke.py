@@ -24,7 +24,11 @@ def cases(figures: list[Figure]) -> list[str]:
 def test_lifecycle_engine_and_pgbench(database_url: str) -> None:
     peak: list[float] = []
     figures = lifecycle.run_once(database_url, [2], 0.5, peak)
-    assert cases(figures) == ["2 daemons", "2 daemons, the stack's floor (bench/floor_server.py)"]
+    assert cases(figures) == [
+        "2 daemons",
+        "2 daemons, the stack's floor (bench/floor_server.py)",
+        "2 daemons, metrics on (the default) against WORKENGINE_METRICS=0",
+    ]
     assert all(f.engine > 0 and f.reference is not None and f.reference > 0 for f in figures)
     assert peak and peak[0] > 0
 
