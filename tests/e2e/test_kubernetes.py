@@ -10,117 +10,28 @@ schema for: it is checked against the fields of the Prometheus Operator's CRD us
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import jsonschema
 import pytest
 import yaml
 
-from tests.tools import extra_tool
+from tests.e2e.kubernetes import (
+    HEALTHCHECK,
+    KUBERNETES_VERSIONS,
+    ROOT,
+    Resource,
+    all_containers,
+    env,
+    one,
+    pod_spec,
+    selects,
+    server_container,
+    validate,
+)
 from workengine import config, values
 from workengine.api.server import SERVICE_NAME
-
-ROOT = Path(__file__).resolve().parents[2]
-KUBERNETES = ROOT / "deploy" / "kubernetes"
-OVERLAY = KUBERNETES / "overlays" / "example"
-# The oldest Kubernetes with gRPC probes generally available, and the newest schemas shipped.
-KUBERNETES_VERSIONS = ("1.27.0", "1.37.0")
-HEALTHCHECK = ["workengine", "healthcheck"]
-
-Resource = dict[str, Any]
-
-
-def render(directory: Path) -> list[Resource]:
-    result = subprocess.run(
-        [extra_tool("kubectl"), "kustomize", str(directory)], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, f"kubectl kustomize {directory} failed:\n{result.stderr}"
-    return [document for document in yaml.safe_load_all(result.stdout) if document]
-
-
-def with_components(tmp_path: Path, *components: str) -> Path:
-    """A kustomization of the base and `components`, outside the repository (paths relative:
-    kustomize refuses absolute ones)."""
-    relative = os.path.relpath(KUBERNETES, tmp_path)
-    (tmp_path / "kustomization.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "kustomize.config.k8s.io/v1beta1",
-                "kind": "Kustomization",
-                "resources": [f"{relative}/base"],
-                "components": [f"{relative}/components/{name}" for name in components],
-            }
-        )
-    )
-    return tmp_path
-
-
-@pytest.fixture(scope="module")
-def base() -> list[Resource]:
-    return render(KUBERNETES / "base")
-
-
-@pytest.fixture(scope="module")
-def overlay() -> list[Resource]:
-    return render(OVERLAY)
-
-
-@pytest.fixture(scope="module")
-def with_tls(tmp_path_factory: pytest.TempPathFactory) -> list[Resource]:
-    return render(with_components(tmp_path_factory.mktemp("tls"), "tls", "servicemonitor"))
-
-
-@pytest.fixture(params=["base", "overlay", "with_tls"])
-def rendered(request: pytest.FixtureRequest) -> list[Resource]:
-    """Each way the manifests are meant to be used."""
-    resources: list[Resource] = request.getfixturevalue(request.param)
-    return resources
-
-
-def one(resources: list[Resource], kind: str) -> Resource:
-    found = [resource for resource in resources if resource["kind"] == kind]
-    assert len(found) == 1, f"{len(found)} {kind} resources"
-    return found[0]
-
-
-def pod_spec(resources: list[Resource]) -> Resource:
-    spec: Resource = one(resources, "Deployment")["spec"]["template"]["spec"]
-    return spec
-
-
-def server_container(resources: list[Resource]) -> Resource:
-    containers = pod_spec(resources)["containers"]
-    assert [container["name"] for container in containers] == ["workengine"], containers
-    container: Resource = containers[0]
-    return container
-
-
-def all_containers(resources: list[Resource]) -> list[Resource]:
-    spec = pod_spec(resources)
-    return [*spec.get("initContainers", []), *spec["containers"]]
-
-
-def env(container: Resource) -> dict[str, Resource]:
-    return {variable["name"]: variable for variable in container.get("env", [])}
-
-
-def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
-    return bool(selector) and all(labels.get(key) == value for key, value in selector.items())
-
-
-def validate(path: Path, version: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [extra_tool("kubernetes-validate"), "--strict", "-k", version, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
 
 # Rendering and offline validation
 
@@ -360,109 +271,3 @@ def test_every_container_has_requests_and_limits(rendered: list[Resource]) -> No
 
 
 # The ServiceMonitor (a custom resource: the fields of the Prometheus Operator CRD used here)
-
-_DURATION = r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
-_LABELS = {"type": "object", "additionalProperties": {"type": "string"}}
-SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "additionalProperties": False,
-    "properties": {
-        "apiVersion": {"const": "monitoring.coreos.com/v1"},
-        "kind": {"const": "ServiceMonitor"},
-        "metadata": {
-            "type": "object",
-            "required": ["name"],
-            "additionalProperties": False,
-            "properties": {"name": {"type": "string"}, "namespace": {"type": "string"}, "labels": _LABELS},
-        },
-        "spec": {
-            "type": "object",
-            "required": ["selector", "endpoints"],
-            "additionalProperties": False,
-            "properties": {
-                "selector": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {"matchLabels": _LABELS},
-                },
-                "endpoints": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "required": ["port"],
-                        "additionalProperties": False,
-                        "properties": {
-                            "port": {"type": "string"},
-                            "path": {"type": "string", "pattern": "^/"},
-                            "scheme": {"enum": ["http", "https", "HTTP", "HTTPS"]},
-                            "interval": {"type": "string", "pattern": _DURATION},
-                            "scrapeTimeout": {"type": "string", "pattern": _DURATION},
-                            "authorization": {
-                                "type": "object",
-                                "additionalProperties": False,
-                                "properties": {
-                                    "type": {"type": "string"},
-                                    "credentials": {
-                                        "type": "object",
-                                        "required": ["key", "name"],
-                                        "additionalProperties": False,
-                                        "properties": {"name": {"type": "string"}, "key": {"type": "string"}},
-                                    },
-                                },
-                            },
-                        },
-                    },
-                },
-            },
-        },
-    },
-}
-
-
-@pytest.mark.parametrize("fixture", ["overlay", "with_tls"])
-def test_the_service_monitor_scrapes_every_pods_metrics_with_the_token(
-    fixture: str, request: pytest.FixtureRequest
-) -> None:
-    resources: list[Resource] = request.getfixturevalue(fixture)
-    monitor = one(resources, "ServiceMonitor")
-    jsonschema.validate(monitor, SERVICE_MONITOR_SCHEMA)
-    service = one(resources, "Service")
-    assert selects(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
-    assert monitor["metadata"].get("namespace") == service["metadata"].get("namespace")
-    (endpoint,) = monitor["spec"]["endpoints"]
-    assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
-    assert (endpoint["port"], endpoint["path"], endpoint.get("scheme", "http")) == (
-        "http",
-        "/metrics",
-        "http",
-    )
-    assert endpoint["authorization"]["type"] == "Bearer"
-    # The server reads the same key as the token /metrics asks for.
-    token_file = Path(env(server_container(resources))["WORKENGINE_METRICS_TOKEN_FILE"]["value"])
-    mounts = {
-        Path(mount["mountPath"]): mount["name"] for mount in server_container(resources)["volumeMounts"]
-    }
-    volume = {volume["name"]: volume for volume in pod_spec(resources)["volumes"]}[mounts[token_file.parent]]
-    credentials = endpoint["authorization"]["credentials"]
-    assert volume["secret"]["secretName"] == credentials["name"]
-    assert {"key": credentials["key"], "path": token_file.name} in volume["secret"]["items"]
-
-
-def test_the_service_monitor_schema_refuses_what_the_crd_refuses() -> None:
-    good: dict[str, Any] = {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "ServiceMonitor",
-        "metadata": {"name": "m"},
-        "spec": {"selector": {"matchLabels": {"a": "b"}}, "endpoints": [{"port": "http", "interval": "30s"}]},
-    }
-    jsonschema.validate(good, SERVICE_MONITOR_SCHEMA)
-    for bad_endpoint in (
-        {"port": "http", "interval": "30 seconds"},
-        {"port": "http", "intervall": "30s"},
-        {},
-    ):
-        bad = {**good, "spec": {**good["spec"], "endpoints": [bad_endpoint]}}
-        with pytest.raises(jsonschema.ValidationError):
-            jsonschema.validate(bad, SERVICE_MONITOR_SCHEMA)
