@@ -75,10 +75,11 @@ class Explainer:
                 else:
                     answers[task_id] = reason
         if beyond:
-            limit = explain.RANK_COUNT_LIMIT
+            limit = explain.rank_count_limit(len(beyond))
             ahead = await session.explain.tasks_ahead(orchestrator.id, segments, criteria, beyond, limit)
             for task_id in beyond:
                 # Absent only if the task stopped being ready, which the snapshot rules out.
                 count, score = ahead.get(task_id, (limit, None))
-                answers[task_id] = explain.ranked_at(task_id, count + 1 if count < limit else 0, score)
+                rank = count + 1 if count < limit else 0
+                answers[task_id] = explain.ranked_at(task_id, rank, score, counted=limit)
         return tuple(answers[task_id] for task_id in task_ids)
