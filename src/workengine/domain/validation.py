@@ -41,6 +41,9 @@ MAX_ARTIFACTS = 256
 MAX_ARTIFACT_CONTENT = 64 * 1024
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1_000
+DEFAULT_EXPLAIN_LIMIT = 20
+MAX_EXPLAIN_LIMIT = 1_000
+MAX_EXPLAIN_TASK_IDS = 100
 MIN_BOOKMARK = timedelta(seconds=1)
 MAX_BOOKMARK = timedelta(hours=1)
 MAX_TOKEN_TTL = timedelta(days=3650)
@@ -220,6 +223,25 @@ def selection_criteria(criteria: SelectionCriteria) -> None:
     low, high = criteria.min_priority, criteria.max_priority
     if low is not None and high is not None and low > high:
         raise InvalidArgument("criteria.min_priority", "is above criteria.max_priority")
+
+
+def explain_limit(value: int) -> int:
+    """ExplainSelection's `limit`: 0 means the default."""
+    if value < 0:
+        raise InvalidArgument("limit", "must not be negative")
+    if value == 0:
+        return DEFAULT_EXPLAIN_LIMIT
+    if value > MAX_EXPLAIN_LIMIT:
+        raise InvalidArgument("limit", f"must be at most {MAX_EXPLAIN_LIMIT}")
+    return value
+
+
+def explain_task_ids(task_ids: Sequence[str]) -> tuple[str, ...]:
+    if len(task_ids) > MAX_EXPLAIN_TASK_IDS:
+        raise InvalidArgument("task_ids", f"has more than {MAX_EXPLAIN_TASK_IDS} entries")
+    for index, task_id in enumerate(task_ids):
+        require_id(f"task_ids[{index}]", task_id)
+    return tuple(task_ids)
 
 
 def start_options(lease_duration: timedelta | None, identity: str) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from workengine.domain import attempts, scoring, transitions, validation
 from workengine.domain.errors import Aborted, FailedPrecondition, not_found
+from workengine.domain.explain import Explanation
 from workengine.domain.model import (
     AttemptOutcome,
     CompletionStatus,
@@ -33,6 +35,7 @@ from workengine.engine.base import (
     require_task,
 )
 from workengine.engine.events import WatchTarget
+from workengine.engine.explain import Explainer
 from workengine.engine.retry import retry_on_conflict
 from workengine.store.attempts import CompletionReport, LeaseRequest
 from workengine.store.rows import Completed
@@ -106,6 +109,7 @@ def completion_fingerprint(
 class ExecutionFlow:
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
+        self._explainer = Explainer(deps)
 
     def _lease_request(self, options: StartOptions) -> LeaseRequest:
         return LeaseRequest(
@@ -125,6 +129,13 @@ class ExecutionFlow:
             ensure_available(orchestrator)
             segments = self._segments(orchestrator.timezone, criteria)
             return await session.tasks.select_next(orchestrator_id, segments, criteria)
+
+    async def explain(
+        self, orchestrator_id: str, criteria: SelectionCriteria, limit: int = 20, task_ids: Sequence[str] = ()
+    ) -> Explanation:
+        """The ready tasks ranked as claims would take them (first: what a claim starts now),
+        up to `limit`, and why each of `task_ids` is not first. Changes nothing."""
+        return await self._explainer.explain(orchestrator_id, criteria, limit, task_ids)
 
     async def claim_next(
         self,
