@@ -143,6 +143,10 @@ def unary_calls(world: World) -> list[tuple[str, Callable[[Stub], Awaitable[Any]
         ("SelectNextTask", lambda s: s.SelectNextTask(pb.SelectNextTaskRequest(orchestrator_id=bob))),
         ("ClaimNextTask", lambda s: s.ClaimNextTask(pb.ClaimNextTaskRequest(orchestrator_id=bob))),
         (
+            "ExplainSelection",
+            lambda s: s.ExplainSelection(pb.ExplainSelectionRequest(orchestrator_id=bob, task_ids=[task])),
+        ),
+        (
             "PrepareTaskContext",
             lambda s: s.PrepareTaskContext(pb.PrepareTaskContextRequest(orchestrator_id=bob, task_id=task)),
         ),
@@ -265,6 +269,26 @@ async def test_an_orchestrator_token_runs_its_own_daemon_loop(secured: Secured, 
     watch.cancel()
     # An unknown task is NOT_FOUND, as without authentication.
     await refused(ada.GetTask(pb.GetTaskRequest(task_id="nope")), grpc.StatusCode.NOT_FOUND)
+
+
+async def test_an_orchestrator_token_explains_its_own_queue_only(secured: Secured, world: World) -> None:
+    ada = secured.as_token(world.ada_token)
+    request = pb.ExplainSelectionRequest(orchestrator_id="ada", task_ids=[world.ada_task, world.bob_task])
+    explained = await ada.ExplainSelection(request)
+    assert [entry.task.id for entry in explained.ranked] == [world.ada_task]
+    # Bob's task is named as another's, and nothing more is told of it.
+    assert [(a.task_id, a.reason) for a in explained.explained] == [
+        (world.ada_task, pb.NOT_FIRST_REASON_RANKED),
+        (world.bob_task, pb.NOT_FIRST_REASON_OTHER_ORCHESTRATOR),
+    ]
+    assert "bob" not in explained.explained[1].detail
+    await refused(
+        ada.ExplainSelection(pb.ExplainSelectionRequest(orchestrator_id="bob")),
+        PERMISSION_DENIED,
+        "acts for orchestrator ada only",
+    )
+    bob = await secured.admin.ExplainSelection(pb.ExplainSelectionRequest(orchestrator_id="bob"))
+    assert [entry.task.id for entry in bob.ranked] == [world.bob_task]
 
 
 async def test_the_admin_can_do_everything(secured: Secured, world: World) -> None:

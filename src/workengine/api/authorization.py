@@ -32,6 +32,8 @@ class Scope(enum.Enum):
 RULES: dict[str, Scope] = {
     "SelectNextTask": Scope.ORCHESTRATOR,
     "ClaimNextTask": Scope.ORCHESTRATOR,
+    # Its own queue; an id in task_ids of another orchestrator is only said to be another's.
+    "ExplainSelection": Scope.ORCHESTRATOR,
     # The engine also refuses a task of another orchestrator (PERMISSION_DENIED).
     "PrepareTaskContext": Scope.ORCHESTRATOR,
     "ExecuteTask": Scope.ORCHESTRATOR,

@@ -12,6 +12,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from workengine.domain import transitions
 from workengine.domain.attempts import DEFAULT_MAX_ATTEMPTS
 from workengine.domain.errors import InvalidArgument
+from workengine.domain.explain import Explanation, NotFirst, NotFirstReason, RankedTask
 from workengine.domain.model import (
     Artifact,
     AttemptOutcome,
@@ -36,6 +37,7 @@ from workengine.domain.model import (
     TaskResult,
     TaskStatus,
 )
+from workengine.domain.scoring import DEADLINE_BUCKETS
 from workengine.domain.trace_context import TraceContext, from_headers
 from workengine.v1 import orchestrator_pb2, task_pb2
 from workengine.v1 import work_engine_service_pb2 as service_pb2
@@ -82,6 +84,11 @@ COMPLETION_STATUS = EnumMapping(
 )
 EVENT_KIND = EnumMapping(task_pb2.TaskEventKind.DESCRIPTOR, "TASK_EVENT_KIND_", EventKind)
 ATTEMPT_OUTCOME = EnumMapping(task_pb2.AttemptOutcome.DESCRIPTOR, "ATTEMPT_OUTCOME_", AttemptOutcome)
+NOT_FIRST_REASON = EnumMapping(service_pb2.NotFirstReason.DESCRIPTOR, "NOT_FIRST_REASON_", NotFirstReason)
+# The bucket's name, as domain/scoring.py gives it, after the prefix.
+DEADLINE_BUCKET: dict[str, Any] = {
+    name: service_pb2.DeadlineBucket.Value(f"DEADLINE_BUCKET_{name}") for name in DEADLINE_BUCKETS.values()
+}
 
 
 def time_in(field: str, message: Any, value: timestamp_pb2.Timestamp) -> datetime | None:
@@ -350,4 +357,36 @@ def stats_out(stats: ExecutionStats) -> service_pb2.GetExecutionStatsResponse:
         by_priority=[
             task_pb2.PriorityCount(priority=PRIORITY.to_proto(p), count=c) for p, c in stats.by_priority
         ],
+    )
+
+
+def ranked_task_out(entry: RankedTask) -> service_pb2.RankedTask:
+    return service_pb2.RankedTask(
+        rank=entry.rank,
+        task=task_out(entry.task),
+        score=entry.score,
+        priority_weight=entry.priority_weight,
+        deadline_bucket=DEADLINE_BUCKET[entry.deadline_bucket],
+        deadline_boost=entry.deadline_boost,
+        local_due_time=entry.local_due.isoformat() if entry.local_due is not None else "",
+    )
+
+
+def not_first_out(answer: NotFirst) -> service_pb2.TaskExplanation:
+    return service_pb2.TaskExplanation(
+        task_id=answer.task_id,
+        reason=NOT_FIRST_REASON.to_proto(answer.reason),
+        rank=answer.rank,
+        detail=answer.detail,
+        blocked_on=answer.blocked_on,
+        attempt=answer.attempt,
+    )
+
+
+def explanation_out(explanation: Explanation) -> service_pb2.ExplainSelectionResponse:
+    return service_pb2.ExplainSelectionResponse(
+        orchestrator_id=explanation.orchestrator_id,
+        timezone=explanation.timezone,
+        ranked=[ranked_task_out(entry) for entry in explanation.ranked],
+        explained=[not_first_out(answer) for answer in explanation.explained],
     )

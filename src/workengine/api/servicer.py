@@ -46,6 +46,15 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
         return pb.SelectNextTaskResponse(task=convert.task_out(scored.task), score=scored.score)
 
     @unary
+    async def ExplainSelection(
+        self, request: pb.ExplainSelectionRequest, context: Context
+    ) -> pb.ExplainSelectionResponse:
+        explanation = await self._engine.execution.explain(
+            request.orchestrator_id, convert.criteria_in(request.criteria), request.limit, request.task_ids
+        )
+        return convert.explanation_out(explanation)
+
+    @unary
     async def ClaimNextTask(
         self, request: pb.ClaimNextTaskRequest, context: Context
     ) -> pb.ClaimNextTaskResponse:

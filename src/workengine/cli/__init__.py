@@ -1,8 +1,8 @@
-"""The `workengine` command: serve, migrate, watch, stats, and task/orchestrator commands for humans.
+"""The `workengine` command: serve, migrate, watch, stats, explain, and task/orchestrator commands.
 
 Each command group is a module: serve.py (serve, migrate), healthcheck.py, tasks.py,
-orchestrators.py, watch.py, stats.py. The client commands connect through `workengine.client` (connection.py)
-and print for a person, or JSON with --output json (output.py).
+orchestrators.py, watch.py, stats.py, explain.py. The client commands connect through
+`workengine.client` (connection.py) and print for a person, or JSON with --output json (output.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from workengine.cli import healthcheck, orchestrators, serve, stats, tasks, watch
+from workengine.cli import explain, healthcheck, orchestrators, serve, stats, tasks, watch
 from workengine.config import ConfigError
 from workengine.domain import errors as domain_errors
 from workengine.logs import redact
@@ -22,7 +22,7 @@ from workengine.logs import redact
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workengine", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    for group in (serve, healthcheck, tasks, watch, orchestrators, stats):
+    for group in (serve, healthcheck, tasks, watch, orchestrators, stats, explain):
         group.add_commands(commands)
     return parser
 

@@ -123,18 +123,16 @@ class AsyncWorkEngineClient(ClientBase):
         )
         request.daemon_endpoint = daemon_endpoint
         request.status = status
-        return cast(
-            pb.RegisterOrchestratorResponse, await self._unary("RegisterOrchestrator", request, timeout)
-        ).orchestrator
+        response = await self._unary("RegisterOrchestrator", request, timeout)
+        return cast(pb.RegisterOrchestratorResponse, response).orchestrator
 
     async def get_orchestrator(
         self, orchestrator_id: str, *, timeout: float | None = None
     ) -> orchestrator_pb2.Orchestrator:
         """One orchestrator (NotFound if unknown). Retried."""
         request = pb.GetOrchestratorRequest(orchestrator_id=orchestrator_id)
-        return cast(
-            pb.GetOrchestratorResponse, await self._unary("GetOrchestrator", request, timeout)
-        ).orchestrator
+        response = await self._unary("GetOrchestrator", request, timeout)
+        return cast(pb.GetOrchestratorResponse, response).orchestrator
 
     async def set_orchestrator_status(
         self,
@@ -158,11 +156,7 @@ class AsyncWorkEngineClient(ClientBase):
     ) -> pb.RotateOrchestratorTokenResponse:
         """Issues a new token (`response.token`, shown once); the previous ones stop working now or
         after `previous_token_grace`. Not retried: a lost answer would leave an unknown token."""
-        request = pb.RotateOrchestratorTokenRequest(orchestrator_id=orchestrator_id)
-        if token_ttl is not None:
-            request.token_ttl.FromTimedelta(token_ttl)
-        if previous_token_grace is not None:
-            request.previous_token_grace.FromTimedelta(previous_token_grace)
+        request = requests.rotate_orchestrator_token(orchestrator_id, token_ttl, previous_token_grace)
         response = await self._unary("RotateOrchestratorToken", request, timeout)
         return cast(pb.RotateOrchestratorTokenResponse, response)
 
@@ -204,9 +198,8 @@ class AsyncWorkEngineClient(ClientBase):
 
     async def get_task(self, task_id: str, *, timeout: float | None = None) -> task_pb2.Task:
         """One task (NotFound if unknown). Retried."""
-        return cast(
-            pb.GetTaskResponse, await self._unary("GetTask", pb.GetTaskRequest(task_id=task_id), timeout)
-        ).task
+        response = await self._unary("GetTask", pb.GetTaskRequest(task_id=task_id), timeout)
+        return cast(pb.GetTaskResponse, response).task
 
     def list_tasks(
         self,
@@ -242,6 +235,20 @@ class AsyncWorkEngineClient(ClientBase):
         request = pb.SelectNextTaskRequest(orchestrator_id=orchestrator_id, criteria=criteria)
         return cast(pb.SelectNextTaskResponse, await self._unary("SelectNextTask", request, timeout))
 
+    async def explain_selection(
+        self,
+        orchestrator_id: str,
+        *,
+        criteria: task_pb2.SelectionCriteria | None = None,
+        limit: int = 0,
+        task_ids: Iterable[str] = (),
+        timeout: float | None = None,
+    ) -> pb.ExplainSelectionResponse:
+        """The ready tasks ranked as claims would take them (`ranked`: up to `limit`, 0 for 20, with
+        their score parts) and why each of `task_ids` is not first (`explained`). Retried."""
+        request = requests.explain_selection(orchestrator_id, criteria, limit, task_ids)
+        return cast(pb.ExplainSelectionResponse, await self._unary("ExplainSelection", request, timeout))
+
     async def claim_next_task(
         self,
         orchestrator_id: str,
@@ -271,9 +278,7 @@ class AsyncWorkEngineClient(ClientBase):
     ) -> pb.ExecuteTaskResponse:
         """Starts one task (outcome STARTED or BLOCKED; Aborted if someone started it), under a
         lease as claim_next_task. Not retried."""
-        request = pb.ExecuteTaskRequest(
-            orchestrator_id=orchestrator_id, task_id=task_id, lease_duration=lease_duration, identity=identity
-        )
+        request = requests.execute_task(orchestrator_id, task_id, lease_duration, identity)
         return cast(pb.ExecuteTaskResponse, await self._unary("ExecuteTask", request, timeout))
 
     async def prepare_task_context(
@@ -297,9 +302,8 @@ class AsyncWorkEngineClient(ClientBase):
         """Reports 0-100 percent for the running attempt. ReportRefused (its `.reason`:
         TASK_CANCELLED, LEASE_EXPIRED, ATTEMPT_SUPERSEDED, ...) means stop working. Retried."""
         request = requests.update_task_progress(task_id, attempt, progress, message, metadata)
-        return cast(
-            pb.UpdateTaskProgressResponse, await self._unary("UpdateTaskProgress", request, timeout)
-        ).task
+        response = await self._unary("UpdateTaskProgress", request, timeout)
+        return cast(pb.UpdateTaskProgressResponse, response).task
 
     async def complete_task(
         self,
@@ -317,9 +321,9 @@ class AsyncWorkEngineClient(ClientBase):
         """Records the outcome of the attempt; with status BLOCKED, `retry_after` brings the task
         back to TODO by itself. ReportRefused when the attempt is no longer current (its
         `.reason` says why). Retried: an identical repeat is answered unchanged."""
-        request = requests.complete_task(task_id, attempt, status, output, error, metrics, artifacts)
-        if retry_after is not None:
-            request.retry_after.FromTimedelta(retry_after)
+        request = requests.complete_task(
+            task_id, attempt, status, output, error, metrics, artifacts, retry_after
+        )
         return cast(pb.CompleteTaskResponse, await self._unary("CompleteTask", request, timeout))
 
     async def heartbeat(
@@ -361,9 +365,7 @@ class AsyncWorkEngineClient(ClientBase):
         timeout: float | None = None,
     ) -> pb.GetExecutionStatsResponse:
         """Counts, success rate and completion-time percentiles. Retried."""
-        request = pb.GetExecutionStatsRequest(
-            orchestrator_id=orchestrator_id, start_time=start_time, end_time=end_time
-        )
+        request = requests.execution_stats(orchestrator_id, start_time, end_time)
         return cast(pb.GetExecutionStatsResponse, await self._unary("GetExecutionStats", request, timeout))
 
     async def watch_task_progress(

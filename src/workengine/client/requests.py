@@ -41,6 +41,14 @@ def register_orchestrator(
     )
 
 
+def rotate_orchestrator_token(
+    orchestrator_id: str, token_ttl: timedelta | None, previous_token_grace: timedelta | None
+) -> pb.RotateOrchestratorTokenRequest:
+    return pb.RotateOrchestratorTokenRequest(
+        orchestrator_id=orchestrator_id, token_ttl=token_ttl, previous_token_grace=previous_token_grace
+    )
+
+
 class TaskFields(TypedDict, total=False):
     """CreateTask's optional fields, as keyword arguments of the clients' `create_task`."""
 
@@ -84,6 +92,22 @@ def claim_next_task(
     )
 
 
+def execute_task(
+    orchestrator_id: str, task_id: str, lease_duration: timedelta | None, identity: str
+) -> pb.ExecuteTaskRequest:
+    return pb.ExecuteTaskRequest(
+        orchestrator_id=orchestrator_id, task_id=task_id, lease_duration=lease_duration, identity=identity
+    )
+
+
+def explain_selection(
+    orchestrator_id: str, criteria: task_pb2.SelectionCriteria | None, limit: int, task_ids: Iterable[str]
+) -> pb.ExplainSelectionRequest:
+    return pb.ExplainSelectionRequest(
+        orchestrator_id=orchestrator_id, criteria=criteria, limit=limit, task_ids=list(task_ids)
+    )
+
+
 def update_task_progress(
     task_id: str, attempt: int, progress: int, message: str, metadata: JsonObject | None
 ) -> pb.UpdateTaskProgressRequest:
@@ -104,6 +128,7 @@ def complete_task(
     error: str,
     metrics: JsonObject | None,
     artifacts: Iterable[task_pb2.Artifact],
+    retry_after: timedelta | None = None,
 ) -> pb.CompleteTaskRequest:
     result = task_pb2.TaskResult(
         output=_struct(output),
@@ -111,7 +136,17 @@ def complete_task(
         metrics=_struct(metrics),
         artifacts=list(artifacts),
     )
-    return pb.CompleteTaskRequest(task_id=task_id, attempt=attempt, status=status, result=result)
+    return pb.CompleteTaskRequest(
+        task_id=task_id, attempt=attempt, status=status, result=result, retry_after=retry_after
+    )
+
+
+def execution_stats(
+    orchestrator_id: str, start_time: datetime | None, end_time: datetime | None
+) -> pb.GetExecutionStatsRequest:
+    return pb.GetExecutionStatsRequest(
+        orchestrator_id=orchestrator_id, start_time=start_time, end_time=end_time
+    )
 
 
 def watch_task_progress(

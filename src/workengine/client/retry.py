@@ -4,7 +4,7 @@ Only UNAVAILABLE is retried (the server is restarting, or its database is down: 
 happened), and only for calls that are safe to send twice. Those are:
 
 - reads, which change nothing: GetOrchestrator, ListOrchestrators, GetTask, ListTasks,
-  SelectNextTask, PrepareTaskContext, GetExecutionStats;
+  SelectNextTask, ExplainSelection, PrepareTaskContext, GetExecutionStats;
 - writes whose repetition is harmless: SetOrchestratorStatus (the same status again),
   UpdateTaskProgress (the same report for the same attempt: the last one wins, a subscriber
   may see it twice), CompleteTask (the server answers an identical repeat with the task
@@ -33,6 +33,7 @@ IDEMPOTENT_METHODS = frozenset(
         "GetTask",
         "ListTasks",
         "SelectNextTask",
+        "ExplainSelection",
         "PrepareTaskContext",
         "GetExecutionStats",
         "SetOrchestratorStatus",

@@ -120,16 +120,16 @@ class WorkEngineClient(ClientBase):
         )
         request.daemon_endpoint = daemon_endpoint
         request.status = status
-        return cast(
-            pb.RegisterOrchestratorResponse, self._unary("RegisterOrchestrator", request, timeout)
-        ).orchestrator
+        response = self._unary("RegisterOrchestrator", request, timeout)
+        return cast(pb.RegisterOrchestratorResponse, response).orchestrator
 
     def get_orchestrator(
         self, orchestrator_id: str, *, timeout: float | None = None
     ) -> orchestrator_pb2.Orchestrator:
         """One orchestrator (NotFound if unknown). Retried."""
         request = pb.GetOrchestratorRequest(orchestrator_id=orchestrator_id)
-        return cast(pb.GetOrchestratorResponse, self._unary("GetOrchestrator", request, timeout)).orchestrator
+        response = self._unary("GetOrchestrator", request, timeout)
+        return cast(pb.GetOrchestratorResponse, response).orchestrator
 
     def set_orchestrator_status(
         self,
@@ -153,11 +153,7 @@ class WorkEngineClient(ClientBase):
     ) -> pb.RotateOrchestratorTokenResponse:
         """Issues a new token (`response.token`, shown once); the previous ones stop working now or
         after `previous_token_grace`. Not retried: a lost answer would leave an unknown token."""
-        request = pb.RotateOrchestratorTokenRequest(orchestrator_id=orchestrator_id)
-        if token_ttl is not None:
-            request.token_ttl.FromTimedelta(token_ttl)
-        if previous_token_grace is not None:
-            request.previous_token_grace.FromTimedelta(previous_token_grace)
+        request = requests.rotate_orchestrator_token(orchestrator_id, token_ttl, previous_token_grace)
         response = self._unary("RotateOrchestratorToken", request, timeout)
         return cast(pb.RotateOrchestratorTokenResponse, response)
 
@@ -199,9 +195,8 @@ class WorkEngineClient(ClientBase):
 
     def get_task(self, task_id: str, *, timeout: float | None = None) -> task_pb2.Task:
         """One task (NotFound if unknown). Retried."""
-        return cast(
-            pb.GetTaskResponse, self._unary("GetTask", pb.GetTaskRequest(task_id=task_id), timeout)
-        ).task
+        response = self._unary("GetTask", pb.GetTaskRequest(task_id=task_id), timeout)
+        return cast(pb.GetTaskResponse, response).task
 
     def list_tasks(
         self,
@@ -235,6 +230,20 @@ class WorkEngineClient(ClientBase):
         request = pb.SelectNextTaskRequest(orchestrator_id=orchestrator_id, criteria=criteria)
         return cast(pb.SelectNextTaskResponse, self._unary("SelectNextTask", request, timeout))
 
+    def explain_selection(
+        self,
+        orchestrator_id: str,
+        *,
+        criteria: task_pb2.SelectionCriteria | None = None,
+        limit: int = 0,
+        task_ids: Iterable[str] = (),
+        timeout: float | None = None,
+    ) -> pb.ExplainSelectionResponse:
+        """The ready tasks ranked as claims would take them (`ranked`: up to `limit`, 0 for 20, with
+        their score parts) and why each of `task_ids` is not first (`explained`). Retried."""
+        request = requests.explain_selection(orchestrator_id, criteria, limit, task_ids)
+        return cast(pb.ExplainSelectionResponse, self._unary("ExplainSelection", request, timeout))
+
     def claim_next_task(
         self,
         orchestrator_id: str,
@@ -264,9 +273,7 @@ class WorkEngineClient(ClientBase):
     ) -> pb.ExecuteTaskResponse:
         """Starts one task (outcome STARTED or BLOCKED; Aborted if someone started it), under a
         lease as claim_next_task. Not retried."""
-        request = pb.ExecuteTaskRequest(
-            orchestrator_id=orchestrator_id, task_id=task_id, lease_duration=lease_duration, identity=identity
-        )
+        request = requests.execute_task(orchestrator_id, task_id, lease_duration, identity)
         return cast(pb.ExecuteTaskResponse, self._unary("ExecuteTask", request, timeout))
 
     def prepare_task_context(
@@ -290,7 +297,8 @@ class WorkEngineClient(ClientBase):
         """Reports 0-100 percent for the running attempt. ReportRefused (its `.reason`:
         TASK_CANCELLED, LEASE_EXPIRED, ATTEMPT_SUPERSEDED, ...) means stop working. Retried."""
         request = requests.update_task_progress(task_id, attempt, progress, message, metadata)
-        return cast(pb.UpdateTaskProgressResponse, self._unary("UpdateTaskProgress", request, timeout)).task
+        response = self._unary("UpdateTaskProgress", request, timeout)
+        return cast(pb.UpdateTaskProgressResponse, response).task
 
     def complete_task(
         self,
@@ -308,9 +316,9 @@ class WorkEngineClient(ClientBase):
         """Records the outcome of the attempt; with status BLOCKED, `retry_after` brings the task
         back to TODO by itself. ReportRefused when the attempt is no longer current (its
         `.reason` says why). Retried: an identical repeat is answered unchanged."""
-        request = requests.complete_task(task_id, attempt, status, output, error, metrics, artifacts)
-        if retry_after is not None:
-            request.retry_after.FromTimedelta(retry_after)
+        request = requests.complete_task(
+            task_id, attempt, status, output, error, metrics, artifacts, retry_after
+        )
         return cast(pb.CompleteTaskResponse, self._unary("CompleteTask", request, timeout))
 
     def heartbeat(
@@ -350,9 +358,7 @@ class WorkEngineClient(ClientBase):
         timeout: float | None = None,
     ) -> pb.GetExecutionStatsResponse:
         """Counts, success rate and completion-time percentiles. Retried."""
-        request = pb.GetExecutionStatsRequest(
-            orchestrator_id=orchestrator_id, start_time=start_time, end_time=end_time
-        )
+        request = requests.execution_stats(orchestrator_id, start_time, end_time)
         return cast(pb.GetExecutionStatsResponse, self._unary("GetExecutionStats", request, timeout))
 
     def watch_task_progress(

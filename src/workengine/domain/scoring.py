@@ -28,6 +28,14 @@ DUE_TODAY_BOOST = 5
 DUE_SOON_BOOST = 2
 NO_BOOST = 1
 SOON_WINDOW = timedelta(hours=72)
+# The deadline buckets by the boost they give (each boost belongs to one bucket), as
+# ExplainSelection names them.
+DEADLINE_BUCKETS: dict[int, str] = {
+    OVERDUE_BOOST: "OVERDUE",
+    DUE_TODAY_BOOST: "DUE_TODAY",
+    DUE_SOON_BOOST: "DUE_SOON",
+    NO_BOOST: "LATER",
+}
 
 # What the database stores as the deadline of a task without one (tasks.due_key, migration
 # 0006), so undated tasks sort after every dated one: due times must come before it. Two days

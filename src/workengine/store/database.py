@@ -1,4 +1,5 @@
-"""The connection pool and the two ways in: `Database.transaction()` and `Database.autocommit()`.
+"""The connection pool and the ways in: `Database.transaction()`, `Database.autocommit()` and, for
+reads that must agree, `Database.snapshot()`.
 
 Statements run on psycopg's AsyncConnection directly (dict rows, prepared after a few uses),
 not through SQLAlchemy's engine: its execution and result layers cost a third of the server's
@@ -17,7 +18,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
-from psycopg import AsyncRawCursor
+from psycopg import AsyncRawCursor, IsolationLevel
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
@@ -251,7 +252,15 @@ class Database:
             yield session
 
     @asynccontextmanager
-    async def _session(self, *, autocommit: bool) -> AsyncIterator[Session]:
+    async def snapshot(self) -> AsyncIterator[Session]:
+        """A read-only REPEATABLE READ transaction: every statement sees the same snapshot, for a
+        read of several statements that must agree with each other (ExplainSelection). Costs no
+        extra round trip: psycopg names the level and READ ONLY in its BEGIN."""
+        async with self._session(autocommit=False, snapshot=True) as session:
+            yield session
+
+    @asynccontextmanager
+    async def _session(self, *, autocommit: bool, snapshot: bool = False) -> AsyncIterator[Session]:
         connection = await self.pool.acquire()
         watchdog = Watchdog(self.pool, connection)
         try:
@@ -260,6 +269,10 @@ class Database:
                     # No round trip (psycopg sends BEGIN, or stops sending it); a connection keeps
                     # its mode until a session wants the other.
                     await connection.set_autocommit(autocommit)
+                if connection.read_only is not (snapshot or None):
+                    # Likewise: they only change the BEGIN psycopg sends (None: the server's default).
+                    await connection.set_read_only(snapshot or None)
+                    await connection.set_isolation_level(IsolationLevel.REPEATABLE_READ if snapshot else None)
                 yield Session(connection)
                 if not autocommit:
                     await connection.commit()

@@ -14,6 +14,25 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class DeadlineBucket(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DEADLINE_BUCKET_UNSPECIFIED: _ClassVar[DeadlineBucket]
+    DEADLINE_BUCKET_OVERDUE: _ClassVar[DeadlineBucket]
+    DEADLINE_BUCKET_DUE_TODAY: _ClassVar[DeadlineBucket]
+    DEADLINE_BUCKET_DUE_SOON: _ClassVar[DeadlineBucket]
+    DEADLINE_BUCKET_LATER: _ClassVar[DeadlineBucket]
+
+class NotFirstReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NOT_FIRST_REASON_UNSPECIFIED: _ClassVar[NotFirstReason]
+    NOT_FIRST_REASON_RANKED: _ClassVar[NotFirstReason]
+    NOT_FIRST_REASON_BLOCKED: _ClassVar[NotFirstReason]
+    NOT_FIRST_REASON_IN_PROGRESS: _ClassVar[NotFirstReason]
+    NOT_FIRST_REASON_FINISHED: _ClassVar[NotFirstReason]
+    NOT_FIRST_REASON_FILTERED: _ClassVar[NotFirstReason]
+    NOT_FIRST_REASON_OTHER_ORCHESTRATOR: _ClassVar[NotFirstReason]
+    NOT_FIRST_REASON_NOT_FOUND: _ClassVar[NotFirstReason]
+
 class ExecuteOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     EXECUTE_OUTCOME_UNSPECIFIED: _ClassVar[ExecuteOutcome]
@@ -26,6 +45,19 @@ class CompletionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     COMPLETION_STATUS_COMPLETED: _ClassVar[CompletionStatus]
     COMPLETION_STATUS_FAILED: _ClassVar[CompletionStatus]
     COMPLETION_STATUS_BLOCKED: _ClassVar[CompletionStatus]
+DEADLINE_BUCKET_UNSPECIFIED: DeadlineBucket
+DEADLINE_BUCKET_OVERDUE: DeadlineBucket
+DEADLINE_BUCKET_DUE_TODAY: DeadlineBucket
+DEADLINE_BUCKET_DUE_SOON: DeadlineBucket
+DEADLINE_BUCKET_LATER: DeadlineBucket
+NOT_FIRST_REASON_UNSPECIFIED: NotFirstReason
+NOT_FIRST_REASON_RANKED: NotFirstReason
+NOT_FIRST_REASON_BLOCKED: NotFirstReason
+NOT_FIRST_REASON_IN_PROGRESS: NotFirstReason
+NOT_FIRST_REASON_FINISHED: NotFirstReason
+NOT_FIRST_REASON_FILTERED: NotFirstReason
+NOT_FIRST_REASON_OTHER_ORCHESTRATOR: NotFirstReason
+NOT_FIRST_REASON_NOT_FOUND: NotFirstReason
 EXECUTE_OUTCOME_UNSPECIFIED: ExecuteOutcome
 EXECUTE_OUTCOME_STARTED: ExecuteOutcome
 EXECUTE_OUTCOME_BLOCKED: ExecuteOutcome
@@ -73,6 +105,64 @@ class ClaimNextTaskResponse(_message.Message):
     attempt: int
     score: int
     def __init__(self, context: _Optional[_Union[_task_pb2.TaskContext, _Mapping]] = ..., attempt: _Optional[int] = ..., score: _Optional[int] = ...) -> None: ...
+
+class ExplainSelectionRequest(_message.Message):
+    __slots__ = ("orchestrator_id", "criteria", "limit", "task_ids")
+    ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    CRITERIA_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    orchestrator_id: str
+    criteria: _task_pb2.SelectionCriteria
+    limit: int
+    task_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, orchestrator_id: _Optional[str] = ..., criteria: _Optional[_Union[_task_pb2.SelectionCriteria, _Mapping]] = ..., limit: _Optional[int] = ..., task_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RankedTask(_message.Message):
+    __slots__ = ("rank", "task", "score", "priority_weight", "deadline_bucket", "deadline_boost", "local_due_time")
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_BOOST_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_DUE_TIME_FIELD_NUMBER: _ClassVar[int]
+    rank: int
+    task: _task_pb2.Task
+    score: int
+    priority_weight: int
+    deadline_bucket: DeadlineBucket
+    deadline_boost: int
+    local_due_time: str
+    def __init__(self, rank: _Optional[int] = ..., task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ..., score: _Optional[int] = ..., priority_weight: _Optional[int] = ..., deadline_bucket: _Optional[_Union[DeadlineBucket, str]] = ..., deadline_boost: _Optional[int] = ..., local_due_time: _Optional[str] = ...) -> None: ...
+
+class TaskExplanation(_message.Message):
+    __slots__ = ("task_id", "reason", "rank", "detail", "blocked_on", "attempt")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_ON_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    reason: NotFirstReason
+    rank: int
+    detail: str
+    blocked_on: _containers.RepeatedScalarFieldContainer[str]
+    attempt: int
+    def __init__(self, task_id: _Optional[str] = ..., reason: _Optional[_Union[NotFirstReason, str]] = ..., rank: _Optional[int] = ..., detail: _Optional[str] = ..., blocked_on: _Optional[_Iterable[str]] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class ExplainSelectionResponse(_message.Message):
+    __slots__ = ("orchestrator_id", "timezone", "ranked", "explained")
+    ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    RANKED_FIELD_NUMBER: _ClassVar[int]
+    EXPLAINED_FIELD_NUMBER: _ClassVar[int]
+    orchestrator_id: str
+    timezone: str
+    ranked: _containers.RepeatedCompositeFieldContainer[RankedTask]
+    explained: _containers.RepeatedCompositeFieldContainer[TaskExplanation]
+    def __init__(self, orchestrator_id: _Optional[str] = ..., timezone: _Optional[str] = ..., ranked: _Optional[_Iterable[_Union[RankedTask, _Mapping]]] = ..., explained: _Optional[_Iterable[_Union[TaskExplanation, _Mapping]]] = ...) -> None: ...
 
 class PrepareTaskContextRequest(_message.Message):
     __slots__ = ("orchestrator_id", "task_id")

@@ -67,6 +67,11 @@ class WorkEngineServiceStub:
                 request_serializer=workengine_dot_v1_dot_work__engine__service__pb2.ClaimNextTaskRequest.SerializeToString,
                 response_deserializer=workengine_dot_v1_dot_work__engine__service__pb2.ClaimNextTaskResponse.FromString,
                 _registered_method=True)
+        self.ExplainSelection = channel.unary_unary(
+                '/workengine.v1.WorkEngineService/ExplainSelection',
+                request_serializer=workengine_dot_v1_dot_work__engine__service__pb2.ExplainSelectionRequest.SerializeToString,
+                response_deserializer=workengine_dot_v1_dot_work__engine__service__pb2.ExplainSelectionResponse.FromString,
+                _registered_method=True)
         self.PrepareTaskContext = channel.unary_unary(
                 '/workengine.v1.WorkEngineService/PrepareTaskContext',
                 request_serializer=workengine_dot_v1_dot_work__engine__service__pb2.PrepareTaskContextRequest.SerializeToString,
@@ -200,6 +205,19 @@ class WorkEngineServiceServicer:
         ready; an empty response (no context) means none was. NOT_FOUND: unknown orchestrator.
         FAILED_PRECONDITION: the orchestrator is AWAY or OFFLINE. Do not retry blindly on
         UNAVAILABLE: the claim may have started a task whose answer was lost.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExplainSelection(self, request, context):
+        """Explains selection: the orchestrator's ready tasks ranked exactly as SelectNextTask and
+        repeated ClaimNextTask calls would take them (the first is what a claim would start now),
+        each with the parts of its score, and for each of task_ids why it is not first. Changes
+        nothing; the ranking and the explanations are read in one snapshot. Unlike a claim, it
+        answers while the orchestrator is AWAY or OFFLINE too: the ranking is then what its claims
+        would take once it is back. NOT_FOUND: unknown orchestrator (an unknown id in task_ids is
+        explained as NOT_FOUND instead). With an orchestrator token: its own queue only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -392,6 +410,11 @@ def add_WorkEngineServiceServicer_to_server(servicer, server):
                     request_deserializer=workengine_dot_v1_dot_work__engine__service__pb2.ClaimNextTaskRequest.FromString,
                     response_serializer=workengine_dot_v1_dot_work__engine__service__pb2.ClaimNextTaskResponse.SerializeToString,
             ),
+            'ExplainSelection': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainSelection,
+                    request_deserializer=workengine_dot_v1_dot_work__engine__service__pb2.ExplainSelectionRequest.FromString,
+                    response_serializer=workengine_dot_v1_dot_work__engine__service__pb2.ExplainSelectionResponse.SerializeToString,
+            ),
             'PrepareTaskContext': grpc.unary_unary_rpc_method_handler(
                     servicer.PrepareTaskContext,
                     request_deserializer=workengine_dot_v1_dot_work__engine__service__pb2.PrepareTaskContextRequest.FromString,
@@ -560,6 +583,33 @@ class WorkEngineService:
             '/workengine.v1.WorkEngineService/ClaimNextTask',
             workengine_dot_v1_dot_work__engine__service__pb2.ClaimNextTaskRequest.SerializeToString,
             workengine_dot_v1_dot_work__engine__service__pb2.ClaimNextTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainSelection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workengine.v1.WorkEngineService/ExplainSelection',
+            workengine_dot_v1_dot_work__engine__service__pb2.ExplainSelectionRequest.SerializeToString,
+            workengine_dot_v1_dot_work__engine__service__pb2.ExplainSelectionResponse.FromString,
             options,
             channel_credentials,
             insecure,

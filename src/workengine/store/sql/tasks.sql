@@ -97,15 +97,21 @@ CROSS JOIN LATERAL ({{related_of_changed}}) AS t;
  AND t.tags @> CAST(:required_tags AS text[])
  AND t.id <> ALL(CAST(:excluded_ids AS text[])))
 
+-- include: selection_segments
+-- The (priority, deadline bucket) ranges of domain/scoring.py's segments(), one row each, from
+-- the arrays selection_params binds (a subquery the planner pulls up: no plan of its own).
+SELECT * FROM unnest(CAST(:priorities AS smallint[]), CAST(:weights AS integer[]),
+                     CAST(:boosts AS integer[]), CAST(:due_froms AS timestamptz[]),
+                     CAST(:due_tos AS timestamptz[]))
+    AS segment(priority, weight, boost, due_from, due_to)
+
 -- include: ranked_segments
 -- Every segment that holds a ready task, with its head, best first: by score, then the head's
 -- due time, priority, age and id. One index probe per segment (at most 16), so the cost does
 -- not grow with the backlog.
 SELECT segment.priority, segment.due_from, segment.due_to, segment.weight * segment.boost AS score,
        head.id AS head_id
-FROM unnest(CAST(:priorities AS smallint[]), CAST(:weights AS integer[]), CAST(:boosts AS integer[]),
-            CAST(:due_froms AS timestamptz[]), CAST(:due_tos AS timestamptz[]))
-     AS segment(priority, weight, boost, due_from, due_to)
+FROM ({{selection_segments}}) AS segment
 CROSS JOIN LATERAL (
     SELECT t.id, t.due_key, t.created_at FROM tasks t
     WHERE {{ready_in_segment}}

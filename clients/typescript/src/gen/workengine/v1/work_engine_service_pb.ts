@@ -16,7 +16,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file workengine/v1/work_engine_service.proto.
  */
 export const file_workengine_v1_work_engine_service: GenFile = /*@__PURE__*/
-  fileDesc("Cid3b3JrZW5naW5lL3YxL3dvcmtfZW5naW5lX3NlcnZpY2UucHJvdG8SDXdvcmtlbmdpbmUudjEiZAoVU2VsZWN0TmV4dFRhc2tSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIyCghjcml0ZXJpYRgCIAEoCzIgLndvcmtlbmdpbmUudjEuU2VsZWN0aW9uQ3JpdGVyaWEiSgoWU2VsZWN0TmV4dFRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEg0KBXNjb3JlGAIgASgDItEBChRDbGFpbU5leHRUYXNrUmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkSMgoIY3JpdGVyaWEYAiABKAsyIC53b3JrZW5naW5lLnYxLlNlbGVjdGlvbkNyaXRlcmlhEicKBHdhaXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMQoObGVhc2VfZHVyYXRpb24YBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIaWRlbnRpdHkYBSABKAkiZAoVQ2xhaW1OZXh0VGFza1Jlc3BvbnNlEisKB2NvbnRleHQYASABKAsyGi53b3JrZW5naW5lLnYxLlRhc2tDb250ZXh0Eg8KB2F0dGVtcHQYAiABKAUSDQoFc2NvcmUYAyABKAMiRQoZUHJlcGFyZVRhc2tDb250ZXh0UmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkSDwoHdGFza19pZBgCIAEoCSJJChpQcmVwYXJlVGFza0NvbnRleHRSZXNwb25zZRIrCgdjb250ZXh0GAEgASgLMhoud29ya2VuZ2luZS52MS5UYXNrQ29udGV4dCKDAQoSRXhlY3V0ZVRhc2tSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEjEKDmxlYXNlX2R1cmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCGlkZW50aXR5GAQgASgJIrkBChNFeGVjdXRlVGFza1Jlc3BvbnNlEi4KB291dGNvbWUYASABKA4yHS53b3JrZW5naW5lLnYxLkV4ZWN1dGVPdXRjb21lEisKB2NvbnRleHQYAiABKAsyGi53b3JrZW5naW5lLnYxLlRhc2tDb250ZXh0Eg8KB2F0dGVtcHQYAyABKAUSFgoOYmxvY2tlZF9yZWFzb24YBCABKAkSHAoUdW5tZXRfZGVwZW5kZW5jeV9pZHMYBSADKAkiiwEKGVVwZGF0ZVRhc2tQcm9ncmVzc1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgFEhAKCHByb2dyZXNzGAMgASgFEg8KB21lc3NhZ2UYBCABKAkSKQoIbWV0YWRhdGEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ij8KGlVwZGF0ZVRhc2tQcm9ncmVzc1Jlc3BvbnNlEiEKBHRhc2sYASABKAsyEy53b3JrZW5naW5lLnYxLlRhc2siwwEKE0NvbXBsZXRlVGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgFEi8KBnN0YXR1cxgDIAEoDjIfLndvcmtlbmdpbmUudjEuQ29tcGxldGlvblN0YXR1cxIpCgZyZXN1bHQYBCABKAsyGS53b3JrZW5naW5lLnYxLlRhc2tSZXN1bHQSLgoLcmV0cnlfYWZ0ZXIYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iZwoQSGVhcnRiZWF0UmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKAUSMQoObGVhc2VfZHVyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iSgoRSGVhcnRiZWF0UmVzcG9uc2USNQoRbGVhc2VfZXhwaXJlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjkKEFJldHJ5VGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIUCgxtYXhfYXR0ZW1wdHMYAiABKAUiNgoRUmV0cnlUYXNrUmVzcG9uc2USIQoEdGFzaxgBIAEoCzITLndvcmtlbmdpbmUudjEuVGFzayJVChRDb21wbGV0ZVRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEhoKEnVuYmxvY2tlZF90YXNrX2lkcxgCIAMoCSKRAQoYR2V0RXhlY3V0aW9uU3RhdHNSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiwwIKGUdldEV4ZWN1dGlvblN0YXRzUmVzcG9uc2USEwoLdG90YWxfdGFza3MYASABKAMSFwoPY29tcGxldGVkX3Rhc2tzGAIgASgDEhQKDGZhaWxlZF90YXNrcxgDIAEoAxIcChRzdWNjZXNzX3JhdGVfcGVyY2VudBgEIAEoARIiChphdmVyYWdlX2NvbXBsZXRpb25fc2Vjb25kcxgFIAEoARIeChZwNTBfY29tcGxldGlvbl9zZWNvbmRzGAYgASgBEh4KFnA5NV9jb21wbGV0aW9uX3NlY29uZHMYByABKAESLQoJYnlfc3RhdHVzGAggAygLMhoud29ya2VuZ2luZS52MS5TdGF0dXNDb3VudBIxCgtieV9wcmlvcml0eRgJIAMoCzIcLndvcmtlbmdpbmUudjEuUHJpb3JpdHlDb3VudCL2AQoYV2F0Y2hUYXNrUHJvZ3Jlc3NSZXF1ZXN0EhEKB3Rhc2tfaWQYASABKAlIABIZCg9vcmNoZXN0cmF0b3JfaWQYAiABKAlIABIWCgx3b3Jrc3BhY2VfaWQYAyABKAlIABIUCgxhZnRlcl9jdXJzb3IYBCABKAMSKwoFa2luZHMYBSADKA4yHC53b3JrZW5naW5lLnYxLlRhc2tFdmVudEtpbmQSEQoJa2VlcF9vcGVuGAYgASgIEjQKEWJvb2ttYXJrX2ludGVydmFsGAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQggKBnRhcmdldCJEChlXYXRjaFRhc2tQcm9ncmVzc1Jlc3BvbnNlEicKBWV2ZW50GAEgASgLMhgud29ya2VuZ2luZS52MS5UYXNrRXZlbnQiuQIKG1JlZ2lzdGVyT3JjaGVzdHJhdG9yUmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEgwKBHJvbGUYAyABKAkSEgoKZGlzY2lwbGluZRgEIAEoCRIUCgxjYXBhYmlsaXRpZXMYBSADKAkSFwoPZGFlbW9uX2VuZHBvaW50GAYgASgJEhAKCHRpbWV6b25lGAcgASgJEicKB2NoYXJ0ZXIYCCABKAsyFi53b3JrZW5naW5lLnYxLkNoYXJ0ZXISMQoGc3RhdHVzGAkgASgOMiEud29ya2VuZ2luZS52MS5PcmNoZXN0cmF0b3JTdGF0dXMSLAoJdG9rZW5fdHRsGAogASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIpcBChxSZWdpc3Rlck9yY2hlc3RyYXRvclJlc3BvbnNlEjEKDG9yY2hlc3RyYXRvchgBIAEoCzIbLndvcmtlbmdpbmUudjEuT3JjaGVzdHJhdG9yEg0KBXRva2VuGAIgASgJEjUKEXRva2VuX2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKgAQoeUm90YXRlT3JjaGVzdHJhdG9yVG9rZW5SZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIsCgl0b2tlbl90dGwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNwoUcHJldmlvdXNfdG9rZW5fZ3JhY2UYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iZwofUm90YXRlT3JjaGVzdHJhdG9yVG9rZW5SZXNwb25zZRINCgV0b2tlbhgBIAEoCRI1ChF0b2tlbl9leHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOgofUmV2b2tlT3JjaGVzdHJhdG9yVG9rZW5zUmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkiOQogUmV2b2tlT3JjaGVzdHJhdG9yVG9rZW5zUmVzcG9uc2USFQoNcmV2b2tlZF9jb3VudBgBIAEoBSIxChZHZXRPcmNoZXN0cmF0b3JSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCSJMChdHZXRPcmNoZXN0cmF0b3JSZXNwb25zZRIxCgxvcmNoZXN0cmF0b3IYASABKAsyGy53b3JrZW5naW5lLnYxLk9yY2hlc3RyYXRvciJ0ChhMaXN0T3JjaGVzdHJhdG9yc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSMQoGc3RhdHVzGAMgASgOMiEud29ya2VuZ2luZS52MS5PcmNoZXN0cmF0b3JTdGF0dXMiaAoZTGlzdE9yY2hlc3RyYXRvcnNSZXNwb25zZRIyCg1vcmNoZXN0cmF0b3JzGAEgAygLMhsud29ya2VuZ2luZS52MS5PcmNoZXN0cmF0b3ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImoKHFNldE9yY2hlc3RyYXRvclN0YXR1c1JlcXVlc3QSFwoPb3JjaGVzdHJhdG9yX2lkGAEgASgJEjEKBnN0YXR1cxgCIAEoDjIhLndvcmtlbmdpbmUudjEuT3JjaGVzdHJhdG9yU3RhdHVzIlIKHVNldE9yY2hlc3RyYXRvclN0YXR1c1Jlc3BvbnNlEjEKDG9yY2hlc3RyYXRvchgBIAEoCzIbLndvcmtlbmdpbmUudjEuT3JjaGVzdHJhdG9yIpcDChFDcmVhdGVUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEhcKD29yY2hlc3RyYXRvcl9pZBgCIAEoCRIUCgx3b3Jrc3BhY2VfaWQYAyABKAkSEgoKY2hhbm5lbF9pZBgEIAEoCRINCgV0aXRsZRgFIAEoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRItCghwcmlvcml0eRgHIAEoDjIbLndvcmtlbmdpbmUudjEuVGFza1ByaW9yaXR5EiwKCGR1ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR0YWdzGAkgAygJEhIKCmRlcGVuZHNfb24YCiADKAkSKQoIbWV0YWRhdGEYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhQKDG1heF9hdHRlbXB0cxgMIAEoBRIxCg5sZWFzZV9kdXJhdGlvbhgNIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIXCg9pZGVtcG90ZW5jeV9rZXkYDiABKAkiNwoSQ3JlYXRlVGFza1Jlc3BvbnNlEiEKBHRhc2sYASABKAsyEy53b3JrZW5naW5lLnYxLlRhc2siIQoOR2V0VGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCSJiCg9HZXRUYXNrUmVzcG9uc2USIQoEdGFzaxgBIAEoCzITLndvcmtlbmdpbmUudjEuVGFzaxIsCghhdHRlbXB0cxgCIAMoCzIaLndvcmtlbmdpbmUudjEuVGFza0F0dGVtcHQiogEKEExpc3RUYXNrc1JlcXVlc3QSFwoPb3JjaGVzdHJhdG9yX2lkGAEgASgJEhQKDHdvcmtzcGFjZV9pZBgCIAEoCRIrCghzdGF0dXNlcxgDIAMoDjIZLndvcmtlbmdpbmUudjEuVGFza1N0YXR1cxILCgN0YWcYBCABKAkSEQoJcGFnZV9zaXplGAUgASgFEhIKCnBhZ2VfdG9rZW4YBiABKAkiUAoRTGlzdFRhc2tzUmVzcG9uc2USIgoFdGFza3MYASADKAsyEy53b3JrZW5naW5lLnYxLlRhc2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjQKEUNhbmNlbFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIlMKEkNhbmNlbFRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEhoKEnVuYmxvY2tlZF90YXNrX2lkcxgCIAMoCSprCg5FeGVjdXRlT3V0Y29tZRIfChtFWEVDVVRFX09VVENPTUVfVU5TUEVDSUZJRUQQABIbChdFWEVDVVRFX09VVENPTUVfU1RBUlRFRBABEhsKF0VYRUNVVEVfT1VUQ09NRV9CTE9DS0VEEAIqkwEKEENvbXBsZXRpb25TdGF0dXMSIQodQ09NUExFVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIfChtDT01QTEVUSU9OX1NUQVRVU19DT01QTEVURUQQARIcChhDT01QTEVUSU9OX1NUQVRVU19GQUlMRUQQAhIdChlDT01QTEVUSU9OX1NUQVRVU19CTE9DS0VEEAMyqw8KEVdvcmtFbmdpbmVTZXJ2aWNlEl0KDlNlbGVjdE5leHRUYXNrEiQud29ya2VuZ2luZS52MS5TZWxlY3ROZXh0VGFza1JlcXVlc3QaJS53b3JrZW5naW5lLnYxLlNlbGVjdE5leHRUYXNrUmVzcG9uc2USWgoNQ2xhaW1OZXh0VGFzaxIjLndvcmtlbmdpbmUudjEuQ2xhaW1OZXh0VGFza1JlcXVlc3QaJC53b3JrZW5naW5lLnYxLkNsYWltTmV4dFRhc2tSZXNwb25zZRJpChJQcmVwYXJlVGFza0NvbnRleHQSKC53b3JrZW5naW5lLnYxLlByZXBhcmVUYXNrQ29udGV4dFJlcXVlc3QaKS53b3JrZW5naW5lLnYxLlByZXBhcmVUYXNrQ29udGV4dFJlc3BvbnNlElQKC0V4ZWN1dGVUYXNrEiEud29ya2VuZ2luZS52MS5FeGVjdXRlVGFza1JlcXVlc3QaIi53b3JrZW5naW5lLnYxLkV4ZWN1dGVUYXNrUmVzcG9uc2USaQoSVXBkYXRlVGFza1Byb2dyZXNzEigud29ya2VuZ2luZS52MS5VcGRhdGVUYXNrUHJvZ3Jlc3NSZXF1ZXN0Gikud29ya2VuZ2luZS52MS5VcGRhdGVUYXNrUHJvZ3Jlc3NSZXNwb25zZRJXCgxDb21wbGV0ZVRhc2sSIi53b3JrZW5naW5lLnYxLkNvbXBsZXRlVGFza1JlcXVlc3QaIy53b3JrZW5naW5lLnYxLkNvbXBsZXRlVGFza1Jlc3BvbnNlEk4KCUhlYXJ0YmVhdBIfLndvcmtlbmdpbmUudjEuSGVhcnRiZWF0UmVxdWVzdBogLndvcmtlbmdpbmUudjEuSGVhcnRiZWF0UmVzcG9uc2USTgoJUmV0cnlUYXNrEh8ud29ya2VuZ2luZS52MS5SZXRyeVRhc2tSZXF1ZXN0GiAud29ya2VuZ2luZS52MS5SZXRyeVRhc2tSZXNwb25zZRJmChFHZXRFeGVjdXRpb25TdGF0cxInLndvcmtlbmdpbmUudjEuR2V0RXhlY3V0aW9uU3RhdHNSZXF1ZXN0Gigud29ya2VuZ2luZS52MS5HZXRFeGVjdXRpb25TdGF0c1Jlc3BvbnNlEmgKEVdhdGNoVGFza1Byb2dyZXNzEicud29ya2VuZ2luZS52MS5XYXRjaFRhc2tQcm9ncmVzc1JlcXVlc3QaKC53b3JrZW5naW5lLnYxLldhdGNoVGFza1Byb2dyZXNzUmVzcG9uc2UwARJvChRSZWdpc3Rlck9yY2hlc3RyYXRvchIqLndvcmtlbmdpbmUudjEuUmVnaXN0ZXJPcmNoZXN0cmF0b3JSZXF1ZXN0Gisud29ya2VuZ2luZS52MS5SZWdpc3Rlck9yY2hlc3RyYXRvclJlc3BvbnNlEmAKD0dldE9yY2hlc3RyYXRvchIlLndvcmtlbmdpbmUudjEuR2V0T3JjaGVzdHJhdG9yUmVxdWVzdBomLndvcmtlbmdpbmUudjEuR2V0T3JjaGVzdHJhdG9yUmVzcG9uc2USZgoRTGlzdE9yY2hlc3RyYXRvcnMSJy53b3JrZW5naW5lLnYxLkxpc3RPcmNoZXN0cmF0b3JzUmVxdWVzdBooLndvcmtlbmdpbmUudjEuTGlzdE9yY2hlc3RyYXRvcnNSZXNwb25zZRJyChVTZXRPcmNoZXN0cmF0b3JTdGF0dXMSKy53b3JrZW5naW5lLnYxLlNldE9yY2hlc3RyYXRvclN0YXR1c1JlcXVlc3QaLC53b3JrZW5naW5lLnYxLlNldE9yY2hlc3RyYXRvclN0YXR1c1Jlc3BvbnNlEngKF1JvdGF0ZU9yY2hlc3RyYXRvclRva2VuEi0ud29ya2VuZ2luZS52MS5Sb3RhdGVPcmNoZXN0cmF0b3JUb2tlblJlcXVlc3QaLi53b3JrZW5naW5lLnYxLlJvdGF0ZU9yY2hlc3RyYXRvclRva2VuUmVzcG9uc2USewoYUmV2b2tlT3JjaGVzdHJhdG9yVG9rZW5zEi4ud29ya2VuZ2luZS52MS5SZXZva2VPcmNoZXN0cmF0b3JUb2tlbnNSZXF1ZXN0Gi8ud29ya2VuZ2luZS52MS5SZXZva2VPcmNoZXN0cmF0b3JUb2tlbnNSZXNwb25zZRJRCgpDcmVhdGVUYXNrEiAud29ya2VuZ2luZS52MS5DcmVhdGVUYXNrUmVxdWVzdBohLndvcmtlbmdpbmUudjEuQ3JlYXRlVGFza1Jlc3BvbnNlEkgKB0dldFRhc2sSHS53b3JrZW5naW5lLnYxLkdldFRhc2tSZXF1ZXN0Gh4ud29ya2VuZ2luZS52MS5HZXRUYXNrUmVzcG9uc2USTgoJTGlzdFRhc2tzEh8ud29ya2VuZ2luZS52MS5MaXN0VGFza3NSZXF1ZXN0GiAud29ya2VuZ2luZS52MS5MaXN0VGFza3NSZXNwb25zZRJRCgpDYW5jZWxUYXNrEiAud29ya2VuZ2luZS52MS5DYW5jZWxUYXNrUmVxdWVzdBohLndvcmtlbmdpbmUudjEuQ2FuY2VsVGFza1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_workengine_v1_orchestrator, file_workengine_v1_task]);
+  fileDesc("Cid3b3JrZW5naW5lL3YxL3dvcmtfZW5naW5lX3NlcnZpY2UucHJvdG8SDXdvcmtlbmdpbmUudjEiZAoVU2VsZWN0TmV4dFRhc2tSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIyCghjcml0ZXJpYRgCIAEoCzIgLndvcmtlbmdpbmUudjEuU2VsZWN0aW9uQ3JpdGVyaWEiSgoWU2VsZWN0TmV4dFRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEg0KBXNjb3JlGAIgASgDItEBChRDbGFpbU5leHRUYXNrUmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkSMgoIY3JpdGVyaWEYAiABKAsyIC53b3JrZW5naW5lLnYxLlNlbGVjdGlvbkNyaXRlcmlhEicKBHdhaXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMQoObGVhc2VfZHVyYXRpb24YBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIaWRlbnRpdHkYBSABKAkiZAoVQ2xhaW1OZXh0VGFza1Jlc3BvbnNlEisKB2NvbnRleHQYASABKAsyGi53b3JrZW5naW5lLnYxLlRhc2tDb250ZXh0Eg8KB2F0dGVtcHQYAiABKAUSDQoFc2NvcmUYAyABKAMihwEKF0V4cGxhaW5TZWxlY3Rpb25SZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIyCghjcml0ZXJpYRgCIAEoCzIgLndvcmtlbmdpbmUudjEuU2VsZWN0aW9uQ3JpdGVyaWESDQoFbGltaXQYAyABKAUSEAoIdGFza19pZHMYBCADKAkizQEKClJhbmtlZFRhc2sSDAoEcmFuaxgBIAEoBRIhCgR0YXNrGAIgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEg0KBXNjb3JlGAMgASgDEhcKD3ByaW9yaXR5X3dlaWdodBgEIAEoBRI2Cg9kZWFkbGluZV9idWNrZXQYBSABKA4yHS53b3JrZW5naW5lLnYxLkRlYWRsaW5lQnVja2V0EhYKDmRlYWRsaW5lX2Jvb3N0GAYgASgFEhYKDmxvY2FsX2R1ZV90aW1lGAcgASgJIpQBCg9UYXNrRXhwbGFuYXRpb24SDwoHdGFza19pZBgBIAEoCRItCgZyZWFzb24YAiABKA4yHS53b3JrZW5naW5lLnYxLk5vdEZpcnN0UmVhc29uEgwKBHJhbmsYAyABKAUSDgoGZGV0YWlsGAQgASgJEhIKCmJsb2NrZWRfb24YBSADKAkSDwoHYXR0ZW1wdBgGIAEoBSKjAQoYRXhwbGFpblNlbGVjdGlvblJlc3BvbnNlEhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIQCgh0aW1lem9uZRgCIAEoCRIpCgZyYW5rZWQYAyADKAsyGS53b3JrZW5naW5lLnYxLlJhbmtlZFRhc2sSMQoJZXhwbGFpbmVkGAQgAygLMh4ud29ya2VuZ2luZS52MS5UYXNrRXhwbGFuYXRpb24iRQoZUHJlcGFyZVRhc2tDb250ZXh0UmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkSDwoHdGFza19pZBgCIAEoCSJJChpQcmVwYXJlVGFza0NvbnRleHRSZXNwb25zZRIrCgdjb250ZXh0GAEgASgLMhoud29ya2VuZ2luZS52MS5UYXNrQ29udGV4dCKDAQoSRXhlY3V0ZVRhc2tSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEjEKDmxlYXNlX2R1cmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCGlkZW50aXR5GAQgASgJIrkBChNFeGVjdXRlVGFza1Jlc3BvbnNlEi4KB291dGNvbWUYASABKA4yHS53b3JrZW5naW5lLnYxLkV4ZWN1dGVPdXRjb21lEisKB2NvbnRleHQYAiABKAsyGi53b3JrZW5naW5lLnYxLlRhc2tDb250ZXh0Eg8KB2F0dGVtcHQYAyABKAUSFgoOYmxvY2tlZF9yZWFzb24YBCABKAkSHAoUdW5tZXRfZGVwZW5kZW5jeV9pZHMYBSADKAkiiwEKGVVwZGF0ZVRhc2tQcm9ncmVzc1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgFEhAKCHByb2dyZXNzGAMgASgFEg8KB21lc3NhZ2UYBCABKAkSKQoIbWV0YWRhdGEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ij8KGlVwZGF0ZVRhc2tQcm9ncmVzc1Jlc3BvbnNlEiEKBHRhc2sYASABKAsyEy53b3JrZW5naW5lLnYxLlRhc2siwwEKE0NvbXBsZXRlVGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgFEi8KBnN0YXR1cxgDIAEoDjIfLndvcmtlbmdpbmUudjEuQ29tcGxldGlvblN0YXR1cxIpCgZyZXN1bHQYBCABKAsyGS53b3JrZW5naW5lLnYxLlRhc2tSZXN1bHQSLgoLcmV0cnlfYWZ0ZXIYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iZwoQSGVhcnRiZWF0UmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKAUSMQoObGVhc2VfZHVyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iSgoRSGVhcnRiZWF0UmVzcG9uc2USNQoRbGVhc2VfZXhwaXJlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjkKEFJldHJ5VGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIUCgxtYXhfYXR0ZW1wdHMYAiABKAUiNgoRUmV0cnlUYXNrUmVzcG9uc2USIQoEdGFzaxgBIAEoCzITLndvcmtlbmdpbmUudjEuVGFzayJVChRDb21wbGV0ZVRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEhoKEnVuYmxvY2tlZF90YXNrX2lkcxgCIAMoCSKRAQoYR2V0RXhlY3V0aW9uU3RhdHNSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiwwIKGUdldEV4ZWN1dGlvblN0YXRzUmVzcG9uc2USEwoLdG90YWxfdGFza3MYASABKAMSFwoPY29tcGxldGVkX3Rhc2tzGAIgASgDEhQKDGZhaWxlZF90YXNrcxgDIAEoAxIcChRzdWNjZXNzX3JhdGVfcGVyY2VudBgEIAEoARIiChphdmVyYWdlX2NvbXBsZXRpb25fc2Vjb25kcxgFIAEoARIeChZwNTBfY29tcGxldGlvbl9zZWNvbmRzGAYgASgBEh4KFnA5NV9jb21wbGV0aW9uX3NlY29uZHMYByABKAESLQoJYnlfc3RhdHVzGAggAygLMhoud29ya2VuZ2luZS52MS5TdGF0dXNDb3VudBIxCgtieV9wcmlvcml0eRgJIAMoCzIcLndvcmtlbmdpbmUudjEuUHJpb3JpdHlDb3VudCL2AQoYV2F0Y2hUYXNrUHJvZ3Jlc3NSZXF1ZXN0EhEKB3Rhc2tfaWQYASABKAlIABIZCg9vcmNoZXN0cmF0b3JfaWQYAiABKAlIABIWCgx3b3Jrc3BhY2VfaWQYAyABKAlIABIUCgxhZnRlcl9jdXJzb3IYBCABKAMSKwoFa2luZHMYBSADKA4yHC53b3JrZW5naW5lLnYxLlRhc2tFdmVudEtpbmQSEQoJa2VlcF9vcGVuGAYgASgIEjQKEWJvb2ttYXJrX2ludGVydmFsGAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQggKBnRhcmdldCJEChlXYXRjaFRhc2tQcm9ncmVzc1Jlc3BvbnNlEicKBWV2ZW50GAEgASgLMhgud29ya2VuZ2luZS52MS5UYXNrRXZlbnQiuQIKG1JlZ2lzdGVyT3JjaGVzdHJhdG9yUmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEgwKBHJvbGUYAyABKAkSEgoKZGlzY2lwbGluZRgEIAEoCRIUCgxjYXBhYmlsaXRpZXMYBSADKAkSFwoPZGFlbW9uX2VuZHBvaW50GAYgASgJEhAKCHRpbWV6b25lGAcgASgJEicKB2NoYXJ0ZXIYCCABKAsyFi53b3JrZW5naW5lLnYxLkNoYXJ0ZXISMQoGc3RhdHVzGAkgASgOMiEud29ya2VuZ2luZS52MS5PcmNoZXN0cmF0b3JTdGF0dXMSLAoJdG9rZW5fdHRsGAogASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIpcBChxSZWdpc3Rlck9yY2hlc3RyYXRvclJlc3BvbnNlEjEKDG9yY2hlc3RyYXRvchgBIAEoCzIbLndvcmtlbmdpbmUudjEuT3JjaGVzdHJhdG9yEg0KBXRva2VuGAIgASgJEjUKEXRva2VuX2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKgAQoeUm90YXRlT3JjaGVzdHJhdG9yVG9rZW5SZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCRIsCgl0b2tlbl90dGwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNwoUcHJldmlvdXNfdG9rZW5fZ3JhY2UYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iZwofUm90YXRlT3JjaGVzdHJhdG9yVG9rZW5SZXNwb25zZRINCgV0b2tlbhgBIAEoCRI1ChF0b2tlbl9leHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOgofUmV2b2tlT3JjaGVzdHJhdG9yVG9rZW5zUmVxdWVzdBIXCg9vcmNoZXN0cmF0b3JfaWQYASABKAkiOQogUmV2b2tlT3JjaGVzdHJhdG9yVG9rZW5zUmVzcG9uc2USFQoNcmV2b2tlZF9jb3VudBgBIAEoBSIxChZHZXRPcmNoZXN0cmF0b3JSZXF1ZXN0EhcKD29yY2hlc3RyYXRvcl9pZBgBIAEoCSJMChdHZXRPcmNoZXN0cmF0b3JSZXNwb25zZRIxCgxvcmNoZXN0cmF0b3IYASABKAsyGy53b3JrZW5naW5lLnYxLk9yY2hlc3RyYXRvciJ0ChhMaXN0T3JjaGVzdHJhdG9yc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSMQoGc3RhdHVzGAMgASgOMiEud29ya2VuZ2luZS52MS5PcmNoZXN0cmF0b3JTdGF0dXMiaAoZTGlzdE9yY2hlc3RyYXRvcnNSZXNwb25zZRIyCg1vcmNoZXN0cmF0b3JzGAEgAygLMhsud29ya2VuZ2luZS52MS5PcmNoZXN0cmF0b3ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImoKHFNldE9yY2hlc3RyYXRvclN0YXR1c1JlcXVlc3QSFwoPb3JjaGVzdHJhdG9yX2lkGAEgASgJEjEKBnN0YXR1cxgCIAEoDjIhLndvcmtlbmdpbmUudjEuT3JjaGVzdHJhdG9yU3RhdHVzIlIKHVNldE9yY2hlc3RyYXRvclN0YXR1c1Jlc3BvbnNlEjEKDG9yY2hlc3RyYXRvchgBIAEoCzIbLndvcmtlbmdpbmUudjEuT3JjaGVzdHJhdG9yIpcDChFDcmVhdGVUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEhcKD29yY2hlc3RyYXRvcl9pZBgCIAEoCRIUCgx3b3Jrc3BhY2VfaWQYAyABKAkSEgoKY2hhbm5lbF9pZBgEIAEoCRINCgV0aXRsZRgFIAEoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRItCghwcmlvcml0eRgHIAEoDjIbLndvcmtlbmdpbmUudjEuVGFza1ByaW9yaXR5EiwKCGR1ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR0YWdzGAkgAygJEhIKCmRlcGVuZHNfb24YCiADKAkSKQoIbWV0YWRhdGEYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhQKDG1heF9hdHRlbXB0cxgMIAEoBRIxCg5sZWFzZV9kdXJhdGlvbhgNIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIXCg9pZGVtcG90ZW5jeV9rZXkYDiABKAkiNwoSQ3JlYXRlVGFza1Jlc3BvbnNlEiEKBHRhc2sYASABKAsyEy53b3JrZW5naW5lLnYxLlRhc2siIQoOR2V0VGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCSJiCg9HZXRUYXNrUmVzcG9uc2USIQoEdGFzaxgBIAEoCzITLndvcmtlbmdpbmUudjEuVGFzaxIsCghhdHRlbXB0cxgCIAMoCzIaLndvcmtlbmdpbmUudjEuVGFza0F0dGVtcHQiogEKEExpc3RUYXNrc1JlcXVlc3QSFwoPb3JjaGVzdHJhdG9yX2lkGAEgASgJEhQKDHdvcmtzcGFjZV9pZBgCIAEoCRIrCghzdGF0dXNlcxgDIAMoDjIZLndvcmtlbmdpbmUudjEuVGFza1N0YXR1cxILCgN0YWcYBCABKAkSEQoJcGFnZV9zaXplGAUgASgFEhIKCnBhZ2VfdG9rZW4YBiABKAkiUAoRTGlzdFRhc2tzUmVzcG9uc2USIgoFdGFza3MYASADKAsyEy53b3JrZW5naW5lLnYxLlRhc2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjQKEUNhbmNlbFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIlMKEkNhbmNlbFRhc2tSZXNwb25zZRIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEhoKEnVuYmxvY2tlZF90YXNrX2lkcxgCIAMoCSqmAQoORGVhZGxpbmVCdWNrZXQSHwobREVBRExJTkVfQlVDS0VUX1VOU1BFQ0lGSUVEEAASGwoXREVBRExJTkVfQlVDS0VUX09WRVJEVUUQARIdChlERUFETElORV9CVUNLRVRfRFVFX1RPREFZEAISHAoYREVBRExJTkVfQlVDS0VUX0RVRV9TT09OEAMSGQoVREVBRExJTkVfQlVDS0VUX0xBVEVSEAQqlgIKDk5vdEZpcnN0UmVhc29uEiAKHE5PVF9GSVJTVF9SRUFTT05fVU5TUEVDSUZJRUQQABIbChdOT1RfRklSU1RfUkVBU09OX1JBTktFRBABEhwKGE5PVF9GSVJTVF9SRUFTT05fQkxPQ0tFRBACEiAKHE5PVF9GSVJTVF9SRUFTT05fSU5fUFJPR1JFU1MQAxIdChlOT1RfRklSU1RfUkVBU09OX0ZJTklTSEVEEAQSHQoZTk9UX0ZJUlNUX1JFQVNPTl9GSUxURVJFRBAFEicKI05PVF9GSVJTVF9SRUFTT05fT1RIRVJfT1JDSEVTVFJBVE9SEAYSHgoaTk9UX0ZJUlNUX1JFQVNPTl9OT1RfRk9VTkQQByprCg5FeGVjdXRlT3V0Y29tZRIfChtFWEVDVVRFX09VVENPTUVfVU5TUEVDSUZJRUQQABIbChdFWEVDVVRFX09VVENPTUVfU1RBUlRFRBABEhsKF0VYRUNVVEVfT1VUQ09NRV9CTE9DS0VEEAIqkwEKEENvbXBsZXRpb25TdGF0dXMSIQodQ09NUExFVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIfChtDT01QTEVUSU9OX1NUQVRVU19DT01QTEVURUQQARIcChhDT01QTEVUSU9OX1NUQVRVU19GQUlMRUQQAhIdChlDT01QTEVUSU9OX1NUQVRVU19CTE9DS0VEEAMykBAKEVdvcmtFbmdpbmVTZXJ2aWNlEl0KDlNlbGVjdE5leHRUYXNrEiQud29ya2VuZ2luZS52MS5TZWxlY3ROZXh0VGFza1JlcXVlc3QaJS53b3JrZW5naW5lLnYxLlNlbGVjdE5leHRUYXNrUmVzcG9uc2USWgoNQ2xhaW1OZXh0VGFzaxIjLndvcmtlbmdpbmUudjEuQ2xhaW1OZXh0VGFza1JlcXVlc3QaJC53b3JrZW5naW5lLnYxLkNsYWltTmV4dFRhc2tSZXNwb25zZRJjChBFeHBsYWluU2VsZWN0aW9uEiYud29ya2VuZ2luZS52MS5FeHBsYWluU2VsZWN0aW9uUmVxdWVzdBonLndvcmtlbmdpbmUudjEuRXhwbGFpblNlbGVjdGlvblJlc3BvbnNlEmkKElByZXBhcmVUYXNrQ29udGV4dBIoLndvcmtlbmdpbmUudjEuUHJlcGFyZVRhc2tDb250ZXh0UmVxdWVzdBopLndvcmtlbmdpbmUudjEuUHJlcGFyZVRhc2tDb250ZXh0UmVzcG9uc2USVAoLRXhlY3V0ZVRhc2sSIS53b3JrZW5naW5lLnYxLkV4ZWN1dGVUYXNrUmVxdWVzdBoiLndvcmtlbmdpbmUudjEuRXhlY3V0ZVRhc2tSZXNwb25zZRJpChJVcGRhdGVUYXNrUHJvZ3Jlc3MSKC53b3JrZW5naW5lLnYxLlVwZGF0ZVRhc2tQcm9ncmVzc1JlcXVlc3QaKS53b3JrZW5naW5lLnYxLlVwZGF0ZVRhc2tQcm9ncmVzc1Jlc3BvbnNlElcKDENvbXBsZXRlVGFzaxIiLndvcmtlbmdpbmUudjEuQ29tcGxldGVUYXNrUmVxdWVzdBojLndvcmtlbmdpbmUudjEuQ29tcGxldGVUYXNrUmVzcG9uc2USTgoJSGVhcnRiZWF0Eh8ud29ya2VuZ2luZS52MS5IZWFydGJlYXRSZXF1ZXN0GiAud29ya2VuZ2luZS52MS5IZWFydGJlYXRSZXNwb25zZRJOCglSZXRyeVRhc2sSHy53b3JrZW5naW5lLnYxLlJldHJ5VGFza1JlcXVlc3QaIC53b3JrZW5naW5lLnYxLlJldHJ5VGFza1Jlc3BvbnNlEmYKEUdldEV4ZWN1dGlvblN0YXRzEicud29ya2VuZ2luZS52MS5HZXRFeGVjdXRpb25TdGF0c1JlcXVlc3QaKC53b3JrZW5naW5lLnYxLkdldEV4ZWN1dGlvblN0YXRzUmVzcG9uc2USaAoRV2F0Y2hUYXNrUHJvZ3Jlc3MSJy53b3JrZW5naW5lLnYxLldhdGNoVGFza1Byb2dyZXNzUmVxdWVzdBooLndvcmtlbmdpbmUudjEuV2F0Y2hUYXNrUHJvZ3Jlc3NSZXNwb25zZTABEm8KFFJlZ2lzdGVyT3JjaGVzdHJhdG9yEioud29ya2VuZ2luZS52MS5SZWdpc3Rlck9yY2hlc3RyYXRvclJlcXVlc3QaKy53b3JrZW5naW5lLnYxLlJlZ2lzdGVyT3JjaGVzdHJhdG9yUmVzcG9uc2USYAoPR2V0T3JjaGVzdHJhdG9yEiUud29ya2VuZ2luZS52MS5HZXRPcmNoZXN0cmF0b3JSZXF1ZXN0GiYud29ya2VuZ2luZS52MS5HZXRPcmNoZXN0cmF0b3JSZXNwb25zZRJmChFMaXN0T3JjaGVzdHJhdG9ycxInLndvcmtlbmdpbmUudjEuTGlzdE9yY2hlc3RyYXRvcnNSZXF1ZXN0Gigud29ya2VuZ2luZS52MS5MaXN0T3JjaGVzdHJhdG9yc1Jlc3BvbnNlEnIKFVNldE9yY2hlc3RyYXRvclN0YXR1cxIrLndvcmtlbmdpbmUudjEuU2V0T3JjaGVzdHJhdG9yU3RhdHVzUmVxdWVzdBosLndvcmtlbmdpbmUudjEuU2V0T3JjaGVzdHJhdG9yU3RhdHVzUmVzcG9uc2USeAoXUm90YXRlT3JjaGVzdHJhdG9yVG9rZW4SLS53b3JrZW5naW5lLnYxLlJvdGF0ZU9yY2hlc3RyYXRvclRva2VuUmVxdWVzdBouLndvcmtlbmdpbmUudjEuUm90YXRlT3JjaGVzdHJhdG9yVG9rZW5SZXNwb25zZRJ7ChhSZXZva2VPcmNoZXN0cmF0b3JUb2tlbnMSLi53b3JrZW5naW5lLnYxLlJldm9rZU9yY2hlc3RyYXRvclRva2Vuc1JlcXVlc3QaLy53b3JrZW5naW5lLnYxLlJldm9rZU9yY2hlc3RyYXRvclRva2Vuc1Jlc3BvbnNlElEKCkNyZWF0ZVRhc2sSIC53b3JrZW5naW5lLnYxLkNyZWF0ZVRhc2tSZXF1ZXN0GiEud29ya2VuZ2luZS52MS5DcmVhdGVUYXNrUmVzcG9uc2USSAoHR2V0VGFzaxIdLndvcmtlbmdpbmUudjEuR2V0VGFza1JlcXVlc3QaHi53b3JrZW5naW5lLnYxLkdldFRhc2tSZXNwb25zZRJOCglMaXN0VGFza3MSHy53b3JrZW5naW5lLnYxLkxpc3RUYXNrc1JlcXVlc3QaIC53b3JrZW5naW5lLnYxLkxpc3RUYXNrc1Jlc3BvbnNlElEKCkNhbmNlbFRhc2sSIC53b3JrZW5naW5lLnYxLkNhbmNlbFRhc2tSZXF1ZXN0GiEud29ya2VuZ2luZS52MS5DYW5jZWxUYXNrUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_workengine_v1_orchestrator, file_workengine_v1_task]);
 
 /**
  * Request of SelectNextTask.
@@ -164,6 +164,223 @@ export const ClaimNextTaskResponseSchema: GenMessage<ClaimNextTaskResponse> = /*
   messageDesc(file_workengine_v1_work_engine_service, 3);
 
 /**
+ * Request of ExplainSelection.
+ *
+ * @generated from message workengine.v1.ExplainSelectionRequest
+ */
+export type ExplainSelectionRequest = Message<"workengine.v1.ExplainSelectionRequest"> & {
+  /**
+   * The orchestrator whose queue to explain. Required.
+   *
+   * @generated from field: string orchestrator_id = 1;
+   */
+  orchestratorId: string;
+
+  /**
+   * The criteria a claim would carry: the ranking applies them, and a ready task they exclude
+   * is explained as FILTERED. Unset: every ready task of the orchestrator.
+   *
+   * @generated from field: workengine.v1.SelectionCriteria criteria = 2;
+   */
+  criteria?: SelectionCriteria | undefined;
+
+  /**
+   * How many ranked tasks to return, best first: 0 means 20; at most 1000. Negative or larger
+   * is INVALID_ARGUMENT.
+   *
+   * @generated from field: int32 limit = 3;
+   */
+  limit: number;
+
+  /**
+   * Tasks to explain ("why not this one?"), whatever their status or orchestrator; each gets
+   * one entry of ExplainSelectionResponse.explained. At most 100 ids; repeats are answered
+   * again.
+   *
+   * @generated from field: repeated string task_ids = 4;
+   */
+  taskIds: string[];
+};
+
+/**
+ * Describes the message workengine.v1.ExplainSelectionRequest.
+ * Use `create(ExplainSelectionRequestSchema)` to create a new message.
+ */
+export const ExplainSelectionRequestSchema: GenMessage<ExplainSelectionRequest> = /*@__PURE__*/
+  messageDesc(file_workengine_v1_work_engine_service, 4);
+
+/**
+ * One ready task of the ranking, with its score's parts. The tie-break keys, used in this order
+ * after the score, are in `task`: the earlier due_time (none last), the higher priority, the
+ * older created_at, the smaller id.
+ *
+ * @generated from message workengine.v1.RankedTask
+ */
+export type RankedTask = Message<"workengine.v1.RankedTask"> & {
+  /**
+   * Its position, 1-based: 1 is what a claim would start now, 2 what the next claim would
+   * start after it, and so on.
+   *
+   * @generated from field: int32 rank = 1;
+   */
+  rank: number;
+
+  /**
+   * The task.
+   *
+   * @generated from field: workengine.v1.Task task = 2;
+   */
+  task?: Task | undefined;
+
+  /**
+   * priority_weight x deadline_boost, 1-10000: the first ordering key (highest first).
+   *
+   * @generated from field: int64 score = 3;
+   */
+  score: bigint;
+
+  /**
+   * The weight of its priority: 1 (LOW), 10 (MEDIUM), 100 (HIGH) or 1000 (CRITICAL).
+   *
+   * @generated from field: int32 priority_weight = 4;
+   */
+  priorityWeight: number;
+
+  /**
+   * Where its due time falls.
+   *
+   * @generated from field: workengine.v1.DeadlineBucket deadline_bucket = 5;
+   */
+  deadlineBucket: DeadlineBucket;
+
+  /**
+   * The boost of that bucket: 10, 5, 2 or 1.
+   *
+   * @generated from field: int32 deadline_boost = 6;
+   */
+  deadlineBoost: number;
+
+  /**
+   * Its due time in the orchestrator's time zone, RFC 3339 with the zone's offset
+   * (e.g. "2026-11-26T09:00:00-08:00"); empty when it has no due time.
+   *
+   * @generated from field: string local_due_time = 7;
+   */
+  localDueTime: string;
+};
+
+/**
+ * Describes the message workengine.v1.RankedTask.
+ * Use `create(RankedTaskSchema)` to create a new message.
+ */
+export const RankedTaskSchema: GenMessage<RankedTask> = /*@__PURE__*/
+  messageDesc(file_workengine_v1_work_engine_service, 5);
+
+/**
+ * Why one task of ExplainSelectionRequest.task_ids is not first.
+ *
+ * @generated from message workengine.v1.TaskExplanation
+ */
+export type TaskExplanation = Message<"workengine.v1.TaskExplanation"> & {
+  /**
+   * The task asked about.
+   *
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * The reason.
+   *
+   * @generated from field: workengine.v1.NotFirstReason reason = 2;
+   */
+  reason: NotFirstReason;
+
+  /**
+   * When RANKED: its position, as in RankedTask.rank, also beyond the request's limit. Ranks
+   * past the ranking are counted over the index, up to 10,000 tasks ahead (fewer each when many
+   * ids need counting: 100,000 per request in all); 0 when at least that many rank ahead.
+   *
+   * @generated from field: int32 rank = 3;
+   */
+  rank: number;
+
+  /**
+   * The reason as a sentence a person can read (e.g. "lacks criteria.required_tags api",
+   * "waits on 2 unfinished dependencies: a, b"). Not meant to be parsed.
+   *
+   * @generated from field: string detail = 4;
+   */
+  detail: string;
+
+  /**
+   * When BLOCKED on dependencies: the ids of its dependencies not yet DONE or CANCELLED, in id
+   * order, at most 100 (detail gives the total).
+   *
+   * @generated from field: repeated string blocked_on = 5;
+   */
+  blockedOn: string[];
+
+  /**
+   * When IN_PROGRESS: the running attempt's number.
+   *
+   * @generated from field: int32 attempt = 6;
+   */
+  attempt: number;
+};
+
+/**
+ * Describes the message workengine.v1.TaskExplanation.
+ * Use `create(TaskExplanationSchema)` to create a new message.
+ */
+export const TaskExplanationSchema: GenMessage<TaskExplanation> = /*@__PURE__*/
+  messageDesc(file_workengine_v1_work_engine_service, 6);
+
+/**
+ * Response of ExplainSelection.
+ *
+ * @generated from message workengine.v1.ExplainSelectionResponse
+ */
+export type ExplainSelectionResponse = Message<"workengine.v1.ExplainSelectionResponse"> & {
+  /**
+   * The orchestrator explained.
+   *
+   * @generated from field: string orchestrator_id = 1;
+   */
+  orchestratorId: string;
+
+  /**
+   * Its IANA time zone, in which "today" and local_due_time are reckoned.
+   *
+   * @generated from field: string timezone = 2;
+   */
+  timezone: string;
+
+  /**
+   * Up to `limit` ready tasks the criteria admit, best first: the order in which claims with
+   * the same criteria would take them, as long as no task changes and no bucket boundary
+   * passes in between.
+   *
+   * @generated from field: repeated workengine.v1.RankedTask ranked = 3;
+   */
+  ranked: RankedTask[];
+
+  /**
+   * One entry per id of task_ids, in the same order.
+   *
+   * @generated from field: repeated workengine.v1.TaskExplanation explained = 4;
+   */
+  explained: TaskExplanation[];
+};
+
+/**
+ * Describes the message workengine.v1.ExplainSelectionResponse.
+ * Use `create(ExplainSelectionResponseSchema)` to create a new message.
+ */
+export const ExplainSelectionResponseSchema: GenMessage<ExplainSelectionResponse> = /*@__PURE__*/
+  messageDesc(file_workengine_v1_work_engine_service, 7);
+
+/**
  * Request of PrepareTaskContext.
  *
  * @generated from message workengine.v1.PrepareTaskContextRequest
@@ -189,7 +406,7 @@ export type PrepareTaskContextRequest = Message<"workengine.v1.PrepareTaskContex
  * Use `create(PrepareTaskContextRequestSchema)` to create a new message.
  */
 export const PrepareTaskContextRequestSchema: GenMessage<PrepareTaskContextRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 4);
+  messageDesc(file_workengine_v1_work_engine_service, 8);
 
 /**
  * Response of PrepareTaskContext.
@@ -210,7 +427,7 @@ export type PrepareTaskContextResponse = Message<"workengine.v1.PrepareTaskConte
  * Use `create(PrepareTaskContextResponseSchema)` to create a new message.
  */
 export const PrepareTaskContextResponseSchema: GenMessage<PrepareTaskContextResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 5);
+  messageDesc(file_workengine_v1_work_engine_service, 9);
 
 /**
  * Request of ExecuteTask.
@@ -254,7 +471,7 @@ export type ExecuteTaskRequest = Message<"workengine.v1.ExecuteTaskRequest"> & {
  * Use `create(ExecuteTaskRequestSchema)` to create a new message.
  */
 export const ExecuteTaskRequestSchema: GenMessage<ExecuteTaskRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 6);
+  messageDesc(file_workengine_v1_work_engine_service, 10);
 
 /**
  * Response of ExecuteTask.
@@ -303,7 +520,7 @@ export type ExecuteTaskResponse = Message<"workengine.v1.ExecuteTaskResponse"> &
  * Use `create(ExecuteTaskResponseSchema)` to create a new message.
  */
 export const ExecuteTaskResponseSchema: GenMessage<ExecuteTaskResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 7);
+  messageDesc(file_workengine_v1_work_engine_service, 11);
 
 /**
  * Request of UpdateTaskProgress.
@@ -354,7 +571,7 @@ export type UpdateTaskProgressRequest = Message<"workengine.v1.UpdateTaskProgres
  * Use `create(UpdateTaskProgressRequestSchema)` to create a new message.
  */
 export const UpdateTaskProgressRequestSchema: GenMessage<UpdateTaskProgressRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 8);
+  messageDesc(file_workengine_v1_work_engine_service, 12);
 
 /**
  * Response of UpdateTaskProgress.
@@ -375,7 +592,7 @@ export type UpdateTaskProgressResponse = Message<"workengine.v1.UpdateTaskProgre
  * Use `create(UpdateTaskProgressResponseSchema)` to create a new message.
  */
 export const UpdateTaskProgressResponseSchema: GenMessage<UpdateTaskProgressResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 9);
+  messageDesc(file_workengine_v1_work_engine_service, 13);
 
 /**
  * Request of CompleteTask.
@@ -426,7 +643,7 @@ export type CompleteTaskRequest = Message<"workengine.v1.CompleteTaskRequest"> &
  * Use `create(CompleteTaskRequestSchema)` to create a new message.
  */
 export const CompleteTaskRequestSchema: GenMessage<CompleteTaskRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 10);
+  messageDesc(file_workengine_v1_work_engine_service, 14);
 
 /**
  * Request of Heartbeat.
@@ -462,7 +679,7 @@ export type HeartbeatRequest = Message<"workengine.v1.HeartbeatRequest"> & {
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 11);
+  messageDesc(file_workengine_v1_work_engine_service, 15);
 
 /**
  * Response of Heartbeat.
@@ -483,7 +700,7 @@ export type HeartbeatResponse = Message<"workengine.v1.HeartbeatResponse"> & {
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 12);
+  messageDesc(file_workengine_v1_work_engine_service, 16);
 
 /**
  * Request of RetryTask.
@@ -511,7 +728,7 @@ export type RetryTaskRequest = Message<"workengine.v1.RetryTaskRequest"> & {
  * Use `create(RetryTaskRequestSchema)` to create a new message.
  */
 export const RetryTaskRequestSchema: GenMessage<RetryTaskRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 13);
+  messageDesc(file_workengine_v1_work_engine_service, 17);
 
 /**
  * Response of RetryTask.
@@ -532,7 +749,7 @@ export type RetryTaskResponse = Message<"workengine.v1.RetryTaskResponse"> & {
  * Use `create(RetryTaskResponseSchema)` to create a new message.
  */
 export const RetryTaskResponseSchema: GenMessage<RetryTaskResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 14);
+  messageDesc(file_workengine_v1_work_engine_service, 18);
 
 /**
  * Response of CompleteTask.
@@ -561,7 +778,7 @@ export type CompleteTaskResponse = Message<"workengine.v1.CompleteTaskResponse">
  * Use `create(CompleteTaskResponseSchema)` to create a new message.
  */
 export const CompleteTaskResponseSchema: GenMessage<CompleteTaskResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 15);
+  messageDesc(file_workengine_v1_work_engine_service, 19);
 
 /**
  * Request of GetExecutionStats.
@@ -596,7 +813,7 @@ export type GetExecutionStatsRequest = Message<"workengine.v1.GetExecutionStatsR
  * Use `create(GetExecutionStatsRequestSchema)` to create a new message.
  */
 export const GetExecutionStatsRequestSchema: GenMessage<GetExecutionStatsRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 16);
+  messageDesc(file_workengine_v1_work_engine_service, 20);
 
 /**
  * Response of GetExecutionStats. Completion times are complete_time - start_time of DONE tasks.
@@ -676,7 +893,7 @@ export type GetExecutionStatsResponse = Message<"workengine.v1.GetExecutionStats
  * Use `create(GetExecutionStatsResponseSchema)` to create a new message.
  */
 export const GetExecutionStatsResponseSchema: GenMessage<GetExecutionStatsResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 17);
+  messageDesc(file_workengine_v1_work_engine_service, 21);
 
 /**
  * Request of WatchTaskProgress. Exactly one target must be set.
@@ -756,7 +973,7 @@ export type WatchTaskProgressRequest = Message<"workengine.v1.WatchTaskProgressR
  * Use `create(WatchTaskProgressRequestSchema)` to create a new message.
  */
 export const WatchTaskProgressRequestSchema: GenMessage<WatchTaskProgressRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 18);
+  messageDesc(file_workengine_v1_work_engine_service, 22);
 
 /**
  * One message of the WatchTaskProgress stream.
@@ -777,7 +994,7 @@ export type WatchTaskProgressResponse = Message<"workengine.v1.WatchTaskProgress
  * Use `create(WatchTaskProgressResponseSchema)` to create a new message.
  */
 export const WatchTaskProgressResponseSchema: GenMessage<WatchTaskProgressResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 19);
+  messageDesc(file_workengine_v1_work_engine_service, 23);
 
 /**
  * Request of RegisterOrchestrator.
@@ -863,7 +1080,7 @@ export type RegisterOrchestratorRequest = Message<"workengine.v1.RegisterOrchest
  * Use `create(RegisterOrchestratorRequestSchema)` to create a new message.
  */
 export const RegisterOrchestratorRequestSchema: GenMessage<RegisterOrchestratorRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 20);
+  messageDesc(file_workengine_v1_work_engine_service, 24);
 
 /**
  * Response of RegisterOrchestrator.
@@ -899,7 +1116,7 @@ export type RegisterOrchestratorResponse = Message<"workengine.v1.RegisterOrches
  * Use `create(RegisterOrchestratorResponseSchema)` to create a new message.
  */
 export const RegisterOrchestratorResponseSchema: GenMessage<RegisterOrchestratorResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 21);
+  messageDesc(file_workengine_v1_work_engine_service, 25);
 
 /**
  * Request of RotateOrchestratorToken.
@@ -935,7 +1152,7 @@ export type RotateOrchestratorTokenRequest = Message<"workengine.v1.RotateOrches
  * Use `create(RotateOrchestratorTokenRequestSchema)` to create a new message.
  */
 export const RotateOrchestratorTokenRequestSchema: GenMessage<RotateOrchestratorTokenRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 22);
+  messageDesc(file_workengine_v1_work_engine_service, 26);
 
 /**
  * Response of RotateOrchestratorToken.
@@ -963,7 +1180,7 @@ export type RotateOrchestratorTokenResponse = Message<"workengine.v1.RotateOrche
  * Use `create(RotateOrchestratorTokenResponseSchema)` to create a new message.
  */
 export const RotateOrchestratorTokenResponseSchema: GenMessage<RotateOrchestratorTokenResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 23);
+  messageDesc(file_workengine_v1_work_engine_service, 27);
 
 /**
  * Request of RevokeOrchestratorTokens.
@@ -984,7 +1201,7 @@ export type RevokeOrchestratorTokensRequest = Message<"workengine.v1.RevokeOrche
  * Use `create(RevokeOrchestratorTokensRequestSchema)` to create a new message.
  */
 export const RevokeOrchestratorTokensRequestSchema: GenMessage<RevokeOrchestratorTokensRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 24);
+  messageDesc(file_workengine_v1_work_engine_service, 28);
 
 /**
  * Response of RevokeOrchestratorTokens.
@@ -1005,7 +1222,7 @@ export type RevokeOrchestratorTokensResponse = Message<"workengine.v1.RevokeOrch
  * Use `create(RevokeOrchestratorTokensResponseSchema)` to create a new message.
  */
 export const RevokeOrchestratorTokensResponseSchema: GenMessage<RevokeOrchestratorTokensResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 25);
+  messageDesc(file_workengine_v1_work_engine_service, 29);
 
 /**
  * Request of GetOrchestrator.
@@ -1026,7 +1243,7 @@ export type GetOrchestratorRequest = Message<"workengine.v1.GetOrchestratorReque
  * Use `create(GetOrchestratorRequestSchema)` to create a new message.
  */
 export const GetOrchestratorRequestSchema: GenMessage<GetOrchestratorRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 26);
+  messageDesc(file_workengine_v1_work_engine_service, 30);
 
 /**
  * Response of GetOrchestrator.
@@ -1047,7 +1264,7 @@ export type GetOrchestratorResponse = Message<"workengine.v1.GetOrchestratorResp
  * Use `create(GetOrchestratorResponseSchema)` to create a new message.
  */
 export const GetOrchestratorResponseSchema: GenMessage<GetOrchestratorResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 27);
+  messageDesc(file_workengine_v1_work_engine_service, 31);
 
 /**
  * Request of ListOrchestrators.
@@ -1082,7 +1299,7 @@ export type ListOrchestratorsRequest = Message<"workengine.v1.ListOrchestratorsR
  * Use `create(ListOrchestratorsRequestSchema)` to create a new message.
  */
 export const ListOrchestratorsRequestSchema: GenMessage<ListOrchestratorsRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 28);
+  messageDesc(file_workengine_v1_work_engine_service, 32);
 
 /**
  * Response of ListOrchestrators.
@@ -1110,7 +1327,7 @@ export type ListOrchestratorsResponse = Message<"workengine.v1.ListOrchestrators
  * Use `create(ListOrchestratorsResponseSchema)` to create a new message.
  */
 export const ListOrchestratorsResponseSchema: GenMessage<ListOrchestratorsResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 29);
+  messageDesc(file_workengine_v1_work_engine_service, 33);
 
 /**
  * Request of SetOrchestratorStatus.
@@ -1138,7 +1355,7 @@ export type SetOrchestratorStatusRequest = Message<"workengine.v1.SetOrchestrato
  * Use `create(SetOrchestratorStatusRequestSchema)` to create a new message.
  */
 export const SetOrchestratorStatusRequestSchema: GenMessage<SetOrchestratorStatusRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 30);
+  messageDesc(file_workengine_v1_work_engine_service, 34);
 
 /**
  * Response of SetOrchestratorStatus.
@@ -1159,7 +1376,7 @@ export type SetOrchestratorStatusResponse = Message<"workengine.v1.SetOrchestrat
  * Use `create(SetOrchestratorStatusResponseSchema)` to create a new message.
  */
 export const SetOrchestratorStatusResponseSchema: GenMessage<SetOrchestratorStatusResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 31);
+  messageDesc(file_workengine_v1_work_engine_service, 35);
 
 /**
  * Request of CreateTask.
@@ -1278,7 +1495,7 @@ export type CreateTaskRequest = Message<"workengine.v1.CreateTaskRequest"> & {
  * Use `create(CreateTaskRequestSchema)` to create a new message.
  */
 export const CreateTaskRequestSchema: GenMessage<CreateTaskRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 32);
+  messageDesc(file_workengine_v1_work_engine_service, 36);
 
 /**
  * Response of CreateTask.
@@ -1299,7 +1516,7 @@ export type CreateTaskResponse = Message<"workengine.v1.CreateTaskResponse"> & {
  * Use `create(CreateTaskResponseSchema)` to create a new message.
  */
 export const CreateTaskResponseSchema: GenMessage<CreateTaskResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 33);
+  messageDesc(file_workengine_v1_work_engine_service, 37);
 
 /**
  * Request of GetTask.
@@ -1320,7 +1537,7 @@ export type GetTaskRequest = Message<"workengine.v1.GetTaskRequest"> & {
  * Use `create(GetTaskRequestSchema)` to create a new message.
  */
 export const GetTaskRequestSchema: GenMessage<GetTaskRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 34);
+  messageDesc(file_workengine_v1_work_engine_service, 38);
 
 /**
  * Response of GetTask.
@@ -1348,7 +1565,7 @@ export type GetTaskResponse = Message<"workengine.v1.GetTaskResponse"> & {
  * Use `create(GetTaskResponseSchema)` to create a new message.
  */
 export const GetTaskResponseSchema: GenMessage<GetTaskResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 35);
+  messageDesc(file_workengine_v1_work_engine_service, 39);
 
 /**
  * Request of ListTasks. Filters combine with AND.
@@ -1404,7 +1621,7 @@ export type ListTasksRequest = Message<"workengine.v1.ListTasksRequest"> & {
  * Use `create(ListTasksRequestSchema)` to create a new message.
  */
 export const ListTasksRequestSchema: GenMessage<ListTasksRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 36);
+  messageDesc(file_workengine_v1_work_engine_service, 40);
 
 /**
  * Response of ListTasks.
@@ -1432,7 +1649,7 @@ export type ListTasksResponse = Message<"workengine.v1.ListTasksResponse"> & {
  * Use `create(ListTasksResponseSchema)` to create a new message.
  */
 export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 37);
+  messageDesc(file_workengine_v1_work_engine_service, 41);
 
 /**
  * Request of CancelTask.
@@ -1460,7 +1677,7 @@ export type CancelTaskRequest = Message<"workengine.v1.CancelTaskRequest"> & {
  * Use `create(CancelTaskRequestSchema)` to create a new message.
  */
 export const CancelTaskRequestSchema: GenMessage<CancelTaskRequest> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 38);
+  messageDesc(file_workengine_v1_work_engine_service, 42);
 
 /**
  * Response of CancelTask.
@@ -1488,7 +1705,126 @@ export type CancelTaskResponse = Message<"workengine.v1.CancelTaskResponse"> & {
  * Use `create(CancelTaskResponseSchema)` to create a new message.
  */
 export const CancelTaskResponseSchema: GenMessage<CancelTaskResponse> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_work_engine_service, 39);
+  messageDesc(file_workengine_v1_work_engine_service, 43);
+
+/**
+ * The deadline bucket of a ready task, which gives the boost of its score. Boundaries are
+ * instants of the selection: "today" ends at the next midnight in the orchestrator's time zone.
+ *
+ * @generated from enum workengine.v1.DeadlineBucket
+ */
+export enum DeadlineBucket {
+  /**
+   * Never sent.
+   *
+   * @generated from enum value: DEADLINE_BUCKET_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Due before now: boost 10.
+   *
+   * @generated from enum value: DEADLINE_BUCKET_OVERDUE = 1;
+   */
+  OVERDUE = 1,
+
+  /**
+   * Due from now until the end of today in the orchestrator's time zone: boost 5.
+   *
+   * @generated from enum value: DEADLINE_BUCKET_DUE_TODAY = 2;
+   */
+  DUE_TODAY = 2,
+
+  /**
+   * Due after today but within 72 hours of now: boost 2.
+   *
+   * @generated from enum value: DEADLINE_BUCKET_DUE_SOON = 3;
+   */
+  DUE_SOON = 3,
+
+  /**
+   * Due 72 hours from now or later, or no due time: boost 1.
+   *
+   * @generated from enum value: DEADLINE_BUCKET_LATER = 4;
+   */
+  LATER = 4,
+}
+
+/**
+ * Describes the enum workengine.v1.DeadlineBucket.
+ */
+export const DeadlineBucketSchema: GenEnum<DeadlineBucket> = /*@__PURE__*/
+  enumDesc(file_workengine_v1_work_engine_service, 0);
+
+/**
+ * Why a task is not what a claim would start now.
+ *
+ * @generated from enum workengine.v1.NotFirstReason
+ */
+export enum NotFirstReason {
+  /**
+   * Never sent.
+   *
+   * @generated from enum value: NOT_FIRST_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Ready, and ranked at `rank` (1: it is first after all).
+   *
+   * @generated from enum value: NOT_FIRST_REASON_RANKED = 1;
+   */
+  RANKED = 1,
+
+  /**
+   * Waiting: on the dependencies in `blocked_on`, or reported BLOCKED by a daemon (until its
+   * retry_after time, or until cancelled; see `detail`).
+   *
+   * @generated from enum value: NOT_FIRST_REASON_BLOCKED = 2;
+   */
+  BLOCKED = 2,
+
+  /**
+   * Running under `attempt`.
+   *
+   * @generated from enum value: NOT_FIRST_REASON_IN_PROGRESS = 3;
+   */
+  IN_PROGRESS = 3,
+
+  /**
+   * DONE, FAILED or CANCELLED; `detail` says which.
+   *
+   * @generated from enum value: NOT_FIRST_REASON_FINISHED = 4;
+   */
+  FINISHED = 4,
+
+  /**
+   * Ready, but the request's criteria exclude it; `detail` names the criterion.
+   *
+   * @generated from enum value: NOT_FIRST_REASON_FILTERED = 5;
+   */
+  FILTERED = 5,
+
+  /**
+   * Assigned to another orchestrator (which, and its state, are not told).
+   *
+   * @generated from enum value: NOT_FIRST_REASON_OTHER_ORCHESTRATOR = 6;
+   */
+  OTHER_ORCHESTRATOR = 6,
+
+  /**
+   * No task has this id.
+   *
+   * @generated from enum value: NOT_FIRST_REASON_NOT_FOUND = 7;
+   */
+  NOT_FOUND = 7,
+}
+
+/**
+ * Describes the enum workengine.v1.NotFirstReason.
+ */
+export const NotFirstReasonSchema: GenEnum<NotFirstReason> = /*@__PURE__*/
+  enumDesc(file_workengine_v1_work_engine_service, 1);
 
 /**
  * Whether ExecuteTask started the task.
@@ -1522,7 +1858,7 @@ export enum ExecuteOutcome {
  * Describes the enum workengine.v1.ExecuteOutcome.
  */
 export const ExecuteOutcomeSchema: GenEnum<ExecuteOutcome> = /*@__PURE__*/
-  enumDesc(file_workengine_v1_work_engine_service, 0);
+  enumDesc(file_workengine_v1_work_engine_service, 2);
 
 /**
  * The outcome a daemon reports.
@@ -1563,7 +1899,7 @@ export enum CompletionStatus {
  * Describes the enum workengine.v1.CompletionStatus.
  */
 export const CompletionStatusSchema: GenEnum<CompletionStatus> = /*@__PURE__*/
-  enumDesc(file_workengine_v1_work_engine_service, 1);
+  enumDesc(file_workengine_v1_work_engine_service, 3);
 
 /**
  * Decides what an orchestrator works on next, hands it the context, tracks progress and
@@ -1618,6 +1954,22 @@ export const WorkEngineService: GenService<{
     methodKind: "unary";
     input: typeof ClaimNextTaskRequestSchema;
     output: typeof ClaimNextTaskResponseSchema;
+  },
+  /**
+   * Explains selection: the orchestrator's ready tasks ranked exactly as SelectNextTask and
+   * repeated ClaimNextTask calls would take them (the first is what a claim would start now),
+   * each with the parts of its score, and for each of task_ids why it is not first. Changes
+   * nothing; the ranking and the explanations are read in one snapshot. Unlike a claim, it
+   * answers while the orchestrator is AWAY or OFFLINE too: the ranking is then what its claims
+   * would take once it is back. NOT_FOUND: unknown orchestrator (an unknown id in task_ids is
+   * explained as NOT_FOUND instead). With an orchestrator token: its own queue only.
+   *
+   * @generated from rpc workengine.v1.WorkEngineService.ExplainSelection
+   */
+  explainSelection: {
+    methodKind: "unary";
+    input: typeof ExplainSelectionRequestSchema;
+    output: typeof ExplainSelectionResponseSchema;
   },
   /**
    * Returns the task with its orchestrator, charter, dependencies and related tasks. Changes
