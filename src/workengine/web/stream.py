@@ -1,6 +1,7 @@
 """The dashboard's live feed: Server-Sent Events over the engine's watch use case.
 
-`GET /api/events?scope=all|orchestrator|task&id=...&after=<cursor>` answers `text/event-stream`.
+`GET /api/events?[task_id=...|orchestrator_id=...]&after=<cursor>` (neither id: every task)
+answers `text/event-stream`.
 Each event's `id:` is its cursor, so the browser's EventSource, reconnecting after a network
 blip or a server restart, sends `Last-Event-ID` and the watch resumes exactly there, replaying
 from the event table what it missed: WatchTaskProgress's guarantee, by the same code. `after`
@@ -30,7 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
-from workengine.domain import errors
+from workengine.domain import errors, validation
 from workengine.domain.errors import InvalidArgument, ResourceExhausted
 from workengine.domain.model import Bookmark, TaskEvent
 from workengine.engine import WorkEngine
@@ -68,14 +69,16 @@ class EncodedEvents:
 
 
 def watch_target(request: web.Request) -> WatchTarget:
-    scope, scope_id = request.query.get("scope", "all"), request.query.get("id", "")
-    if scope == "all":
-        return WatchTarget(everything=True)
-    if scope == "orchestrator":
-        return WatchTarget(orchestrator_id=scope_id)
-    if scope == "task":
-        return WatchTarget(task_id=scope_id)
-    raise InvalidArgument("scope", "must be all, orchestrator or task")
+    """What to follow, named as WatchTaskProgress names it: a task_id, an orchestrator_id, or
+    neither (every task)."""
+    task_id, orchestrator_id = request.query.get("task_id", ""), request.query.get("orchestrator_id", "")
+    if "task_id" in request.query and "orchestrator_id" in request.query:
+        raise InvalidArgument("target", "set at most one of task_id, orchestrator_id")
+    if "task_id" in request.query:
+        return WatchTarget(task_id=validation.require_id("task_id", task_id))
+    if "orchestrator_id" in request.query:
+        return WatchTarget(orchestrator_id=validation.require_id("orchestrator_id", orchestrator_id))
+    return WatchTarget(everything=True)
 
 
 def resume_cursor(request: web.Request) -> int:
@@ -93,15 +96,13 @@ class EventStreams:
         self._closing = asyncio.Event()
         self._per_client: dict[str, int] = {}
 
-    async def check(self, target: WatchTarget, after: int) -> None:
-        """The errors a watch would raise before its first event, raised before the stream
-        starts, so they come as an HTTP status the page can show (400, 404)."""
+    async def check(self, target: WatchTarget) -> None:
+        """NOT_FOUND, which a watch raises at its first step, raised before the stream starts,
+        so that it comes as an HTTP status (404) rather than an ended stream."""
         if target.orchestrator_id:
             await self._engine.orchestrators.get(target.orchestrator_id)
         elif target.task_id:
             await self._engine.tasks.get_with_attempts(target.task_id)
-        elif not target.everything:
-            raise InvalidArgument("id", "is required for this scope")
 
     def close(self) -> None:
         """Ends every stream (server shutdown): aiohttp waits for open requests otherwise."""
@@ -111,7 +112,7 @@ class EventStreams:
         client = request.remote or ""
         if self._per_client.get(client, 0) >= MAX_STREAMS_PER_CLIENT:
             raise ResourceExhausted(f"at most {MAX_STREAMS_PER_CLIENT} live streams per client")
-        await self.check(target, after)
+        await self.check(target)
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",

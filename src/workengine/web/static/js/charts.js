@@ -23,7 +23,7 @@ export function stackedBars(bars, { axis = [], height = 120, unit = "" } = {}) {
       y -= barHeight;
       svg.append(
         s("rect", { x: index + 0.12, y, width: 0.76, height: barHeight, class: part.className },
-          s("title", {}, `${bar.label}: ${part.value} ${part.name}${unit}`)),
+          s("title", {}, `${bar.label}: ${part.value} ${part.name}`)),
       );
     }
   });

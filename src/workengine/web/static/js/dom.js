@@ -84,9 +84,15 @@ export function ago(iso) {
   return iso ? `${since(iso)} ago` : "never";
 }
 
-export function dateTime(iso) {
+/** A moment in the browser's time zone, or in `timeZone` (an IANA name) when given. */
+export function dateTime(iso, timeZone = undefined) {
   if (!iso) return "–";
-  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short", timeZone });
+}
+
+export function shortDate(iso) {
+  if (!iso) return "–";
+  return new Date(iso).toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
 }
 
 export function time(iso) {

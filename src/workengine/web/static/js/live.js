@@ -22,10 +22,11 @@ function announce() {
 }
 
 /**
- * Follows a scope ("all", "orchestrator", "task") from `cursor`: onEvent(event) for each task
- * event, onReset() when the view must reload. Returns a function that stops it.
+ * Follows `target` ({task_id}, {orchestrator_id}, or {} for every task) from `cursor`:
+ * onEvent(event) for each task event, onReset() when the view must reload. Returns a function
+ * that stops it.
  */
-export function follow({ scope, id = "", cursor = "0", onEvent, onReset }) {
+export function follow({ target = {}, cursor = "0", onEvent, onReset }) {
   let source = null;
   let last = cursor;
   let connected = false;
@@ -41,8 +42,7 @@ export function follow({ scope, id = "", cursor = "0", onEvent, onReset }) {
   };
 
   const connect = () => {
-    const query = new URLSearchParams({ scope, after: last });
-    if (id) query.set("id", id);
+    const query = new URLSearchParams({ ...target, after: last });
     source = new EventSource(`/api/events?${query}`);
     source.onopen = () => setConnected(true);
     source.addEventListener("task", (message) => {

@@ -12,8 +12,8 @@ const REMEMBERED_EVENTS = 5000;
  * its cursor are applied on top of it, so the view never steps back in time.
  */
 export class Live {
-  constructor({ scope, id = "", load, onData, onEvent = () => {}, reloads = () => true, every = 1000 }) {
-    Object.assign(this, { scope, id, load, onData, onEvent, reloads, every });
+  constructor({ target = {}, load, onData, onEvent = () => {}, reloads = () => true, every = 1000 }) {
+    Object.assign(this, { target, load, onData, onEvent, reloads, every });
     this.recent = [];
     this.timer = null;
     this.loading = null;
@@ -25,8 +25,7 @@ export class Live {
     if (this.closed) return;
     this.onData(data);
     this.stop = follow({
-      scope: this.scope,
-      id: this.id,
+      target: this.target,
       cursor: data.cursor || "0",
       onEvent: (event) => this.event(event),
       onReset: () => this.restart(),

@@ -1,10 +1,10 @@
 // An orchestrator: its queue as ExplainSelection ranks it (what claims will take, in order, and
 // why), its blocked tasks with what they wait on, and all its tasks page by page.
 import * as api from "../api.js";
-import { badge, card, dateTime, empty, fill, h, link, number, table } from "../dom.js";
+import { badge, card, dateTime, empty, fill, h, link, number, shortDate, table } from "../dom.js";
 import { Live, Pager, problem, showing } from "./common.js";
 
-const STEP = 50;
+const STEP = 25;
 const MAX_RANKED = 1000;
 const BUCKET = { OVERDUE: "overdue", DUE_TODAY: "due today", DUE_SOON: "due within 72 h", LATER: "later or none" };
 const FILTERS = [["", "All"], ["TODO", "Ready"], ["IN_PROGRESS", "Running"], ["BLOCKED", "Blocked"], ["DONE", "Done"], ["FAILED", "Failed"], ["CANCELLED", "Cancelled"]];
@@ -33,8 +33,7 @@ export function mount(main, params, context) {
   const tasks = tasksList(path, all);
 
   const live = new Live({
-    scope: "orchestrator",
-    id,
+    target: { orchestrator_id: id },
     load: () => api.get(`${path}/queue`, { limit }),
     onData: (data) => drawQueue(queue, data, limit, () => {
       limit = Math.min(MAX_RANKED, limit + STEP);
@@ -85,16 +84,16 @@ function drawQueue(element, data, limit, more) {
   }
   const rows = data.ranked.map((r) => h("tr", { dataset: { task: r.task.id } },
     h("td", { class: "num rank" }, String(r.rank)),
-    h("td", {}, link(`/tasks/${encodeURIComponent(r.task.id)}`, r.task.title || r.task.id), h("div", { class: "muted small mono" }, r.task.id)),
-    h("td", {}, badge(r.task.priority, "plain"), h("div", { class: "muted small" }, `weight ${r.priority_weight}`)),
+    h("td", {}, link(`/tasks/${encodeURIComponent(r.task.id)}`, r.task.title || r.task.id), h("div", { class: "muted small mono wide-only" }, r.task.id)),
+    h("td", { class: "wide-only" }, badge(r.task.priority), h("div", { class: "muted small" }, `weight ${r.priority_weight}`)),
     h("td", {}, h("span", { class: `deadline deadline-${r.deadline_bucket.toLowerCase()}` }, BUCKET[r.deadline_bucket] || r.deadline_bucket),
-      h("div", { class: "muted small" }, r.local_due ? `${dateTime(r.local_due)} (${data.timezone})` : "no due time")),
-    h("td", { class: "num" }, `×${r.deadline_boost}`),
-    h("td", { class: "num score" }, number(r.score))));
+      h("div", { class: "muted small" }, r.local_due ? `${dateTime(r.local_due, data.timezone)} ${data.timezone}` : "no due time")),
+    h("td", { class: "num" }, h("div", { class: "score" }, number(r.score)),
+      h("div", { class: "muted small nowrap", title: "priority weight × deadline boost" }, `${r.priority_weight} × ${r.deadline_boost}`))));
   const full = data.ranked.length < limit;
   fill(element,
     h("p", { class: "muted small" }, "Score = priority weight × deadline boost; equal scores go by due time, then age, then id."),
-    table(["#", "Task", "Priority", "Deadline", ["Boost", "num"], ["Score", "num"]], rows, { class: "queue" }),
+    table(["#", "Task", ["Priority", "wide-only"], "Deadline", ["Score", "num"]], rows, { class: "queue" }),
     full ? h("p", { class: "muted small" }, `${data.ranked.length} ready.`)
       : limit >= MAX_RANKED ? h("p", { class: "muted small" }, `The first ${MAX_RANKED} ready tasks are shown (ExplainSelection's limit); the rest are in "All tasks".`)
         : h("button", { type: "button", class: "ghost", onclick: more }, `Show ${STEP} more`));
@@ -131,7 +130,7 @@ function tasksList(path, element) {
     const rows = data.tasks.map((t) => h("tr", {},
       h("td", {}, link(`/tasks/${encodeURIComponent(t.id)}`, t.title || t.id)),
       h("td", {}, badge(t.status)),
-      h("td", { class: "muted small wide-only" }, dateTime(t.created_at))));
+      h("td", { class: "muted small wide-only nowrap" }, shortDate(t.created_at))));
     fill(body, rows.length ? table(["Task", "Status", ["Created", "wide-only"]], rows) : empty("No task here."), pager.element);
   });
   return { reload: draw };

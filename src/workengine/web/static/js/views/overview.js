@@ -17,11 +17,9 @@ export function mount(main, _params, context) {
   const runningCount = h("span", { class: "muted" });
   main.replaceChildren(
     h("div", { class: "page-head" }, h("h1", {}, "Overview")),
-    figures,
-    h("div", { class: "grid-2" },
-      card("Finished in the last hour", throughput),
-      card(null, h("h2", {}, "Running now ", runningCount), running)),
+    h("div", { class: "grid-2 top-row" }, figures, card("Finished in the last hour", throughput)),
     card("Orchestrators", orchestrators),
+    card(null, h("h2", {}, "Running now ", runningCount), running),
   );
 
   const rows = new Map(); // task id -> its row, updated in place
@@ -55,7 +53,7 @@ export function mount(main, _params, context) {
   };
 
   live = new Live({
-    scope: "all",
+    target: {},
     load: () => pager.load(),
     onData: (data) => {
       drawFigures(figures, data.queue);
@@ -126,7 +124,7 @@ function drawThroughput(element, throughput) {
     h("div", { class: "throughput-totals" },
       h("span", {}, h("strong", {}, number(completed)), " completed"),
       h("span", {}, h("strong", { class: failed ? "text-failed" : "" }, number(failed)), " failed")),
-    stackedBars(bars, { axis: ["60 min ago", "30 min ago", "now"], height: 90 }),
+    stackedBars(bars, { axis: ["60 min ago", "30 min ago", "now"], height: 90, unit: "/min" }),
     legend([["fill-done", "completed"], ["fill-failed", "failed"]]),
     partial);
 }
@@ -136,10 +134,11 @@ function drawOrchestrators(element, orchestrators, pager) {
     fill(element, empty("No orchestrator is registered yet: RegisterOrchestrator (or `workengine orchestrator register`) adds one."));
     return;
   }
-  const headings = ["Orchestrator", "Status", ...STATUSES.map((s) => [COLUMN[s], `num ${s === "TODO" || s === "IN_PROGRESS" || s === "BLOCKED" ? "" : "wide-only"}`]), ["Heartbeat", "wide-only"], ""];
+  const headings = ["Orchestrator", ["Status", "wide-only"], ...STATUSES.map((s) => [COLUMN[s], `num ${s === "TODO" || s === "IN_PROGRESS" || s === "BLOCKED" ? "" : "wide-only"}`]), ["Heartbeat", "wide-only"], ""];
   const rows = orchestrators.map((o) => h("tr", { dataset: { orchestrator: o.id } },
-    h("td", {}, link(`/orchestrators/${encodeURIComponent(o.id)}`, h("strong", {}, o.display_name || o.id)), h("div", { class: "muted small mono" }, o.id)),
-    h("td", {}, badge(o.status)),
+    h("td", {}, link(`/orchestrators/${encodeURIComponent(o.id)}`, h("strong", {}, o.display_name || o.id)),
+      h("div", { class: "muted small mono" }, o.id, " ", badge(o.status, "narrow-only"))),
+    h("td", { class: "wide-only" }, badge(o.status)),
     STATUSES.map((s) => h("td", { class: `num ${s === "TODO" || s === "IN_PROGRESS" || s === "BLOCKED" ? "" : "wide-only"}`, dataset: { status: s } }, number(o.counts[s]))),
     h("td", { class: "wide-only muted" }, ago(o.last_heartbeat_at)),
     h("td", { class: "actions" }, link(`/orchestrators/${encodeURIComponent(o.id)}`, "Queue"), link(`/orchestrators/${encodeURIComponent(o.id)}/stats`, "Stats"))));

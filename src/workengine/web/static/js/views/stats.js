@@ -62,8 +62,18 @@ function shareFill(count, total) {
   return fillElement;
 }
 
-function histogram(bars) {
-  if (!bars.length) return empty("No task completed in this period.");
+const MIN_BARS = 12;
+
+function histogram(found) {
+  if (!found.length) return empty("No task completed in this period.");
+  // A few bars would each fill a sixth of the card: padded with empty doublings around them,
+  // the chart keeps its time scale and its bars their width.
+  const bars = found.slice();
+  while (bars.length < MIN_BARS) {
+    const first = bars[0].up_to_seconds;
+    if (bars.length % 2 && first > 0.001) bars.unshift({ up_to_seconds: first / 2, tasks: 0 });
+    else bars.push({ up_to_seconds: bars[bars.length - 1].up_to_seconds * 2, tasks: 0 });
+  }
   const label = (bar, index) => (index === 0 && bar.up_to_seconds <= 0.001 ? "<1 ms" : `≤${duration(bar.up_to_seconds)}`);
   const chartBars = bars.map((bar, index) => ({
     label: label(bar, index),

@@ -44,8 +44,7 @@ export function mount(main, params, context) {
   };
 
   const live = new Live({
-    scope: "task",
-    id,
+    target: { task_id: id },
     load: () => api.get(path),
     onData: (data) => {
       task = data.task;
@@ -116,6 +115,7 @@ function drawStatus(element, task) {
     bar,
     h("div", { class: "muted small" },
       task.status === "IN_PROGRESS" ? `attempt ${task.attempt} of ${task.max_attempts} · running for ${duration((Date.now() - Date.parse(task.started_at)) / 1000)}` : "",
+      task.status === "BLOCKED" && task.unmet_dependency_count ? `waiting on ${task.unmet_dependency_count} unfinished ${task.unmet_dependency_count === 1 ? "dependency" : "dependencies"}` : "",
       task.status === "BLOCKED" && task.retry_at ? `retries at ${dateTime(task.retry_at)}` : "",
       finished && task.completed_at ? `finished ${dateTime(task.completed_at)}` : "")));
 }
