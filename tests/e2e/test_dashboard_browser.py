@@ -6,7 +6,7 @@ desktop and a phone width (tests/artifacts/dashboard/), to be looked at."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -37,12 +37,27 @@ async def browser() -> AsyncIterator[Browser]:
         yield launched
 
 
+# Script errors of every page the tests open: any fails the test (see the autouse fixture).
+SCRIPT_ERRORS: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def no_script_errors() -> Iterator[None]:
+    SCRIPT_ERRORS.clear()
+    yield
+    assert not SCRIPT_ERRORS, SCRIPT_ERRORS
+
+
+def watch_errors(page: Page) -> Page:
+    page.on("pageerror", lambda error: SCRIPT_ERRORS.append(f"{page.url}: {error}"))
+    return page
+
+
 async def open_page(browser: Browser, url: str) -> Page:
     from playwright.async_api import expect
 
     expect.set_options(timeout=10_000)
-    page = await browser.new_page(viewport=WIDE)
-    page.on("pageerror", lambda error: print(f"page error: {error}"))
+    page = watch_errors(await browser.new_page(viewport=WIDE))
     await page.goto(url)
     return page
 
@@ -111,6 +126,35 @@ async def test_the_overview_lists_orchestrators_and_progress_sent_through_grpc_s
         await page.goto(server.http + "/orchestrators/ada/stats")
         await expect(page.locator(".figure", has_text="Completed")).to_contain_text("1")
         await screenshots(page, "stats")
+        await page.close()
+
+
+async def test_the_overview_keeps_up_with_a_hundred_tasks_running(
+    database_url: str, browser: Browser
+) -> None:
+    from playwright.async_api import expect
+
+    async with monitored_server(database_url, pool_size=10) as server:
+        stub = server.stub
+        await register(stub, "ada")
+        for i in range(100):
+            await create(stub, f"Task {i}", task_id=f"t-{i:03}")
+        claimed = [await claim(stub) for _ in range(100)]
+        page = await open_page(browser, server.http + "/")
+        await expect(page.locator("li.running-task")).to_have_count(100)
+        await live(page)
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        for round_ in (1, 2):  # 200 updates, 100 tasks: every bar moves twice
+            await asyncio.gather(
+                *(
+                    progress(stub, c.context.task.id, c.attempt, 50 * round_, f"round {round_}")
+                    for c in claimed
+                )
+            )
+        await expect(page.locator("li.running-task .percent", has_text="100%")).to_have_count(100)
+        assert loop.time() - sent < 10
+        await expect(page.locator("li.running-task .message", has_text="round 2")).to_have_count(100)
         await page.close()
 
 
@@ -206,7 +250,7 @@ async def test_sign_in_is_required_and_only_a_signed_in_admin_gets_cancel_and_re
         await server.stub.CompleteTask(failed, metadata=ADMIN)
 
         context = await browser.new_context(viewport=WIDE)
-        page = await context.new_page()
+        page = watch_errors(await context.new_page())
         await page.goto(server.http + "/tasks/running")
         await expect(page).to_have_url(server.http + "/signin")
         await screenshots(page, "signin")
@@ -234,7 +278,7 @@ async def test_sign_in_is_required_and_only_a_signed_in_admin_gets_cancel_and_re
         await context.close()
 
         stranger = await browser.new_context(viewport=WIDE)
-        other = await stranger.new_page()
+        other = watch_errors(await stranger.new_page())
         await other.goto(server.http + f"/tasks/{failing.context.task.id}")
         await expect(other).to_have_url(server.http + "/signin")
         await expect(other.locator("button[data-action]")).to_have_count(0)

@@ -25,7 +25,7 @@ from workengine.web.errors import query_int, query_text
 ORCHESTRATORS_PAGE = 50
 RUNNING_SHOWN = 200
 QUEUE_SHOWN = 50
-BLOCKED_PAGE = 50  # each page's reasons come from one ExplainSelection (at most 100 ids)
+BLOCKED_PAGE = 20  # each page's reasons come from one ExplainSelection (at most 100 ids)
 HISTORY_PAGE = 100
 # The throughput chart is read at most this often per process, however many pages show it.
 THROUGHPUT_MAX_AGE = 10.0

@@ -109,6 +109,11 @@ export class Pager {
     return this.load();
   }
 
+  /** Whether there is more than one page (else the pager need not show). */
+  get paging() {
+    return this.tokens.length > 1 || Boolean(this.next);
+  }
+
   draw() {
     const page = this.tokens.length;
     this.element.replaceChildren(

@@ -28,7 +28,7 @@ export function mount(main, params, context) {
   const blockedPager = new Pager((token) => api.get(`${path}/blocked`, { page_token: token }), () => drawBlocked());
   const drawBlocked = () => showing(blocked, async () => {
     const data = await blockedPager.load();
-    fill(blocked, data.tasks.length ? blockedTable(data.tasks) : empty("No task is blocked."), blockedPager.tokens.length > 1 || blockedPager.next ? blockedPager.element : null);
+    fill(blocked, data.tasks.length ? blockedTable(data.tasks) : empty("No task is blocked."), blockedPager.paging ? blockedPager.element : null);
   });
   const tasks = tasksList(path, all);
 
@@ -131,7 +131,7 @@ function tasksList(path, element) {
       h("td", {}, link(`/tasks/${encodeURIComponent(t.id)}`, t.title || t.id)),
       h("td", {}, badge(t.status)),
       h("td", { class: "muted small wide-only nowrap" }, shortDate(t.created_at))));
-    fill(body, rows.length ? table(["Task", "Status", ["Created", "wide-only"]], rows) : empty("No task here."), pager.element);
+    fill(body, rows.length ? table(["Task", "Status", ["Created", "wide-only"]], rows) : empty("No task here."), pager.paging ? pager.element : null);
   });
   return { reload: draw };
 }

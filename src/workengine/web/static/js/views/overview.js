@@ -13,45 +13,16 @@ export function mount(main, _params, context) {
   const figures = h("div", { class: "figures" });
   const throughput = h("div");
   const orchestrators = h("div");
-  const running = h("div", { class: "running" });
+  const running = new RunningList();
   const runningCount = h("span", { class: "muted" });
   main.replaceChildren(
     h("div", { class: "page-head" }, h("h1", {}, "Overview")),
     h("div", { class: "grid-2 top-row" }, figures, card("Finished in the last hour", throughput)),
     card("Orchestrators", orchestrators),
-    card(null, h("h2", {}, "Running now ", runningCount), running),
+    card(null, h("h2", {}, "Running now ", runningCount), running.element),
   );
-
-  const rows = new Map(); // task id -> its row, updated in place
-  const pending = new Map(); // task id -> newest summary not drawn yet
-  let frame = 0;
   let live = null;
   const pager = new Pager((token) => api.get("/api/overview", { page_token: token }), () => live.reload());
-
-  const draw = () => {
-    frame = 0;
-    for (const task of pending.values()) {
-      const row = rows.get(task.id);
-      if (task.status !== "IN_PROGRESS") {
-        if (row) row.remove();
-        rows.delete(task.id);
-      } else if (row) updateRunning(row, task);
-      else {
-        const made = runningRow(task);
-        rows.set(task.id, made);
-        running.querySelector(".running-list")?.append(made);
-      }
-    }
-    pending.clear();
-    const list = running.querySelector(".running-list");
-    running.querySelector(".empty")?.toggleAttribute("hidden", rows.size > 0);
-    if (list) list.toggleAttribute("hidden", rows.size === 0);
-  };
-  const show = (task) => {
-    pending.set(task.id, task);
-    if (!frame) frame = requestAnimationFrame(draw);
-  };
-
   live = new Live({
     target: {},
     load: () => pager.load(),
@@ -60,34 +31,83 @@ export function mount(main, _params, context) {
       drawThroughput(throughput, data.throughput);
       drawOrchestrators(orchestrators, data.orchestrators, pager);
       runningCount.textContent = runningSummary(data);
-      rows.clear();
-      pending.clear();
-      fill(running,
-        empty("Nothing is running."),
-        h("ul", { class: "running-list" }, data.running.map((task) => {
-          const row = runningRow(task);
-          rows.set(task.id, row);
-          return row;
-        })));
-      draw();
+      running.replace(data.running);
     },
-    onEvent: (event) => show(event.task),
+    onEvent: (event) => running.show(event.task),
     // Counts and throughput change when a task starts, finishes or is created, not on progress.
     reloads: (event) => event.kind !== "PROGRESS" && event.kind !== "SNAPSHOT",
     every: 2000,
   });
   live.start().catch((error) => main.replaceChildren(problem(error)));
-  // Ages and "running for" move with the clock; counts are read again now and then.
-  const ticking = setInterval(() => {
-    for (const row of rows.values()) row.querySelector(".for").textContent = since(row.dataset.started);
-  }, 1000);
+  // "Running for" moves with the clock; counts and throughput are read again now and then.
+  const ticking = setInterval(() => running.tick(), 1000);
   const refreshing = setInterval(() => live.soon(), 15000);
   return () => {
     live.close();
+    running.close();
     clearInterval(ticking);
     clearInterval(refreshing);
-    cancelAnimationFrame(frame);
   };
+}
+
+/**
+ * The running tasks, one row each, updated in place: events only mark a task as changed, and
+ * the rows are drawn once per animation frame, however many events came (100 tasks reporting
+ * every second are 100 events a second).
+ */
+class RunningList {
+  constructor() {
+    this.rows = new Map(); // task id -> its row
+    this.pending = new Map(); // task id -> newest summary not drawn yet
+    this.frame = 0;
+    this.list = h("ul", { class: "running-list" });
+    this.none = empty("Nothing is running.");
+    this.element = h("div", { class: "running" }, this.none, this.list);
+  }
+
+  replace(tasks) {
+    this.rows.clear();
+    this.pending.clear();
+    fill(this.list, tasks.map((task) => {
+      const row = runningRow(task);
+      this.rows.set(task.id, row);
+      return row;
+    }));
+    this.draw();
+  }
+
+  show(task) {
+    this.pending.set(task.id, task);
+    if (!this.frame) this.frame = requestAnimationFrame(() => this.draw());
+  }
+
+  draw() {
+    this.frame = 0;
+    for (const task of this.pending.values()) {
+      const row = this.rows.get(task.id);
+      if (task.status !== "IN_PROGRESS") {
+        if (row) row.remove();
+        this.rows.delete(task.id);
+      } else if (row) {
+        updateRunning(row, task);
+      } else {
+        const made = runningRow(task);
+        this.rows.set(task.id, made);
+        this.list.append(made);
+      }
+    }
+    this.pending.clear();
+    this.none.hidden = this.rows.size > 0;
+    this.list.hidden = this.rows.size === 0;
+  }
+
+  tick() {
+    for (const row of this.rows.values()) row.querySelector(".for").textContent = since(row.dataset.started);
+  }
+
+  close() {
+    cancelAnimationFrame(this.frame);
+  }
 }
 
 function runningSummary(data) {
@@ -142,7 +162,7 @@ function drawOrchestrators(element, orchestrators, pager) {
     STATUSES.map((s) => h("td", { class: `num ${s === "TODO" || s === "IN_PROGRESS" || s === "BLOCKED" ? "" : "wide-only"}`, dataset: { status: s } }, number(o.counts[s]))),
     h("td", { class: "wide-only muted" }, ago(o.last_heartbeat_at)),
     h("td", { class: "actions" }, link(`/orchestrators/${encodeURIComponent(o.id)}`, "Queue"), link(`/orchestrators/${encodeURIComponent(o.id)}/stats`, "Stats"))));
-  fill(element, table(headings, rows, { class: "orchestrators" }), pager.tokens.length > 1 || pager.next ? pager.element : null);
+  fill(element, table(headings, rows, { class: "orchestrators" }), pager.paging ? pager.element : null);
 }
 
 function runningRow(task) {

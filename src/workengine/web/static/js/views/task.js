@@ -1,7 +1,7 @@
 // A task: what it is, where it stands (live), what it waits on and what waits on it, every
 // attempt, and its event timeline; Cancel and Retry for whoever may act.
 import * as api from "../api.js";
-import { after, badge, card, dateTime, duration, empty, fill, h, link, progressBar, setProgress, table, time } from "../dom.js";
+import { badge, card, dateTime, duration, empty, fill, h, link, progressBar, setProgress, table, time } from "../dom.js";
 import { FINISHED, Live, problem } from "./common.js";
 
 const CANCELLABLE = new Set(["TODO", "IN_PROGRESS", "BLOCKED"]);
@@ -15,34 +15,14 @@ export function mount(main, params, context) {
   const fields = h("div");
   const links = h("div");
   const attempts = h("div");
-  const timeline = h("ol", { class: "timeline" });
-  const older = h("div");
   const result = h("div");
+  const timeline = new Timeline(`${path}/events`);
   main.replaceChildren(head, status,
     h("div", { class: "grid-2 wide-left" },
       h("div", {}, card("Details", fields), result),
       h("div", {}, card("Dependencies", links), card("Attempts", attempts))),
-    card("Timeline", timeline, older));
-
-  const shown = new Map(); // cursor + kind -> timeline entry, so replays never show twice
+    card("Timeline", timeline.element));
   let task = null;
-  const add = (event, atTop) => {
-    const key = `${event.cursor}/${event.kind}/${event.task.id}`;
-    if (event.kind === "SNAPSHOT" || shown.has(key)) return;
-    const entry = timelineEntry(event);
-    shown.set(key, entry);
-    if (atTop) timeline.prepend(entry);
-    else timeline.append(entry);
-  };
-  const loadOlder = async (before) => {
-    const data = await api.get(`${path}/events`, { before, limit: HISTORY_PAGE });
-    for (const event of data.events) add(event, false);
-    if (!shown.size) timeline.replaceChildren(empty("No events (the retention may have pruned them)."));
-    fill(older, data.next_before
-      ? h("button", { type: "button", class: "ghost", onclick: () => loadOlder(data.next_before) }, "Older events")
-      : null);
-  };
-
   const live = new Live({
     target: { task_id: id },
     load: () => api.get(path),
@@ -57,8 +37,8 @@ export function mount(main, params, context) {
       drawResult(result, task);
     },
     onEvent: (event) => {
-      add(event, true);
-      if (!task || !after(event.cursor, "0")) return;
+      timeline.add(event, true);
+      if (!task) return;
       task = { ...task, ...event.task };
       drawStatus(status, task);
     },
@@ -67,9 +47,50 @@ export function mount(main, params, context) {
     every: 500,
   });
   live.start()
-    .then(() => loadOlder(0))
+    .then(() => timeline.older(0))
     .catch((error) => main.replaceChildren(problem(error)));
-  return () => live.close();
+  // "running for" moves with the clock.
+  const ticking = setInterval(() => {
+    if (task && task.status === "IN_PROGRESS") drawStatus(status, task);
+  }, 1000);
+  return () => {
+    live.close();
+    clearInterval(ticking);
+  };
+}
+
+/**
+ * The task's events, newest first: live ones arrive at the top, older pages load at the
+ * bottom. An event shown once is never shown again (the live stream and the pages overlap).
+ */
+class Timeline {
+  constructor(url) {
+    this.url = url;
+    this.shown = new Set();
+    this.list = h("ol", { class: "timeline" });
+    this.none = empty("No events yet (or the retention pruned them).");
+    this.more = h("div");
+    this.element = h("div", {}, this.list, this.none, this.more);
+  }
+
+  add(event, atTop) {
+    const key = `${event.cursor}/${event.kind}/${event.task.id}`;
+    if (event.kind === "SNAPSHOT" || this.shown.has(key)) return;
+    this.shown.add(key);
+    const entry = timelineEntry(event);
+    if (atTop) this.list.prepend(entry);
+    else this.list.append(entry);
+    this.none.hidden = true;
+  }
+
+  async older(before) {
+    const data = await api.get(this.url, { before, limit: HISTORY_PAGE });
+    for (const event of data.events) this.add(event, false);
+    this.none.hidden = this.shown.size > 0;
+    fill(this.more, data.next_before
+      ? h("button", { type: "button", class: "ghost", onclick: () => this.older(data.next_before) }, "Older events")
+      : null);
+  }
 }
 
 function drawHead(head, task, session, changed) {
@@ -157,10 +178,10 @@ function drawAttempts(element, attempts) {
   const rows = attempts.slice().reverse().map((a) => h("tr", {},
     h("td", { class: "num" }, String(a.attempt)),
     h("td", {}, a.identity || h("span", { class: "muted" }, "unnamed")),
-    h("td", { class: "small" }, dateTime(a.started_at)),
+    h("td", { class: "small wide-only" }, dateTime(a.started_at)),
     h("td", { class: "num small" }, a.ended_at ? duration((Date.parse(a.ended_at) - Date.parse(a.started_at)) / 1000) : "running"),
     h("td", {}, badge(a.outcome), a.reason ? h("div", { class: "muted small" }, a.reason) : null)));
-  fill(element, table([["#", "num"], "Who", "Started", ["Took", "num"], "Outcome"], rows));
+  fill(element, table([["#", "num"], "Who", ["Started", "wide-only"], ["Took", "num"], "Outcome"], rows));
 }
 
 function drawResult(element, task) {
