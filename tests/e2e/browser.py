@@ -19,7 +19,7 @@ import pytest
 from tests.tools import ROOT, system_tool
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, Page
+    from playwright.async_api import Browser, Page, ViewportSize
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -34,8 +34,8 @@ CHROMIUM_FLAGS = [
 INSTALL = "apt-get install -y chromium (Debian's package; the dashboard's browser tests drive it)"
 # Screenshots of every view, to look at: a layout is judged by eye (git ignores the directory).
 ARTIFACTS = Path(os.environ.get("WORKENGINE_TEST_ARTIFACTS", ROOT / "tests" / "artifacts")) / "dashboard"
-WIDE = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+WIDE: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 async def launch() -> AsyncIterator[Browser]:

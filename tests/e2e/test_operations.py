@@ -1,5 +1,5 @@
-"""`workengine serve` as an operator meets it: the metrics and dashboard URLs it prints, /metrics after a daemon
-loop through grpcurl, and a port in use said in one line with exit code 2."""
+"""`workengine serve` as an operator meets it: the metrics and dashboard URLs it prints, /metrics
+after a daemon loop through grpcurl, and a port in use said in one line with exit code 2."""
 
 from __future__ import annotations
 

@@ -281,3 +281,21 @@ async def test_a_stream_ends_when_the_server_stops(database_url: str) -> None:
         await http.close()
     assert stopped_in < 3, stopped_in  # not aiohttp's wait for open requests
     assert ended.startswith(b"retry: ")
+
+
+async def test_retry_grants_one_more_attempt_when_the_task_used_all_of_its_own(database_url: str) -> None:
+    async with monitored_server(database_url) as server:
+        await register(server.stub, "ada")
+        await create(server.stub, task_id="t-1", max_attempts=1)
+        claimed = await claim(server.stub)
+        await complete(server.stub, "t-1", claimed.attempt, pb.COMPLETION_STATUS_FAILED, error="no luck")
+        client = Browserless(server.http)
+        try:
+            csrf = (await client.get("/api/session")).body["csrf_token"]
+            retried = await client.post("/api/tasks/t-1/retry", **{"X-CSRF-Token": csrf})
+            again = await client.post("/api/tasks/t-1/retry", **{"X-CSRF-Token": csrf})
+        finally:
+            await client.close()
+    assert retried.status == 200, retried
+    assert (retried.body["task"]["status"], retried.body["task"]["max_attempts"]) == ("TODO", 2)
+    assert again.status == 409 and "only a FAILED task" in again.body["error"], again

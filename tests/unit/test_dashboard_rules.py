@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from workengine.domain.statistics import MinuteCount, histogram_by_doubling, per_minute
-from workengine.web import auth
 from workengine.web.auth import Sessions, host_name
 
 
@@ -34,10 +33,9 @@ def test_throughput_has_every_minute_of_the_window_zeros_included() -> None:
     assert per_minute(since, now, since - timedelta(hours=1), []).counted_since == since
 
 
-def test_sessions_expire_and_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sessions_expire_and_stay_bounded() -> None:
     clock = [1000.0]
-    monkeypatch.setattr(auth.time, "monotonic", lambda: clock[0])
-    sessions = Sessions(lifetime=60, limit=2)
+    sessions = Sessions(lifetime=60, limit=2, clock=lambda: clock[0])
     first = sessions.create()
     assert sessions.get(first) is not None and sessions.get("guessed") is None
     clock[0] += 61

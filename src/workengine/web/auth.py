@@ -22,6 +22,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -82,13 +83,19 @@ class Session:
 class Sessions:
     """Signed-in sessions by id, in memory, each for SESSION_SECONDS at most."""
 
-    def __init__(self, lifetime: float = SESSION_SECONDS, limit: int = MAX_SESSIONS) -> None:
+    def __init__(
+        self,
+        lifetime: float = SESSION_SECONDS,
+        limit: int = MAX_SESSIONS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._lifetime = lifetime
         self._limit = limit
+        self._clock = clock
         self._by_id: dict[str, Session] = {}
 
     def create(self) -> str:
-        now = time.monotonic()
+        now = self._clock()
         if len(self._by_id) >= self._limit:
             self._by_id = {k: s for k, s in self._by_id.items() if s.expires_at > now}
             while len(self._by_id) >= self._limit:  # still full: the oldest go first
@@ -99,7 +106,7 @@ class Sessions:
 
     def get(self, session_id: str) -> Session | None:
         session = self._by_id.get(session_id)
-        if session is not None and session.expires_at <= time.monotonic():
+        if session is not None and session.expires_at <= self._clock():
             del self._by_id[session_id]
             return None
         return session

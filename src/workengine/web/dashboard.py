@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from workengine.domain import validation
+from workengine.domain import attempts
 from workengine.engine import WorkEngine
 from workengine.web import convert
 from workengine.web.auth import Gate, Policy, Viewer, clear_session_cookie, set_session_cookie
@@ -128,8 +128,11 @@ class Dashboard:
         return {"task": convert.task_summary(task)}
 
     async def retry(self, request: web.Request) -> Json:
-        task_id = validation.require_id("task_id", request.match_info["task_id"])
-        return {"task": convert.task_summary(await self._engine.tasks.retry(task_id, 0))}
+        """RetryTask, granting one more attempt when the task has used all of its own: a
+        person pressing Retry means "try again", whatever the budget was."""
+        task, _ = await self._engine.tasks.get_with_attempts(request.match_info["task_id"])
+        budget = attempts.failed_attempts(task) + 1  # never lowers max_attempts (RetryTask's rule)
+        return {"task": convert.task_summary(await self._engine.tasks.retry(task.id, budget))}
 
     async def session(self, request: web.Request) -> web.StreamResponse:
         """Who the page is showing to: whether to offer actions, and the CSRF token to send."""

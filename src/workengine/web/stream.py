@@ -33,7 +33,7 @@ from aiohttp import web
 
 from workengine.domain import errors, validation
 from workengine.domain.errors import InvalidArgument, ResourceExhausted
-from workengine.domain.model import Bookmark, TaskEvent
+from workengine.domain.model import Bookmark, EventKind, TaskEvent
 from workengine.engine import WorkEngine
 from workengine.engine.events import WatchTarget
 from workengine.web import convert
@@ -57,15 +57,22 @@ class EncodedEvents:
         self._cache: OrderedDict[tuple[int, str, str], bytes] = OrderedDict()
 
     def message(self, event: TaskEvent) -> bytes:
+        if event.kind is EventKind.SNAPSHOT:
+            # Not kept: two snapshots at one cursor may show a task in two states (a snapshot
+            # can show changes committed past its cursor, see Watcher._snapshot).
+            return self._encode(event)
         key = (event.cursor, event.task.id, event.kind.value)
         found = self._cache.get(key)
         if found is None:
-            data = json.dumps(convert.event(event), separators=(",", ":"))
-            found = f"id: {event.cursor}\nevent: task\ndata: {data}\n\n".encode()
-            self._cache[key] = found
+            found = self._cache[key] = self._encode(event)
             if len(self._cache) > self._size:
                 self._cache.popitem(last=False)
         return found
+
+    @staticmethod
+    def _encode(event: TaskEvent) -> bytes:
+        data = json.dumps(convert.event(event), separators=(",", ":"))
+        return f"id: {event.cursor}\nevent: task\ndata: {data}\n\n".encode()
 
 
 def watch_target(request: web.Request) -> WatchTarget:
