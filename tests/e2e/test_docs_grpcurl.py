@@ -139,6 +139,12 @@ EXPECTATIONS: dict[str, Callable[[GrpcurlResult], Any]] = {
     "CreateTask": lambda r: (
         (r.json()["task"]["id"], r.json()["task"]["status"]) == ("spec-1", "TASK_STATUS_TODO")
     ),
+    "ExplainSelection": lambda r: (
+        [(e["rank"], e["task"]["id"], e["local_due_time"]) for e in r.json()["ranked"]]
+        == [(1, "spec-1", "2026-12-01T18:00:00+01:00")]
+        and [(a["task_id"], a["reason"]) for a in r.json()["explained"]]
+        == [("spec-1", "NOT_FIRST_REASON_RANKED"), ("nope", "NOT_FIRST_REASON_NOT_FOUND")]
+    ),
     "ClaimNextTask": lambda r: (r.json()["context"]["task"]["id"], r.json()["attempt"]) == ("spec-1", 1),
     "UpdateTaskProgress": lambda r: r.json()["task"]["progress"] == 50,
     "CompleteTask": lambda r: (

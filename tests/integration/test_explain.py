@@ -12,7 +12,10 @@ from google.protobuf import duration_pb2
 
 from tests.integration.helpers import PRIORITY, Stub, complete, create, expect_error, register
 from workengine.domain import explain, scoring
+from workengine.domain.model import NewOrchestrator, NewTask, SelectionCriteria
+from workengine.engine import WorkEngine
 from workengine.store import statements
+from workengine.store.database import Database
 from workengine.v1 import orchestrator_pb2, task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
 
@@ -193,6 +196,27 @@ async def test_malformed_requests_name_the_field(stub: Stub) -> None:
         "orchestrator_id: orchestrator nobody not found",
     )
     assert len((await explain_ids(stub, [], limit=1000)).ranked) == 0  # the bounds themselves pass
+
+
+async def test_a_connection_that_served_a_snapshot_writes_again(database_url: str) -> None:
+    # One connection: the read-only REPEATABLE READ of the explanation must not stay with it.
+    engine = WorkEngine(Database(database_url, pool_size=1, max_overflow=0))
+    try:
+        await engine.access.register(NewOrchestrator(id="ada", display_name="Ada"), None)
+        await engine.tasks.create(NewTask(id="a", orchestrator_id="ada", workspace_id="ws", title="a"))
+        explained = await engine.execution.explain("ada", SelectionCriteria(), task_ids=["a"])
+        assert explained.explained[0].rank == 1
+        await engine.tasks.create(NewTask(id="b", orchestrator_id="ada", workspace_id="ws", title="b"))
+        claimed = await engine.execution.claim_next("ada", SelectionCriteria())
+        assert claimed is not None and claimed.context.task.id == "a"
+        # The one connection, after those writes: back to the server's defaults.
+        connection = await engine.db.pool.acquire()
+        try:
+            assert (connection.read_only, connection.isolation_level) == (None, None)
+        finally:
+            engine.db.pool.release(connection)
+    finally:
+        await engine.close()
 
 
 @pytest.mark.parametrize("statement_name", ["explain_ranking", "explain_ranks"])
