@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from workengine.addresses import is_loopback
 from workengine.api.server import BindError, RunningServer, Security, TlsFiles, check_port_free, start_server
 from workengine.config import ServeSettings, read_pem
 from workengine.engine import WorkEngine
@@ -23,6 +24,8 @@ from workengine.store.embedded import EmbeddedPostgres, check_data_dir
 from workengine.store.migrate import migrate
 from workengine.telemetry.metrics import Metrics, QueueRefresher
 from workengine.tracing import configure_tracing
+from workengine.web.auth import Policy
+from workengine.web.dashboard import Dashboard
 from workengine.web.side_port import MetricsAccess, SidePort, SidePortBindError, build_app, start_side_port
 
 log = logging.getLogger("workengine")
@@ -65,6 +68,7 @@ async def run(settings: ServeSettings, database_url: str) -> None:
             announce(
                 f"metrics: {url}/metrics (and /healthz, /readyz)" if metrics else f"health: {url}/healthz"
             )
+            announce(f"dashboard: {url}/")
         if tracing:
             announce("tracing on: exporting spans as the OTEL_* environment variables say")
         if settings.admin_token is None:
@@ -123,7 +127,12 @@ async def start_serving(
     side_port = None
     if settings.http_port:  # 0: off
         authenticating = settings.admin_token is not None or bool(settings.tls_client_ca)
-        app = build_app(engine.operations, metrics, MetricsAccess(settings.metrics_token, authenticating))
+        app = build_app(
+            engine.operations,
+            metrics,
+            MetricsAccess(settings.metrics_token, authenticating),
+            Dashboard(engine, dashboard_policy(settings)),
+        )
         try:
             side_port = await start_side_port(app, settings.host, settings.http_port)
         except BaseException:
@@ -134,6 +143,15 @@ async def start_serving(
         refresher = QueueRefresher(engine.operations, metrics.queue, settings.metrics_refresh)
         refresher.start()
     return Serving(running, side_port, refresher)
+
+
+def dashboard_policy(settings: ServeSettings) -> Policy:
+    """Who may see and act on the dashboard (web/auth.py): decided by the same settings as gRPC's."""
+    return Policy(
+        admin_token=settings.admin_token,
+        client_certificates=bool(settings.tls_client_ca),
+        loopback_host=is_loopback(settings.host),
+    )
 
 
 def check_ports(settings: ServeSettings) -> None:

@@ -199,7 +199,12 @@ def test_a_run_logs_no_secret_and_records_of_calls_name_their_method_and_peer(
     assert all("method" not in record for record in records if record not in calls)
     serve_lines = [record["message"] for record in records if record["logger"] == "workengine.serve"]
     assert serve_lines[0].startswith("workengine listening on 127.0.0.1:")
-    assert serve_lines[1:] == [f"metrics: {secret_run.metrics} (and /healthz, /readyz)", "shutting down"]
+    dashboard = secret_run.metrics.removesuffix("metrics")
+    assert serve_lines[1:] == [
+        f"metrics: {secret_run.metrics} (and /healthz, /readyz)",
+        f"dashboard: {dashboard}",
+        "shutting down",
+    ]
 
 
 @pytest.mark.parametrize("log_format", FORMATS)

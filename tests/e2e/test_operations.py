@@ -1,5 +1,5 @@
-"""`workengine serve` as an operator meets it: the metrics URL it prints, /metrics after a daemon
-loop through grpcurl, and a port in use said in one line with exit code 2."""
+"""`workengine serve` as an operator meets it: the metrics and dashboard URLs it prints, /metrics
+after a daemon loop through grpcurl, and a port in use said in one line with exit code 2."""
 
 from __future__ import annotations
 
@@ -51,11 +51,13 @@ async def test_serve_prints_the_metrics_url_and_metrics_move_after_a_grpcurl_dae
     try:
         target = server.wait_listening()
         printed = f"metrics: http://127.0.0.1:{port}/metrics (and /healthz, /readyz)\n"
-        for _ in range(100):  # the line after the "listening" one
-            if printed in server.lines:
+        dashboard = f"dashboard: http://127.0.0.1:{port}/\n"
+        for _ in range(100):  # the lines after the "listening" one
+            if dashboard in server.lines:
                 break
             await asyncio.sleep(0.05)
-        assert printed in server.lines, server.lines
+        assert printed in server.lines and dashboard in server.lines, server.lines
+        assert "<title>WorkEngine</title>" in scrape(f"http://127.0.0.1:{port}/")
         await call(target, "RegisterOrchestrator", {"orchestratorId": "ada", "displayName": "Ada"})
         await call(target, "CreateTask", {"orchestratorId": "ada", "workspaceId": "ws", "title": "t"})
         claimed = await call(target, "ClaimNextTask", {"orchestratorId": "ada"})

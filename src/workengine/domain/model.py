@@ -236,6 +236,8 @@ class EventScope(enum.Enum):
     TASK = "task"
     ORCHESTRATOR = "orchestrator"
     WORKSPACE = "workspace"
+    # Every task (the dashboard's overview; no RPC asks for it): its snapshot is the running tasks.
+    ALL = "all"
 
 
 @dataclass(frozen=True)
@@ -272,6 +274,9 @@ class ExecutionStats:
     p95_seconds: float
     by_status: tuple[tuple[TaskStatus, int], ...]
     by_priority: tuple[tuple[Priority, int], ...]
+    # The completion times as a histogram, one bar per doubling: (upper bound in seconds, tasks),
+    # shortest first, empty bars between the first and the last kept (the dashboard's chart).
+    completion_histogram: tuple[tuple[float, int], ...] = ()
 
 
 @dataclass(frozen=True)

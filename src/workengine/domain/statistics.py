@@ -9,7 +9,9 @@ taken as its bucket's geometric middle, so p50 and p95 are within 2.2 % of the e
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from workengine.domain.model import ExecutionStats, Priority, TaskStatus
@@ -65,6 +67,22 @@ def histogram_percentile(histogram: Iterable[tuple[int, int]], fraction: float) 
     return low + (rank - lower) * (value(upper) - low)
 
 
+def histogram_by_doubling(histogram: Mapping[int, int]) -> tuple[tuple[float, int], ...]:
+    """The rollup's buckets (16 per doubling) gathered into one bar per doubling: (the bar's upper
+    bound in seconds, tasks), from the first non-empty bar to the last, empty ones between kept
+    so that a chart's x axis stays a time scale. Bar 0 holds the times under 1 ms."""
+    bars: dict[int, int] = {}
+    for bucket, count in histogram.items():
+        if count > 0:
+            bar = 0 if bucket <= 0 else (bucket - 1) // BUCKETS_PER_DOUBLING + 1
+            bars[bar] = bars.get(bar, 0) + count
+    if not bars:
+        return ()
+    return tuple(
+        (SMALLEST_BUCKETED_SECONDS * 2**bar, bars.get(bar, 0)) for bar in range(min(bars), max(bars) + 1)
+    )
+
+
 def summarize(found: Iterable[RollupCount]) -> ExecutionStats:
     """ExecutionStats from the rollup's counts."""
     by_status: dict[TaskStatus, int] = {}
@@ -92,4 +110,39 @@ def summarize(found: Iterable[RollupCount]) -> ExecutionStats:
         p95_seconds=histogram_percentile(histogram.items(), 0.95),
         by_status=tuple(sorted((s, n) for s, n in by_status.items() if n)),
         by_priority=tuple(sorted(((p, n) for p, n in by_priority.items() if n), reverse=True)),
+        completion_histogram=histogram_by_doubling(histogram),
     )
+
+
+@dataclass(frozen=True)
+class MinuteCount:
+    """Tasks that finished in the minute starting at `minute`."""
+
+    minute: datetime
+    completed: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Finished tasks per minute from `since` to now, every minute present (zeros too).
+    `counted_since` is where the count starts: `since`, unless the window held more events than
+    a read may visit; minutes before it are unknown, not zero."""
+
+    since: datetime
+    counted_since: datetime
+    minutes: tuple[MinuteCount, ...]
+
+
+def per_minute(
+    since: datetime, now: datetime, counted_since: datetime, found: Iterable[MinuteCount]
+) -> Throughput:
+    """A Throughput with a row for every minute from `since` to `now`."""
+    counts = {row.minute: row for row in found}
+    first = since.replace(second=0, microsecond=0)
+    minutes = []
+    minute = first
+    while minute <= now:
+        minutes.append(counts.get(minute, MinuteCount(minute, 0, 0)))
+        minute += timedelta(minutes=1)
+    return Throughput(since, max(since, counted_since), tuple(minutes))

@@ -280,18 +280,25 @@ def stats_period(start: datetime | None, end: datetime | None) -> None:
 
 
 def watch_request(
-    task_id: str, orchestrator_id: str, workspace_id: str, after_cursor: int, bookmark: timedelta | None
+    task_id: str,
+    orchestrator_id: str,
+    workspace_id: str,
+    after_cursor: int,
+    bookmark: timedelta | None,
+    everything: bool = False,
 ) -> None:
-    """A watch names exactly one target by a valid id; `bookmark` is its bookmark_interval."""
+    """A watch names exactly one target by a valid id, or none when it watches `everything`
+    (the dashboard's overview); `bookmark` is its bookmark_interval."""
     if bookmark is not None and not MIN_BOOKMARK <= bookmark <= MAX_BOOKMARK:
         raise InvalidArgument("bookmark_interval", "must be between 1 second and 1 hour")
     targets = {"task_id": task_id, "orchestrator_id": orchestrator_id, "workspace_id": workspace_id}
     chosen = [(field, value) for field, value in targets.items() if value]
-    if len(chosen) != 1:
+    if len(chosen) != (0 if everything else 1):
         raise InvalidArgument("target", "set exactly one of task_id, orchestrator_id, workspace_id")
     if after_cursor < 0:
         raise InvalidArgument("after_cursor", "must not be negative")
-    require_id(*chosen[0])
+    if chosen:
+        require_id(*chosen[0])
 
 
 def token_ttl(field: str, value: timedelta | None) -> timedelta | None:

@@ -20,7 +20,8 @@ DEFAULT_BUFFER = 1_000
 
 @dataclass(frozen=True)
 class WatchTarget:
-    """Exactly one of the three ids is set; `kinds` empty means every kind.
+    """Exactly one of the three ids is set, or none and `everything` (every task: the
+    dashboard's overview, which no RPC can ask for); `kinds` empty means every kind.
 
     The hub delivers every event in scope; `wants` is for the consumer to apply, so a task
     watch still sees the terminal event that ends it even when it filters that kind out.
@@ -30,12 +31,15 @@ class WatchTarget:
     orchestrator_id: str = ""
     workspace_id: str = ""
     kinds: frozenset[EventKind] = field(default_factory=frozenset)
+    everything: bool = False
 
     def wants(self, kind: EventKind) -> bool:
         return not self.kinds or kind in self.kinds
 
     @property
     def scope(self) -> tuple[EventScope, str]:
+        if self.everything:
+            return EventScope.ALL, ""
         if self.task_id:
             return EventScope.TASK, self.task_id
         if self.orchestrator_id:
@@ -49,6 +53,7 @@ def scope_keys(event: TaskEvent) -> tuple[tuple[EventScope, str], ...]:
         (EventScope.TASK, task.id),
         (EventScope.ORCHESTRATOR, task.orchestrator_id),
         (EventScope.WORKSPACE, task.workspace_id),
+        (EventScope.ALL, ""),
     )
 
 

@@ -106,7 +106,12 @@ class Watcher:
     ) -> AsyncGenerator[TaskEvent | Bookmark, None]:
         # A generator, so a caller that stops early can close it (aclose) and end its subscription.
         validation.watch_request(
-            target.task_id, target.orchestrator_id, target.workspace_id, after_cursor, bookmark_interval
+            target.task_id,
+            target.orchestrator_id,
+            target.workspace_id,
+            after_cursor,
+            bookmark_interval,
+            target.everything,
         )
         watched_task = await self._watched_task(target)
         ends_stream = self._ends_stream if not keep_open else lambda _target, _event: False

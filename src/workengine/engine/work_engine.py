@@ -13,6 +13,7 @@ from workengine.engine.events import EventHub
 from workengine.engine.execution import ExecutionFlow
 from workengine.engine.feed import EventFeed, FeedSettings
 from workengine.engine.maintenance import Deadlines, MaintenanceSettings
+from workengine.engine.monitoring import Monitoring
 from workengine.engine.observer import NO_OBSERVER, Observer
 from workengine.engine.operations import Operations
 from workengine.engine.orchestrators import Orchestrators
@@ -45,6 +46,7 @@ class WorkEngine:
         self.watcher = Watcher(deps)
         self.access = Access(deps)
         self.operations = Operations(db)
+        self.monitoring = Monitoring(deps)
         maintenance = maintenance_settings or MaintenanceSettings()
         self.deadlines = Deadlines(db, self.feed, maintenance.batch)
         self.maintenance = MaintenanceRunner(

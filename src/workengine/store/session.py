@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from workengine.store.attempts import AttemptStore
 from workengine.store.events import EventStore
 from workengine.store.explain import ExplainStore
+from workengine.store.monitoring import MonitoringStore
 from workengine.store.operations import OperationsStore
 from workengine.store.orchestrators import OrchestratorStore
 from workengine.store.runner import Runner
@@ -28,3 +29,4 @@ class Session:
         self.orchestrators = OrchestratorStore(runner)
         self.statistics = StatisticsStore(runner)
         self.operations = OperationsStore(runner)
+        self.monitoring = MonitoringStore(runner)

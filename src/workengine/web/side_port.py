@@ -1,6 +1,7 @@
 """The HTTP side port (aiohttp, in the same asyncio loop as grpc.aio; no signal handling of its
-own): /metrics in Prometheus' text format, /healthz (the process answers) and /readyz (the
-database answers and its schema is the one this code expects).
+own): /metrics in Prometheus' text format, /healthz (the process answers), /readyz (the
+database answers and its schema is the one this code expects), and the dashboard at / (its
+pages, JSON API and live stream: web/dashboard.py) when one is given.
 
 /healthz and /readyz say nothing secret and stay open for probes. /metrics needs the metrics
 token when one is set; without one, while the gRPC service authenticates, it answers only
@@ -21,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from workengine.addresses import is_loopback
 from workengine.engine.operations import Operations
 from workengine.telemetry.metrics import Metrics
+from workengine.web.dashboard import Dashboard
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -72,7 +74,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return error_response(error.status, f"{error.reason}: {request.method} {request.path}")
 
 
-def build_app(operations: Operations, metrics: Metrics | None, access: MetricsAccess) -> web.Application:
+def build_app(
+    operations: Operations, metrics: Metrics | None, access: MetricsAccess, dashboard: Dashboard | None = None
+) -> web.Application:
     async def show_metrics(request: web.Request) -> web.Response:
         if metrics is None:
             return error_response(404, "metrics are off (WORKENGINE_METRICS=0)")
@@ -100,6 +104,8 @@ def build_app(operations: Operations, metrics: Metrics | None, access: MetricsAc
     app.router.add_get("/metrics", show_metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    if dashboard is not None:
+        dashboard.add_routes(app)
     return app
 
 

@@ -109,6 +109,13 @@ WITH page_events AS (
 )
 {{event_page}};
 
+-- name: all_events_after
+-- Every task's (the dashboard's overview): the tailer's page, under the scope statements' name.
+WITH page_events AS (
+    SELECT * FROM task_events WHERE position > :after AND position < {{watermark}}
+)
+{{event_page}};
+
 -- name: head_position
 -- Where a tailer starting now begins: everything at or below it is final.
 SELECT COALESCE(max(position), 0) AS position FROM task_events WHERE position < {{watermark}};
@@ -150,6 +157,18 @@ WITH scope_events AS (
     SELECT position FROM task_events WHERE workspace_id = :scope_id
 ), scoped AS (
     SELECT * FROM tasks WHERE workspace_id = :scope_id AND status IN ('TODO', 'IN_PROGRESS', 'BLOCKED')
+    ORDER BY created_at, id
+    LIMIT :limit
+)
+{{snapshot}};
+
+-- name: all_snapshot
+-- Every task (the dashboard's overview): the running ones only, through their partial index
+-- (tasks_lease_idx), however many finished or waiting tasks there are.
+WITH scope_events AS (
+    SELECT position FROM task_events
+), scoped AS (
+    SELECT * FROM tasks WHERE status = 'IN_PROGRESS'
     ORDER BY created_at, id
     LIMIT :limit
 )
