@@ -131,7 +131,7 @@ async def start_serving(
             engine.operations,
             metrics,
             MetricsAccess(settings.metrics_token, authenticating),
-            Dashboard(engine, dashboard_policy(settings)),
+            Dashboard(engine, dashboard_policy(settings), settings.max_streams_per_client),
         )
         try:
             side_port = await start_side_port(app, settings.host, settings.http_port)

@@ -73,7 +73,9 @@ async def dashboard_port(engine: WorkEngine, policy: Policy) -> AsyncIterator[st
     """A side port with only a dashboard of `policy` (the rules `serve` derives from its
     settings, here chosen directly, e.g. a non-loopback host without binding one)."""
     port = free_port()
-    app = build_app(engine.operations, None, MetricsAccess(), Dashboard(engine, policy))
+    app = build_app(
+        engine.operations, None, MetricsAccess(), Dashboard(engine, policy, max_streams_per_client=100)
+    )
     side_port = await start_side_port(app, "127.0.0.1", port)
     try:
         yield side_port.url

@@ -18,6 +18,7 @@ from tests.integration.monitoring import monitored_server
 from workengine.domain.model import NewOrchestrator, NewTask, TaskStatus
 from workengine.engine import WorkEngine
 from workengine.v1 import work_engine_service_pb2 as pb
+from workengine.web import stream
 from workengine.web.auth import SESSION_COOKIE, Policy
 
 
@@ -222,9 +223,15 @@ async def test_without_authentication_beyond_loopback_the_dashboard_is_read_only
     assert overview.status == 200
 
 
-async def test_without_authentication_on_loopback_a_foreign_host_name_is_refused(engine: WorkEngine) -> None:
-    """A DNS-rebinding page reaches 127.0.0.1 under its own name: it must get nothing."""
-    async with dashboard_port(engine, Policy(admin_token=None)) as url:
+@pytest.mark.parametrize(
+    "policy",
+    [Policy(admin_token=None), Policy(admin_token=None, client_certificates=True, loopback_host=False)],
+    ids=["no authentication", "client certificates only"],
+)
+async def test_without_sign_in_a_foreign_host_name_is_refused(engine: WorkEngine, policy: Policy) -> None:
+    """A DNS-rebinding page reaches 127.0.0.1 (or an SSH tunnel to it) under its own name: it
+    must get nothing."""
+    async with dashboard_port(engine, policy) as url:
         client = Browserless(url)
         try:
             rebound = await client.get("/api/overview", Host="attacker.example:8081")
@@ -299,3 +306,22 @@ async def test_retry_grants_one_more_attempt_when_the_task_used_all_of_its_own(d
     assert retried.status == 200, retried
     assert (retried.body["task"]["status"], retried.body["task"]["max_attempts"]) == ("TODO", 2)
     assert again.status == 409 and "only a FAILED task" in again.body["error"], again
+
+
+async def test_a_stream_ends_once_its_session_is_signed_out(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stream, "HEARTBEAT_SECONDS", 0.2)  # where the session is checked again
+    async with monitored_server(database_url, admin_token=ADMIN_TOKEN) as server:
+        client = Browserless(server.http)
+        try:
+            await client.sign_in()
+            csrf = (await client.get("/api/session")).body["csrf_token"]
+            events = await client.session.get(f"{server.http}/api/events")
+            assert events.status == 200
+            await client.post("/signout", **{"X-CSRF-Token": csrf})
+            ended = await asyncio.wait_for(events.content.read(), 5)  # returns once the stream ends
+            events.close()
+        finally:
+            await client.close()
+    assert ended.startswith(b"retry: ")

@@ -133,7 +133,11 @@ class Gate:
         """Why this client may not see the dashboard at all, whoever signs in (None: it may)."""
         if self.policy.loopback_clients_only and not is_loopback(request.remote or ""):
             return "the dashboard answers only loopback clients while authentication uses client certificates"
-        open_locally = not self.policy.signing_in and self.policy.loopback_host
+        # Open to whoever reaches it locally (no sign-in): a page of another site that rebinds
+        # its name to 127.0.0.1 (DNS rebinding) would reach it too, with its own Host header.
+        open_locally = not self.policy.signing_in and (
+            self.policy.loopback_host or self.policy.loopback_clients_only
+        )
         if open_locally and not is_loopback(host_name(request.host)):
             return "open the dashboard by a loopback address (127.0.0.1 or localhost)"
         return None
@@ -176,8 +180,9 @@ class Gate:
 
 
 def set_session_cookie(response: web.StreamResponse, request: web.Request, session_id: str) -> None:
-    # Secure only over HTTPS (behind a proxy that says so): a browser drops a Secure cookie
-    # sent over plain HTTP, and the side port itself speaks plain HTTP.
+    # Secure only when this request came over HTTPS: a browser drops a Secure cookie sent over
+    # plain HTTP, and the side port itself speaks plain HTTP. (aiohttp does not read a proxy's
+    # X-Forwarded-Proto, so behind a TLS proxy the cookie is not marked Secure: docs/operations.md.)
     response.set_cookie(
         SESSION_COOKIE,
         session_id,

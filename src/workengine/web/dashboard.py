@@ -47,10 +47,10 @@ Read = Callable[[web.Request], Awaitable[Json]]
 
 
 class Dashboard:
-    def __init__(self, engine: WorkEngine, policy: Policy) -> None:
+    def __init__(self, engine: WorkEngine, policy: Policy, max_streams_per_client: int) -> None:
         self._engine = engine
         self.gate = Gate(policy)
-        self.streams = EventStreams(engine)
+        self.streams = EventStreams(engine, max_streams_per_client)
         self._reads = Reads(engine)
 
     def add_routes(self, app: web.Application) -> None:
@@ -121,7 +121,11 @@ class Dashboard:
         viewer = self._viewer(request)
         if isinstance(viewer, web.Response):
             return viewer
-        return await self.streams.serve(request, watch_target(request), resume_cursor(request))
+
+        def allowed() -> bool:
+            return self.gate.refusal(request) is None and self.gate.viewer(request) is not None
+
+        return await self.streams.serve(request, watch_target(request), resume_cursor(request), allowed)
 
     async def cancel(self, request: web.Request) -> Json:
         task, _ = await self._engine.tasks.cancel(request.match_info["task_id"], CANCEL_REASON)

@@ -15,7 +15,7 @@ from datetime import datetime
 from aiohttp import web
 
 from workengine.domain.errors import InvalidArgument
-from workengine.domain.model import SelectionCriteria, TaskFilter, TaskStatus
+from workengine.domain.model import QueueState, SelectionCriteria, TaskFilter, TaskStatus
 from workengine.domain.statistics import Throughput
 from workengine.engine import WorkEngine
 from workengine.web import convert
@@ -29,6 +29,8 @@ BLOCKED_PAGE = 20  # each page's reasons come from one ExplainSelection (at most
 HISTORY_PAGE = 100
 # The throughput chart is read at most this often per process, however many pages show it.
 THROUGHPUT_MAX_AGE = 10.0
+# Likewise the queue's counts and oldest ready age, whose read visits every ready row.
+QUEUE_STATE_MAX_AGE = 2.0
 
 
 def statuses(request: web.Request) -> tuple[TaskStatus, ...]:
@@ -56,12 +58,19 @@ class Reads:
     def __init__(self, engine: WorkEngine) -> None:
         self._engine = engine
         self._throughput: tuple[float, Throughput] | None = None
+        self._queue_state: tuple[float, QueueState] | None = None
 
     async def throughput(self) -> Throughput:
         now = time.monotonic()
         if self._throughput is None or now - self._throughput[0] > THROUGHPUT_MAX_AGE:
             self._throughput = (now, await self._engine.monitoring.throughput(60))
         return self._throughput[1]
+
+    async def queue_state(self) -> QueueState:
+        now = time.monotonic()
+        if self._queue_state is None or now - self._queue_state[0] > QUEUE_STATE_MAX_AGE:
+            self._queue_state = (now, await self._engine.operations.queue_state())
+        return self._queue_state[1]
 
     async def overview(self, request: web.Request) -> Json:
         """Orchestrators (a page) with their counts, the queue, the running tasks, throughput."""
@@ -73,7 +82,7 @@ class Reads:
         counts, running, queue, throughput = await asyncio.gather(
             engine.monitoring.status_counts([o.id for o in page.items]),
             engine.monitoring.running(RUNNING_SHOWN),
-            engine.operations.queue_state(),
+            self.queue_state(),
             self.throughput(),
         )
         return {

@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -97,11 +98,12 @@ def resume_cursor(request: web.Request) -> int:
 
 
 class EventStreams:
-    def __init__(self, engine: WorkEngine) -> None:
+    def __init__(self, engine: WorkEngine, max_per_client: int = MAX_STREAMS_PER_CLIENT) -> None:
         self._engine = engine
         self._encoded = EncodedEvents()
         self._closing = asyncio.Event()
         self._per_client: dict[str, int] = {}
+        self._max_per_client = max_per_client  # 0: unlimited, as --max-streams-per-client
 
     async def check(self, target: WatchTarget) -> None:
         """NOT_FOUND, which a watch raises at its first step, raised before the stream starts,
@@ -115,32 +117,38 @@ class EventStreams:
         """Ends every stream (server shutdown): aiohttp waits for open requests otherwise."""
         self._closing.set()
 
-    async def serve(self, request: web.Request, target: WatchTarget, after: int) -> web.StreamResponse:
+    async def serve(
+        self, request: web.Request, target: WatchTarget, after: int, allowed: Callable[[], bool]
+    ) -> web.StreamResponse:
+        """Streams until the page goes, the server stops, or `allowed()` turns false (checked
+        at each keep-alive: a signed-out or expired session's streams end)."""
         client = request.remote or ""
-        if self._per_client.get(client, 0) >= MAX_STREAMS_PER_CLIENT:
-            raise ResourceExhausted(f"at most {MAX_STREAMS_PER_CLIENT} live streams per client")
-        await self.check(target)
-        response = web.StreamResponse(
-            headers={
-                "Content-Type": "text/event-stream",
-                "Cache-Control": "no-store",
-                "X-Accel-Buffering": "no",  # nginx: pass each event on at once
-            }
-        )
-        await response.prepare(request)
+        if self._max_per_client and self._per_client.get(client, 0) >= self._max_per_client:
+            raise ResourceExhausted(f"at most {self._max_per_client} live streams per client")
+        # Counted before the first await, so that opens racing each other all see it.
         self._per_client[client] = self._per_client.get(client, 0) + 1
         try:
+            await self.check(target)
+            response = web.StreamResponse(
+                headers={
+                    "Content-Type": "text/event-stream",
+                    "Cache-Control": "no-store",
+                    "X-Accel-Buffering": "no",  # nginx: pass each event on at once
+                }
+            )
+            await response.prepare(request)
             await response.write(f"retry: {RECONNECT_MILLISECONDS}\n\n".encode())
-            await self._relay(response, target, after)
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass  # the page went away
+            with contextlib.suppress(ConnectionResetError):  # the page went away
+                await self._relay(response, target, after, allowed)
+            return response
         finally:
             self._per_client[client] -= 1
             if not self._per_client[client]:
                 del self._per_client[client]
-        return response
 
-    async def _relay(self, response: web.StreamResponse, target: WatchTarget, after: int) -> None:
+    async def _relay(
+        self, response: web.StreamResponse, target: WatchTarget, after: int, allowed: Callable[[], bool]
+    ) -> None:
         events = self._engine.watcher.watch(
             target, after_cursor=after, keep_open=True, bookmark_interval=BOOKMARK_INTERVAL
         )
@@ -156,6 +164,8 @@ class EventStreams:
                     waiting, timeout=HEARTBEAT_SECONDS, return_when=asyncio.FIRST_COMPLETED
                 )
                 if pending not in done:
+                    if not allowed():
+                        return  # signed out or expired: the page reconnects and is asked to sign in
                     await response.write(b": keep-alive\n\n")
                     continue
                 item, pending = pending, None

@@ -61,9 +61,25 @@ export function follow({ target = {}, cursor = "0", onEvent, onReset }) {
       // The browser retries by itself after a network error; after an HTTP error it gives
       // up (CLOSED): then start again from the last cursor seen.
       if (source.readyState === EventSource.CLOSED && !stopped) {
-        retry = setTimeout(connect, 2000);
+        retry = setTimeout(reconnect, 2000);
       }
     };
+  };
+
+  // An HTTP error may mean the session ended (signed out, expired, the server restarted):
+  // then sign in again instead of knocking on /api/events forever.
+  const reconnect = async () => {
+    if (stopped) return;
+    try {
+      const answer = await fetch("/api/session", { credentials: "same-origin" });
+      if (answer.status === 401) {
+        window.location.assign("/signin");
+        return;
+      }
+    } catch (error) {
+      // The server is away: try the stream again, as the browser does after a network error.
+    }
+    connect();
   };
 
   const stop = () => {
