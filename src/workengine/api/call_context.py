@@ -16,16 +16,8 @@ from typing import Any
 
 import grpc
 
+from workengine.api.handlers import Behavior, kind_of, rewrapped
 from workengine.calls import CALL, Call
-
-Behavior = Callable[[Any, Any], Any]
-
-_FACTORIES: tuple[tuple[str, Callable[..., grpc.RpcMethodHandler]], ...] = (
-    ("unary_unary", grpc.unary_unary_rpc_method_handler),
-    ("unary_stream", grpc.unary_stream_rpc_method_handler),
-    ("stream_unary", grpc.stream_unary_rpc_method_handler),
-    ("stream_stream", grpc.stream_stream_rpc_method_handler),
-)
 
 
 def _recording(method: str, behavior: Behavior) -> Behavior | None:
@@ -60,18 +52,7 @@ class CallContext(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
-        if handler is None:
-            return None
-        for kind, factory in _FACTORIES:
-            behavior = getattr(handler, kind)
-            if behavior is None:
-                continue
-            recording = _recording(details.method, behavior)
-            if recording is None:
-                return handler
-            return factory(
-                recording,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        if handler is None or (kind := kind_of(handler)) is None:
+            return handler
+        recording = _recording(details.method, getattr(handler, kind))
+        return handler if recording is None else rewrapped(handler, kind, recording)

@@ -17,6 +17,7 @@ import grpc
 
 from workengine.api import authorization
 from workengine.api.errors import abort, require_decoded, status_for
+from workengine.api.handlers import Behavior, rewrapped
 from workengine.calls import CALLER
 from workengine.domain import access
 from workengine.domain.access import Principal
@@ -26,8 +27,6 @@ from workengine.engine import WorkEngine
 DEFAULT_MAX_STREAMS_PER_CLIENT = 100
 
 log = logging.getLogger(__name__)
-
-Behavior = Callable[[Any, Any], Any]
 
 
 def peer_host(peer: str) -> str:
@@ -83,18 +82,14 @@ class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler.unary_unary is not None:
             if not self.authenticating:
                 return handler
-            return grpc.unary_unary_rpc_method_handler(
-                self._guard_unary(rpc, authorization, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+            return rewrapped(
+                handler, "unary_unary", self._guard_unary(rpc, authorization, handler.unary_unary)
             )
         if handler.unary_stream is not None:
             if not self.authenticating and self._max_streams <= 0:
                 return handler
-            return grpc.unary_stream_rpc_method_handler(
-                self._guard_stream(rpc, authorization, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+            return rewrapped(
+                handler, "unary_stream", self._guard_stream(rpc, authorization, handler.unary_stream)
             )
         return handler
 

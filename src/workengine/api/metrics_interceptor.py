@@ -16,9 +16,9 @@ from typing import Any
 
 import grpc
 
+from workengine.api.handlers import Behavior, rewrapped
 from workengine.telemetry.metrics import RpcMetrics
 
-Behavior = Callable[[Any, Any], Any]
 WATCH_METHOD = "WatchTaskProgress"
 # Seconds before the server's deadline within which a cancelled call counts as past its deadline.
 DEADLINE_SLACK = 0.1
@@ -87,20 +87,16 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler is None:
             return handler
         if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                counted_unary(self.series("unary", details.method), handler.unary_unary, replies=True),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+            series = self.series("unary", details.method)
+            return rewrapped(handler, "unary_unary", counted_unary(series, handler.unary_unary, replies=True))
         if handler.unary_stream is not None:
             series, inner = self.series("server_stream", details.method), handler.unary_stream
             # A handler that writes with context.write() (health's Watch) cannot be iterated.
             yielding = inspect.isasyncgenfunction(inner)
-            return grpc.unary_stream_rpc_method_handler(
-                counted_stream(series, inner) if yielding else counted_unary(series, inner, replies=False),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+            counted = (
+                counted_stream(series, inner) if yielding else counted_unary(series, inner, replies=False)
             )
+            return rewrapped(handler, "unary_stream", counted)
         return handler  # client and bidirectional streams (reflection): not counted
 
 
