@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import grpc
+import psycopg
 import pytest
 from google.protobuf import timestamp_pb2
 
@@ -88,3 +89,18 @@ async def expect_error(call: Any, code: grpc.StatusCode, mentions: str = "") -> 
     assert error.code() == code, f"expected {code.name}, got {error.code().name}: {error.details()}"
     assert mentions in (error.details() or ""), error.details()
     return error
+
+
+def seed_for_plans(connection: psycopg.Connection[Any], first_due_hours: int = 0) -> None:
+    """Orchestrator 'ada' with 20,000 tasks (a third DONE, every priority, due hourly from
+    `first_due_hours` from now over 200 hours, a fifth undated), analyzed: enough rows that a
+    plan reading them all would show, for the tests of the selection statements' plans."""
+    connection.execute("INSERT INTO orchestrators (id, display_name, status) VALUES ('ada', 'Ada', 'ONLINE')")
+    connection.execute(
+        f"""INSERT INTO tasks (id, orchestrator_id, workspace_id, title, priority, status, due_at)
+           SELECT 'x' || g, 'ada', 'ws', 't', 1 + g % 4, CASE WHEN g % 3 = 0 THEN 'DONE' ELSE 'TODO' END,
+                  CASE WHEN g % 5 = 0 THEN NULL
+                       ELSE now() + (g % 200 + {int(first_due_hours)}) * interval '1 hour' END
+           FROM generate_series(1, 20000) g"""
+    )
+    connection.execute("ANALYZE tasks")

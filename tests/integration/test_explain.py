@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from google.protobuf import duration_pb2
 
-from tests.integration.helpers import PRIORITY, Stub, complete, create, expect_error, register
+from tests.integration.helpers import PRIORITY, Stub, complete, create, expect_error, register, seed_for_plans
 from workengine.domain import explain, scoring
 from workengine.domain.model import NewOrchestrator, NewTask, SelectionCriteria
 from workengine.engine import WorkEngine
@@ -222,16 +222,7 @@ async def test_a_connection_that_served_a_snapshot_writes_again(database_url: st
 @pytest.mark.parametrize("statement_name", ["explain_ranking", "explain_ranks"])
 def test_the_explain_statements_walk_the_ready_index(database_url: str, statement_name: str) -> None:
     with psycopg.connect(database_url, autocommit=True) as connection:
-        connection.execute(
-            "INSERT INTO orchestrators (id, display_name, status) VALUES ('ada', 'Ada', 'ONLINE')"
-        )
-        connection.execute(
-            """INSERT INTO tasks (id, orchestrator_id, workspace_id, title, priority, status, due_at)
-               SELECT 'x' || g, 'ada', 'ws', 't', 1 + g % 4, CASE WHEN g % 3 = 0 THEN 'DONE' ELSE 'TODO' END,
-                      CASE WHEN g % 5 = 0 THEN NULL ELSE now() + (g % 200 - 50) * interval '1 hour' END
-               FROM generate_series(1, 20000) g"""
-        )
-        connection.execute("ANALYZE tasks")
+        seed_for_plans(connection, -50)
         segments = scoring.segments(datetime.now(UTC), "UTC")
         params = {
             "orchestrator_id": "ada",

@@ -13,7 +13,7 @@ import pytest
 from google.protobuf import duration_pb2
 
 from tests import selection_reference as reference
-from tests.integration.helpers import PRIORITY, Stub, claim, create, expect_error, register
+from tests.integration.helpers import PRIORITY, Stub, claim, create, expect_error, register, seed_for_plans
 from workengine.domain import scoring
 from workengine.domain.model import NewOrchestrator, NewTask, Priority, SelectionCriteria, Task
 from workengine.engine import WorkEngine
@@ -180,16 +180,7 @@ async def test_claim_long_poll_returns_when_a_task_appears(stub: Stub) -> None:
 @pytest.mark.parametrize("statement_name", ["select_next_task", "claim_next_task"])
 def test_selection_uses_the_ready_index(database_url: str, statement_name: str) -> None:
     with psycopg.connect(database_url, autocommit=True) as connection:
-        connection.execute(
-            "INSERT INTO orchestrators (id, display_name, status) VALUES ('ada', 'Ada', 'ONLINE')"
-        )
-        connection.execute(
-            """INSERT INTO tasks (id, orchestrator_id, workspace_id, title, priority, status, due_at)
-               SELECT 'x' || g, 'ada', 'ws', 't', 1 + g % 4, CASE WHEN g % 3 = 0 THEN 'DONE' ELSE 'TODO' END,
-                      CASE WHEN g % 5 = 0 THEN NULL ELSE now() + (g % 200) * interval '1 hour' END
-               FROM generate_series(1, 20000) g"""
-        )
-        connection.execute("ANALYZE tasks")
+        seed_for_plans(connection)
         statement = statements.query(statement_name)
         segments = scoring.segments(NOW, "UTC")
         params = {
