@@ -5,7 +5,7 @@
 Serves ClaimNextTask, UpdateTaskProgress, CompleteTask(COMPLETED) and GetTask with the SQL
 the engine runs for them (`store/sql/*.sql`, by name), bound the way the engine binds it (the
 claim's segment bounds from `scoring.segments` on every call), in the same transactions and
-round trips: get_orchestrator and claim_next_task each on its own; record_progress on its
+round trips: get_orchestrator, claim_next_task and execution_memory each on its own; record_progress on its
 own; BEGIN + complete_task + release_dependents as one pipeline, then COMMIT;
 get_task_with_attempts on its own. It does none of the engine's other work: no validation,
 no error mapping, no interceptor, no domain values, no event feed, and answers with the ids
@@ -36,11 +36,13 @@ from bench import echo_server
 from bench.pgbench import RESULT
 from bench.server import server_arguments
 from workengine.domain import scoring
+from workengine.domain.history import DEFAULT_HISTORY_LIMIT, WINDOW, output_excerpt
 from workengine.domain.model import CompletionStatus, SelectionCriteria
 from workengine.engine.base import RELATED_TASKS_LIMIT
 from workengine.engine.execution import completion_fingerprint, result_document
 from workengine.store.attempts import LeaseRequest
 from workengine.store.database import APPLICATION_NAME, libpq_url
+from workengine.store.runner import array_text
 from workengine.store.statements import statement
 from workengine.store.tasks import selection_params
 from workengine.v1 import task_pb2
@@ -124,10 +126,22 @@ class FloorServicer(pb_grpc.WorkEngineServiceServicer):
                 | event(1, "STARTED")
                 | {"related_limit": RELATED_TASKS_LIMIT}
             )
-            found = await run(session, "claim_next_task", params, "id", "attempt")
-        if not found:
-            return pb.ClaimNextTaskResponse()
-        task_id, attempt = found[-1]  # the claimed task comes after the related ones
+            columns = ("id", "attempt", "workspace_id", "tags", "started_at")
+            found = await run(session, "claim_next_task", params, *columns)
+            if not found:
+                return pb.ClaimNextTaskResponse()
+            # The claimed task comes after the related ones.
+            task_id, attempt, workspace_id, tags, started_at = found[-1]
+            memory = {
+                "task_id": task_id,
+                "orchestrator_id": request.orchestrator_id,
+                "workspace_id": workspace_id,
+                "tags": array_text(tags),
+                "history_limit": DEFAULT_HISTORY_LIMIT,
+                "window": WINDOW,
+                "before": started_at,
+            }
+            await run(session, "execution_memory", memory, "history", "groups")
         return pb.ClaimNextTaskResponse(
             context=task_pb2.TaskContext(task=task_pb2.Task(id=task_id)), attempt=attempt
         )
@@ -140,6 +154,7 @@ class FloorServicer(pb_grpc.WorkEngineServiceServicer):
             "attempt": request.attempt,
             "progress": request.progress,
             "message": request.message,
+            "remaining_seconds": 1.0,
         } | event(1, "PROGRESS")
         async with self._pool.session() as session:
             await run(session, "record_progress", params, "id")
@@ -158,6 +173,8 @@ class FloorServicer(pb_grpc.WorkEngineServiceServicer):
             "fingerprint": completion_fingerprint(request.attempt, CompletionStatus.COMPLETED, document),
             "outcome": "COMPLETED",
             "retry_after_seconds": None,
+            "output_excerpt": output_excerpt(RESULT.output),
+            "lessons": "{}",
         } | event(1, "COMPLETED")
         release = {
             "id": request.task_id,

@@ -10,8 +10,9 @@ next, which hides a change of a few percent. The instructions a server executes 
 calls do not: the same code gives the same count to 0.1 %. Each side is a server process run
 under `valgrind --tool=callgrind` with instrumentation off; after a warm-up (connections
 opened, statements prepared), instrumentation is switched on for exactly `--lifecycles`
-lifecycles (claim -> progress 50 -> complete, by 8 daemons over 4 channels) or three times
-as many GetTask calls, then off again. Every thread of the process counts (gRPC's too); the
+lifecycles (claim -> progress 50 -> complete, by 8 daemons over 4 channels; the claims ask for
+the default history, or for none with the `lifecycle-without-history` load) or three times as
+many GetTask calls, then off again. Every thread of the process counts (gRPC's too); the
 database's and the client's instructions do not. Sides:
 
 - engine: `workengine serve` of this checkout;
@@ -87,7 +88,9 @@ def sides(compare: Path | None) -> list[Side]:
     return found
 
 
-async def lifecycles(target: str, orchestrator_id: str, per_daemon: int) -> None:
+async def lifecycles(target: str, orchestrator_id: str, per_daemon: int, history: bool = True) -> None:
+    """`history`: claims ask for the context's default history and estimate, else for none
+    (history_limit 0, docs/history.md)."""
     channels = [grpc.aio.insecure_channel(target) for _ in range(lifecycle.CHANNELS)]
     stubs = [pb_grpc.WorkEngineServiceStub(c) for c in channels]
     output = struct_pb2.Struct()
@@ -97,7 +100,10 @@ async def lifecycles(target: str, orchestrator_id: str, per_daemon: int) -> None
     async def daemon(stub: pb_grpc.WorkEngineServiceStub) -> None:
         for _ in range(per_daemon):
             claimed = await stub.ClaimNextTask(
-                pb.ClaimNextTaskRequest(orchestrator_id=orchestrator_id), timeout=RPC_TIMEOUT
+                pb.ClaimNextTaskRequest(
+                    orchestrator_id=orchestrator_id, history_limit=None if history else 0
+                ),
+                timeout=RPC_TIMEOUT,
             )
             if not claimed.HasField("context"):
                 raise RuntimeError("the queue ran dry")
@@ -149,16 +155,16 @@ def instructions(database_url: str, side: Side, load: str, count: int) -> float:
         ).fetchone()
     assert found is not None
     task_id = str(found[0])
-    per_call = DAEMONS * (1 if load == "lifecycle" else GET_TASKS_PER_LIFECYCLE)
+    per_call = DAEMONS * (GET_TASKS_PER_LIFECYCLE if load == "transport" else 1)
     with tempfile.TemporaryDirectory(prefix="workengine-callgrind-") as directory:
         out = Path(directory) / "callgrind.out"
         command = [side.command[0], side.command[1], f"--callgrind-out-file={out}", *side.command[2:]]
         server = Served(database_url, command=command, env=side.env)
 
         def work(rounds: int) -> Coroutine[Any, Any, None]:
-            if load == "lifecycle":
-                return lifecycles(server.target, orchestrator_id, rounds)
-            return get_tasks(server.target, task_id, GET_TASKS_PER_LIFECYCLE * rounds)
+            if load == "transport":
+                return get_tasks(server.target, task_id, GET_TASKS_PER_LIFECYCLE * rounds)
+            return lifecycles(server.target, orchestrator_id, rounds, history=load == "lifecycle")
 
         try:
             asyncio.run(work(WARMUP_LIFECYCLES))
@@ -183,7 +189,11 @@ def main() -> None:
     )
     parser.add_argument("--database-url", help="a PostgreSQL server to create the bench database on")
     parser.add_argument("--compare", type=Path, help="another checkout whose engine to count beside")
-    parser.add_argument("--loads", default="lifecycle,transport", help="lifecycle, transport or both")
+    parser.add_argument(
+        "--loads",
+        default="lifecycle,transport",
+        help="lifecycle, lifecycle-without-history (claims with history_limit 0), transport",
+    )
     parser.add_argument(
         "--sides", default="engine,floor", help="engine, floor, unmetered (compared: with --compare)"
     )
@@ -194,6 +204,8 @@ def main() -> None:
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("needs valgrind (callgrind and callgrind_control): apt-get install valgrind")
     loads = args.loads.split(",")
+    if unknown := set(loads) - {"lifecycle", "lifecycle-without-history", "transport"}:
+        raise SystemExit(f"--loads: unknown {', '.join(sorted(unknown))}")
     rows: list[tuple[str, dict[str, float]]] = []
     with fresh_database(args.database_url) as database_url:
         seed.prepare_schema(database_url)
@@ -204,7 +216,11 @@ def main() -> None:
             print(side.name, {load: f"{n / 1e6:.3f} M" for load, n in counts.items()}, flush=True)
             rows.append((side.name, counts))
     floor = dict(rows).get("floor", {load: 0.0 for load in loads})
-    units = {"lifecycle": "per lifecycle", "transport": "per GetTask"}
+    units = {
+        "lifecycle": "per lifecycle",
+        "lifecycle-without-history": "per lifecycle",
+        "transport": "per GetTask",
+    }
     header = " | ".join(f"{load}: M instructions {units[load]} (x floor)" for load in loads)
     print(f"\n| side | {header} |\n|---|{'---:|' * len(loads)}")
     for name, counts in rows:

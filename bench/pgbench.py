@@ -9,7 +9,8 @@ One ClaimNextTask + UpdateTaskProgress + CompleteTask (no dependencies, no wait)
 
     ClaimNextTask        get_orchestrator; claim_next_task (with its STARTED event, attempt
                          row and the context's related tasks; dependency_states only when the
-                         task has dependencies), each on its own (autocommit)
+                         task has dependencies); execution_memory (the context's history and
+                         estimate), each on its own (autocommit)
     UpdateTaskProgress   record_progress (with its PROGRESS event), on its own
     CompleteTask         BEGIN; complete_task (with its COMPLETED event and attempt row);
                          release_dependents, sent as one pipeline (one round trip); COMMIT
@@ -35,6 +36,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from bench.explain import selection_params
+from workengine.domain.history import DEFAULT_HISTORY_LIMIT, WINDOW, output_excerpt
 from workengine.domain.model import CompletionStatus, TaskResult
 from workengine.engine.execution import completion_fingerprint, result_document
 from workengine.store.embedded import postgres_bin_dir
@@ -117,6 +119,17 @@ def lifecycle_script(orchestrator_id: str, now: datetime | None = None) -> Scrip
     # are the related tasks, then the claimed one, whose columns \aset keeps (the last row's).
     script.add("get_orchestrator", id=orchestrator_id)
     script.add("claim_next_task", " \\aset c_", **selection_params(orchestrator_id, now))
+    # The context's history and estimate, read once the claim committed (engine/history.py).
+    script.add(
+        "execution_memory",
+        task_id=Var("c_id"),
+        orchestrator_id=orchestrator_id,
+        workspace_id=Var("c_workspace_id"),
+        tags=Var("c_tags"),
+        history_limit=DEFAULT_HISTORY_LIMIT,
+        window=WINDOW,
+        before=Var("c_started_at"),
+    )
     # One statement, run on its own as the engine runs it (no BEGIN/COMMIT).
     script.add(
         "record_progress",
@@ -124,6 +137,7 @@ def lifecycle_script(orchestrator_id: str, now: datetime | None = None) -> Scrip
         attempt=Var("c_attempt"),
         progress=50,
         message="",
+        remaining_seconds=1.0,
         seq=1,
         event_kind="PROGRESS",
         event_message="",
@@ -141,6 +155,8 @@ def lifecycle_script(orchestrator_id: str, now: datetime | None = None) -> Scrip
         fingerprint=completion_fingerprint(1, CompletionStatus.COMPLETED, document),
         outcome="COMPLETED",
         retry_after_seconds=None,
+        output_excerpt=output_excerpt(RESULT.output),
+        lessons="{}",
         seq=1,
         event_kind="COMPLETED",
         event_message="",

@@ -14,6 +14,8 @@ each benchmark on its own orchestrators and its own server processes:
 4. fanout      completing a task with 10,000 dependents; one of 10,000 dependencies
 5. stats       GetExecutionStats over 1,000,000 finished tasks
 6. memory      the server's peak RSS (VmHWM) during 1 and 3
+7. history     ClaimNextTask with history on (5, 50) and off at 1,000 / 10,000 / 1,000,000
+               finished tasks, EXPLAIN of execution_memory at each
 
 Each benchmark runs `--repeat` times (its cases interleaved within a run) and the table shows
 the median of each figure. `--results FILE` also writes the table and the EXPLAIN plans.
@@ -31,11 +33,11 @@ from pathlib import Path
 
 import psycopg
 
-from bench import fanout, lifecycle, seed, selection, stats, transport
+from bench import fanout, history, lifecycle, seed, selection, stats, transport
 from bench.measure import Figure, median_figures, table
 from bench.server import fresh_database
 
-BENCHMARKS = ("transport", "lifecycle", "selection", "fanout", "stats")
+BENCHMARKS = ("transport", "lifecycle", "selection", "fanout", "stats", "history")
 
 
 def main() -> None:
@@ -54,6 +56,8 @@ def main() -> None:
     parser.add_argument("--fanout-sizes", default="1000,10000", help="fan-out: dependent counts")
     parser.add_argument("--stats-tasks", type=int, default=1_000_000, help="stats: finished tasks")
     parser.add_argument("--stats-calls", type=int, default=5, help="stats: calls per run")
+    parser.add_argument("--history-sizes", default=history.DEFAULT_SIZES, help="history: finished tasks")
+    parser.add_argument("--history-calls", type=int, default=200, help="history: calls per case and size")
     parser.add_argument("--results", type=Path, help="also write the table and the plans to this file")
     args = parser.parse_args()
     only = args.only.split(",")
@@ -129,6 +133,20 @@ def main() -> None:
             ]
             plans.update(found)
             report("stats", runs)
+
+        if "history" in only:
+            supply = history.supply_needed(args.history_calls, args.repeat)
+            history_sizes = [
+                history.seed_size(database_url, size, supply)
+                for size in history.parse_sizes(args.history_sizes)
+            ]
+            found = {}
+            runs = [
+                history.run_once(database_url, history_sizes, args.history_calls, found, i)
+                for i in range(args.repeat)
+            ]
+            plans.update(found)
+            report("history", runs)
 
     for during, rss in (("1 lifecycle", lifecycle_rss), ("3 selection", selection_rss)):
         if rss:

@@ -1,19 +1,23 @@
 """A WorkEngine daemon in Python, over the `workengine.client` library: the model to copy.
 
 It registers its orchestrator (or finds it), then loops: claim the best ready task
-(long-polling `--wait` seconds, naming itself with `identity`), report progress, do the work
-while a background thread heartbeats every third of the lease, complete it with an output
-naming this daemon, and print one JSON line per task. A heartbeat, progress report or
-completion refused (`ReportRefused`) means the attempt is no longer ours (cancelled, lease
-lost, superseded): it stops that work at once, logs the refusal's `reason` and claims again.
-With --exit-when-idle it stops after a claim that found nothing; otherwise it runs until
-Ctrl-C or SIGTERM.
+(long-polling `--wait` seconds, naming itself with `identity`), print on stderr what the
+context recalls of past executions (the history, and the estimate of run time and failure
+share), report progress, do the work while a background thread heartbeats every third of the
+lease, complete it with an output naming this daemon, and print one JSON line per task. The
+stand-in work fails a task whose metadata says "fail": the daemon reports FAILED with that
+error and the metadata's "lesson" as a lesson for the next attempt. A heartbeat, progress
+report or completion refused (`ReportRefused`) means the attempt is no longer ours (cancelled,
+lease lost, superseded): it stops that work at once, logs the refusal's `reason` and claims
+again. With --exit-when-idle it stops after a claim that found nothing; otherwise it runs
+until Ctrl-C or SIGTERM.
 
     python examples/python_daemon.py --target localhost:50051 --orchestrator fleet --name py-1
 
-`--log PATH` appends one JSON line per claim, completion and give-up to PATH (written before
-the work starts and flushed to the kernel, so it survives a SIGKILL): what the reliability
-harness (`python -m bench.reliability`) checks against the server's attempt history.
+`--log PATH` appends one JSON line per claim, completion (or failure) and give-up to PATH
+(written before the work starts and flushed to the kernel, so it survives a SIGKILL): what the
+reliability harness (`python -m bench.reliability`) checks against the server's attempt
+history.
 
 When WORKENGINE_TOKEN is set, every call carries it as `authorization: Bearer <token>` (a
 server with authentication on needs it: the orchestrator's token, or the admin's).
@@ -39,6 +43,8 @@ from datetime import timedelta
 from types import FrameType
 from typing import IO, Any, TypeVar
 
+from google.protobuf import duration_pb2
+
 from workengine.client import (
     AlreadyExists,
     Cancelled,
@@ -52,6 +58,7 @@ from workengine.client import (
 from workengine.client.tracing import task_span
 from workengine.tracing import configure_tracing
 from workengine.v1 import task_pb2
+from workengine.v1 import work_engine_service_pb2 as pb
 
 T = TypeVar("T")
 
@@ -78,12 +85,76 @@ class Lost(Exception):
         self.reason = reason
 
 
+class WorkFailed(Exception):
+    """The work itself failed: reported FAILED, with what it taught for the next attempt."""
+
+    def __init__(self, error: str, lessons: list[str]) -> None:
+        super().__init__(error)
+        self.error, self.lessons = error, lessons
+
+
 def do_the_work(task: task_pb2.Task, seconds: float, lost: threading.Event) -> dict[str, object] | None:
     """Stands in for the agent's real work: `seconds` of it, abandoned (None) as soon as `lost`
-    is set. Real work checks the flag the same way, between steps."""
+    is set. Real work checks the flag the same way, between steps. A task whose metadata has
+    "fail" fails with that error (WorkFailed), leaving its "lesson", if any, to the next attempt."""
     if lost.wait(seconds):
         return None
+    if "fail" in task.metadata:
+        lessons = [str(task.metadata["lesson"])] if "lesson" in task.metadata else []
+        raise WorkFailed(str(task.metadata["fail"]), lessons)
     return {"summary": f"did {task.title!r}"}
+
+
+def _seconds(duration: duration_pb2.Duration) -> str:
+    return f"{duration.ToTimedelta().total_seconds():.1f}s"
+
+
+def describe_history(context: task_pb2.TaskContext) -> list[str]:
+    """One line per past execution in the context: how this and similar work went before."""
+    lines = []
+    for past in context.history:
+        source = task_pb2.PastExecutionSource.Name(past.source).removeprefix("PAST_EXECUTION_SOURCE_")
+        outcome = task_pb2.AttemptOutcome.Name(past.outcome).removeprefix("ATTEMPT_OUTCOME_")
+        took = _seconds(past.duration)
+        line = f"{source} {past.task_id} {json.dumps(past.title)} #{past.attempt}: {outcome} in {took}"
+        if past.error or past.output_excerpt:
+            line += f", {past.error or past.output_excerpt}"
+        if past.lessons:
+            line += f"; lessons: {' / '.join(past.lessons)}"
+        lines.append(line)
+    return lines
+
+
+def describe_estimate(estimate: task_pb2.ExecutionEstimate) -> str:
+    """The expected run time and failure share, each with the group and samples it rests on."""
+
+    def group(value: task_pb2.SimilarityGroup) -> str:
+        return task_pb2.SimilarityGroup.Name(value).removeprefix("SIMILARITY_GROUP_")
+
+    # Every completed attempt is a finished one too: without a failure share, nothing has enough.
+    if not estimate.failure_group:
+        widest = estimate.groups[-1]
+        return (
+            f"too few samples ({widest.completed} completed / {widest.finished} finished"
+            f" in the widest group; {estimate.min_samples} needed)"
+        )
+    run_time = "run time: too few samples"
+    if estimate.duration_group:
+        run_time = (
+            f"p50 {_seconds(estimate.p50_duration)}, p90 {_seconds(estimate.p90_duration)}"
+            f" ({group(estimate.duration_group)}, {estimate.duration_samples} completed)"
+        )
+    failures = f"({group(estimate.failure_group)}, {estimate.failure_samples} finished)"
+    return f"{run_time}; failure share {estimate.failure_share:.0%} {failures}"
+
+
+def print_context(name: str, context: task_pb2.TaskContext, attempt: int) -> None:
+    """What the server remembers of this work (stderr: stdout is one JSON line per task)."""
+    print(f"{name}: claimed {context.task.id} #{attempt}; history:", file=sys.stderr)
+    for line in describe_history(context) or ["(none)"]:
+        print(f"{name}:   {line}", file=sys.stderr)
+    if context.HasField("estimate"):  # unset only when the claim asked for no history
+        print(f"{name}:   estimate: {describe_estimate(context.estimate)}", file=sys.stderr, flush=True)
 
 
 # A server restarting or briefly unreachable: back off and try again, never exit.
@@ -130,20 +201,27 @@ class Heartbeat:
 
 def work_on(
     client: WorkEngineClient, args: argparse.Namespace, claimed: Any, persist: Callable[..., Any]
-) -> None:
-    """Reports progress, does the work under a heartbeat, completes; Lost when the attempt
-    lost the task meanwhile."""
+) -> str:
+    """Reports progress, does the work under a heartbeat, completes; returns how it ended
+    ("completed" or "failed"). Lost when the attempt lost the task meanwhile."""
     task, attempt = claimed.context.task, claimed.attempt
     lease_seconds = (task.lease_expire_time.ToDatetime() - task.start_time.ToDatetime()).total_seconds()
     # A span in the creator's trace (a no-op unless this process traces); the calls inside carry it.
     with task_span(claimed.context):
-        with Heartbeat(client, task.id, attempt, lease_seconds) as heartbeat:
-            persist(client.update_task_progress, task.id, attempt, 50, f"{args.name} is halfway")
-            result = do_the_work(task, args.work_seconds, heartbeat.lost)
+        try:
+            with Heartbeat(client, task.id, attempt, lease_seconds) as heartbeat:
+                persist(client.update_task_progress, task.id, attempt, 50, f"{args.name} is halfway")
+                result = do_the_work(task, args.work_seconds, heartbeat.lost)
+        except WorkFailed as failed:
+            # The lessons come back in the history of the next attempt at this and similar work.
+            failure = {"error": failed.error, "lessons": failed.lessons}
+            persist(client.complete_task, task.id, attempt, pb.COMPLETION_STATUS_FAILED, **failure)
+            return "failed"
         if result is None:
             raise Lost(heartbeat.reason)
         output = {"by": "python", "daemon": args.name, **result}
         persist(client.complete_task, task.id, attempt, output=output)
+        return "completed"
 
 
 class Persist:
@@ -205,16 +283,17 @@ def run(client: WorkEngineClient, args: argparse.Namespace, log: IO[str] | None)
                 continue
             task, attempt = claimed.context.task, claimed.attempt
             record("claimed", task.id, attempt)
+            print_context(args.name, claimed.context, attempt)
             try:
-                work_on(client, args, claimed, persist)
+                outcome = work_on(client, args, claimed, persist)
             except Lost as lost:
                 # Cancelled, lease lost or handed to a newer attempt while we worked: drop it.
                 print(f"{args.name}: gave up {task.id}: {lost.reason}", file=sys.stderr, flush=True)
                 record("gave_up", task.id, attempt, reason=lost.reason)
                 continue
-            record("completed", task.id, attempt)
+            record(outcome, task.id, attempt)
             processed += 1
-            print(json.dumps({"task": task.id, "attempt": attempt}), flush=True)
+            print(json.dumps({"task": task.id, "attempt": attempt, "outcome": outcome}), flush=True)
     except Stopped:
         pass
     return processed
@@ -230,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--lease-duration", type=float, help="seconds of lease per claim (default: the task's or server's)"
     )
-    parser.add_argument("--log", help="append a JSON line per claim, completion and give-up to this file")
+    parser.add_argument("--log", help="append a JSON line per claim, outcome and give-up to this file")
     parser.add_argument("--exit-when-idle", action="store_true")
     args = parser.parse_args(argv)
     tracing = configure_tracing("workengine-daemon")  # None unless OTEL_* variables ask for traces

@@ -1,8 +1,10 @@
 """Settings written as text (a flag's, a variable's) and back: durations, sizes, counts and
-switches. A parser raises ValueError saying what is wrong."""
+switches. A parser raises ValueError saying what is wrong. Also the time left until an ETA, in
+the short form a person reads next to a progress bar."""
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 
@@ -83,3 +85,25 @@ def show_size(value: int) -> str:
         if value >= length and value % length == 0:
             return f"{value // length}{unit}"
     return str(value)
+
+
+def show_time_left(remaining: timedelta) -> str:
+    """An ETA's distance as a person reads it next to a progress bar: "~40 s left",
+    "~3 min left", "~2 h 5 min left", "~1 d 4 h left". Rounded half up to the unit shown (an
+    estimate claims no more), and never negative: an ETA already passed is "~0 s left"."""
+    total = max(remaining.total_seconds(), 0.0)
+    if _half_up(total) < 60:
+        return f"~{_half_up(total)} s left"
+    minutes = _half_up(total / 60)
+    if minutes < 60:
+        return f"~{minutes} min left"
+    if minutes < 24 * 60:
+        hours, minutes = divmod(minutes, 60)
+        return f"~{hours} h {minutes} min left" if minutes else f"~{hours} h left"
+    days, hours = divmod(_half_up(total / 3600), 24)
+    return f"~{days} d {hours} h left" if hours else f"~{days} d left"
+
+
+def _half_up(value: float) -> int:
+    # round() rounds half to even (2.5 -> 2): a countdown would then stall and skip.
+    return math.floor(value + 0.5)

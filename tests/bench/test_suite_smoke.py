@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from bench import fanout, lifecycle, seed, selection, stats, transport
+from bench import fanout, history, lifecycle, seed, selection, stats, transport
 from bench.explain import explain, selection_params
 from bench.measure import Figure, median_figures, table
 from bench.pgbench import lifecycle_script, run_pgbench
@@ -103,6 +103,19 @@ def test_stats(database_url: str) -> None:
         "execution_rollup, last day",
     }
     assert "missed" not in table(figures)
+
+
+def test_history_claims_read_full_windows_through_the_indexes(database_url: str) -> None:
+    supply = history.supply_needed(2, 1)
+    sizes = [history.seed_size(database_url, s, supply) for s in history.parse_sizes("600,1200")]
+    plans: dict[str, str] = {}
+    figures = history.run_once(database_url, sizes, 2, plans)
+    assert len(figures) == 3 * 2 + 2 and all(f.engine > 0 for f in figures)
+    # Every claim with history got a full one, from windows of 100 attempts (some BLOCKED or
+    # CANCELLED: not counted as finished).
+    assert [f.extras["entries"] for f in figures[:3]] == [5, 50, 0]
+    assert all(f.extras["w3"] >= 80 and f.extras["seq"] == 0 for f in figures[6:])
+    assert all("task_attempts_similar_idx" in plan for plan in plans.values())
 
 
 def test_explain_reports_execution_time(database_url: str) -> None:

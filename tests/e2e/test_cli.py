@@ -4,6 +4,9 @@ grpcurl against it, SIGTERM, `migrate`, and the embedded database that persists 
 from __future__ import annotations
 
 import json
+import os
+import re
+import select
 import socket
 import subprocess
 import tempfile
@@ -349,6 +352,45 @@ def test_watch_shows_a_finished_tasks_outcome_instead_of_its_last_progress(serve
     assert [(e["kind"], e["task"]["status"]) for e in as_json] == [
         ("TASK_EVENT_KIND_SNAPSHOT", "TASK_STATUS_DONE")
     ]
+
+
+def test_watch_shows_the_time_left_until_a_running_tasks_eta_and_counts_it_down(
+    served: ServeProcess,
+) -> None:
+    target = served.target
+    cli(target, "orchestrator", "register", "--name", "Ada", "--id", "ada")
+    create(target, "long")
+    with WorkEngineClient(target) as client:
+        started = client.execute_task("ada", "long")
+        time.sleep(1.0)  # the attempt has run a while: 5 % now leaves 19 times that, by its rate
+        client.update_task_progress("long", started.attempt, 5, "a start")
+
+    lines = first_output(3.0, "watch", "--task", "long", "--lines", "--target", target)
+    board = first_output(4.0, "watch", "--task", "long", "--bars", "--target", target)
+
+    assert re.fullmatch(r"\d+ \S+ SNAPSHOT long IN_PROGRESS 5% \(~\d+ s left\) a start\n", lines), lines
+    left = [int(n) for n in re.findall(r"\] +5% ~(\d+) s left IN_PROGRESS a start", board)]
+    assert len(left) >= 2 and left == sorted(left, reverse=True) and left[0] > left[-1], board
+    assert board.count("\x1b[1F") == len(left) - 1  # the clock redraws the bar in place
+
+
+def first_output(seconds: float, *args: str) -> str:
+    """What a command that does not end by itself (a watch) prints in its first `seconds`."""
+    process = subprocess.Popen([WORKENGINE, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert process.stdout is not None
+    seen = b""
+    deadline = time.monotonic() + seconds
+    try:
+        while (remaining := deadline - time.monotonic()) > 0:
+            if select.select([process.stdout], [], [], remaining)[0]:
+                chunk = os.read(process.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                seen += chunk
+    finally:
+        process.kill()
+        process.wait()
+    return seen.decode()
 
 
 def test_client_commands_have_a_deadline() -> None:

@@ -6,6 +6,7 @@ desktop and a phone width (tests/artifacts/dashboard/), to be looked at."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ from workengine.engine import WorkEngine
 from workengine.v1 import task_pb2
 from workengine.v1 import work_engine_service_pb2 as pb
 from workengine.v1 import work_engine_service_pb2_grpc as pb_grpc
+from workengine.values import show_time_left
 from workengine.web.auth import Policy
 
 if TYPE_CHECKING:
@@ -127,6 +129,69 @@ async def test_the_overview_lists_orchestrators_and_progress_sent_through_grpc_s
         await expect(page.locator(".figure", has_text="Completed")).to_contain_text("1")
         await screenshots(page, "stats")
         await page.close()
+
+
+async def test_a_progress_report_shows_the_time_left_within_a_second_and_it_counts_down(
+    database_url: str, browser: Browser
+) -> None:
+    """Issue 15: the ETA each report sets, as "~3 min left" beside the bars of the overview and
+    of the task view, and in the task's timeline."""
+    from playwright.async_api import expect
+
+    async with monitored_server(database_url) as server:
+        stub = server.stub
+        await register(stub, "ada", display_name="Ada Lovelace")
+        for title in ("Translate the notes", "Draw the diagrams", "Check the tables"):
+            await create(stub, title, task_id=title.split()[-1])
+        claimed = [await claim(stub) for _ in range(3)]
+        page = await open_page(browser, server.http + "/")
+        rows = [page.locator(f'li[data-task="{c.context.task.id}"]') for c in claimed]
+        await expect(rows[0].locator(".percent")).to_have_text("0%")
+        await expect(rows[0].locator(".eta")).to_have_text("")  # no report, no ETA
+        await live(page)
+        await asyncio.sleep(2)  # the attempts have run a while: their rate gives an ETA
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        # By the rate, 2 s or more (page load included) for 1 % leaves 99 times that (3 min or
+        # more), for 10 % 9 times (under a minute), for 40 % 1.5 times.
+        for c, percent in zip(claimed, (1, 10, 40), strict=True):
+            await progress(stub, c.context.task.id, c.attempt, percent, f"{percent}% done")
+        await expect(rows[2].locator(".eta")).to_contain_text("left", timeout=1000)
+        assert loop.time() - sent < 1.0
+        await expect(rows[0].locator(".eta")).to_have_text(re.compile(r"^~\d+ min left$"))
+        await expect(rows[1].locator(".eta")).to_have_text(re.compile(r"^~\d+ s left$"))
+        await screenshots(page, "overview-eta")
+        await expect(rows[2].locator(".eta")).to_have_text("~0 s left", timeout=10_000)  # counted down
+
+        await page.goto(f"{server.http}/tasks/{claimed[1].context.task.id}")
+        await expect(page.locator(".status-card .eta")).to_have_text(re.compile(r"^~\d+ s left$"))
+        first = await page.locator(".status-card .eta").inner_text()
+        await expect(page.locator(".status-card .eta")).not_to_have_text(first, timeout=3000)
+        await expect(page.locator(".timeline .event-progress")).to_contain_text(
+            re.compile(r"10% · ~\d+ s left · 10% done")
+        )
+        await screenshots(page, "task-eta")
+        await complete(stub, claimed[1].context.task.id, claimed[1].attempt)
+        await expect(page.locator(".status-card .badge")).to_have_text("done")
+        await expect(page.locator(".status-card .eta")).to_have_count(0)  # a finished task has no ETA
+        await page.close()
+
+
+async def test_the_page_shows_the_time_left_as_watch_does(database_url: str, browser: Browser) -> None:
+    """dom.js's timeLeft and values.show_time_left, one rule in two languages."""
+    seconds = [-5, 0, 0.49, 0.5, 40, 59.5, 89.9, 90, 150, 3569, 3570, 7500, 86369, 86370, 100800]
+    async with monitored_server(database_url) as server:
+        page = await open_page(browser, server.http + "/")
+        shown = await page.evaluate(
+            """async (seconds) => {
+                const { timeLeft } = await import("/static/js/dom.js");
+                const now = Date.parse("2026-11-30T12:00:00Z");
+                return seconds.map((s) => timeLeft(new Date(now + s * 1000).toISOString(), now));
+            }""",
+            seconds,
+        )
+        await page.close()
+    assert shown == [show_time_left(timedelta(seconds=s)) for s in seconds]
 
 
 async def test_the_overview_keeps_up_with_a_hundred_tasks_running(

@@ -2,11 +2,13 @@
 no task ever runs twice. Both run as real processes against a live server; everything is
 checked afterwards through the Python client and the event log (WatchTaskProgress). And each of
 them behaves the same on its own: drops a cancelled task, keeps a task longer than its lease by
-heartbeating, and stops cleanly on SIGTERM (see also tests/e2e/test_reliability.py)."""
+heartbeating, stops cleanly on SIGTERM (see also tests/e2e/test_reliability.py), and prints
+each context's history and estimate, leaving a lesson when its work fails."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 from collections import Counter
 from datetime import timedelta
@@ -25,6 +27,7 @@ from tests.e2e.daemons import (
 )
 from workengine.client import AsyncWorkEngineClient
 from workengine.v1 import task_pb2
+from workengine.v1 import work_engine_service_pb2 as pb
 
 TASKS = 60
 ORCHESTRATOR = "fleet"
@@ -181,3 +184,58 @@ async def test_a_daemon_keeps_a_task_longer_than_its_lease_by_heartbeating(
     assert held > lease + timedelta(seconds=1), held
     assert (final.status, final.attempt) == (task_pb2.TASK_STATUS_DONE, 1)
     assert [(a.identity, a.outcome) for a in attempts] == [("hb-2", task_pb2.ATTEMPT_OUTCOME_COMPLETED)]
+
+
+@pytest.mark.parametrize("language", ["python", "typescript"])
+async def test_a_daemon_prints_each_contexts_history_and_estimate_and_leaves_a_lesson_when_it_fails(
+    target: str, language: str
+) -> None:
+    command = daemon_command(language)
+    async with AsyncWorkEngineClient(target) as client:
+        await client.register_orchestrator("Fleet", orchestrator_id=ORCHESTRATOR)
+        # The daemons' stand-in work fails a task whose metadata says so, with its lesson.
+        failing = {"fail": "rate limited", "lesson": "wait 1 s between calls"}
+        flaky = await client.create_task(ORCHESTRATOR, "ws-h", "call the API", metadata=failing)
+        # Its first attempt fails by hand, as another daemon's would; then it is retried.
+        first = await client.claim_next_task(ORCHESTRATOR)
+        assert first.context.task.id == flaky.id
+        await client.complete_task(
+            flaky.id, 1, pb.COMPLETION_STATUS_FAILED, error="timed out", lessons=["raise the timeout"]
+        )
+        await client.retry_task(flaky.id)
+        plain = [(await client.create_task(ORCHESTRATOR, "ws-h", f"plain {n}")).id for n in range(6)]
+        args = ["--target", target, "--orchestrator", ORCHESTRATOR, "--exit-when-idle", "--name", "h-1"]
+        run = await run_daemon(command(*args))
+        failed = await client.get_task(flaky.id)
+
+    assert run.returncode == 0, run.stderr
+    # The oldest task first: the retried one, which fails again, then the plain ones.
+    outcomes = [(line["task"], line["attempt"], line["outcome"]) for line in run.lines]
+    assert outcomes == [(flaky.id, 2, "failed")] + [(task_id, 1, "completed") for task_id in plain]
+    assert (failed.status, failed.result.error) == (task_pb2.TASK_STATUS_FAILED, "rate limited")
+    assert list(failed.result.lessons) == ["wait 1 s between calls"]
+
+    # The retried task recalls its first attempt and its lesson; one finished sample is too few.
+    assert (
+        f'h-1: claimed {flaky.id} #2; history:\nh-1:   SAME_TASK {flaky.id} "call the API" #1: FAILED in '
+    ) in run.stderr
+    assert (
+        ", timed out; lessons: raise the timeout\n"
+        "h-1:   estimate: too few samples (0 completed / 1 finished in the widest group; 5 needed)\n"
+    ) in run.stderr
+    # The first plain task recalls the flaky task's two attempts (a similar task: same tags, none).
+    assert f'SIMILAR_TASK {flaky.id} "call the API" #2: FAILED in ' in run.stderr
+    # The fourth plain task: 5 finished attempts (2 failed), only 3 completed.
+    group = "ORCHESTRATOR_WORKSPACE_TAGS"
+    assert (
+        f"h-1:   estimate: run time: too few samples; failure share 40% ({group}, 5 finished)\n"
+    ) in run.stderr
+    # The sixth plain task's history is full (5 entries); its estimate has run times too.
+    sixth = re.search(
+        rf"h-1: claimed {re.escape(plain[5])} #1; history:\n((?:h-1:   SIMILAR_TASK .*\n){{5}})"
+        rf"h-1:   estimate: p50 \d+\.\ds, p90 \d+\.\ds \({group}, 5 completed\);"
+        rf" failure share 29% \({group}, 7 finished\)\n",
+        run.stderr,
+    )
+    assert sixth, run.stderr
+    assert f'SIMILAR_TASK {plain[4]} "plain 4" #1: COMPLETED in ' in sixth.group(1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import socket
 import subprocess
@@ -110,7 +111,9 @@ def test_workspace_watch_in_a_pipe_prints_one_plain_line_per_event(served: Serve
     assert watcher.returncode == 0, err
     lines = out.splitlines()
     assert [line.split()[2] for line in lines] == ["STARTED", "PROGRESS", "PROGRESS", "COMPLETED"]
-    assert lines[1].split()[3:] == [task["id"], "IN_PROGRESS", "30%", "at", "30"]
+    # The report's ETA, by its rate (30 % right after the start: moments away), beside it.
+    assert re.fullmatch(r"\(~\d+ s left\) at 30", lines[1].split(" ", 6)[6]), lines[1]
+    assert lines[1].split()[3:6] == [task["id"], "IN_PROGRESS", "30%"]
     assert "\x1b[" not in out
 
 
@@ -140,6 +143,7 @@ def test_watch_on_a_terminal_draws_a_progress_bar_per_task_in_place(served: Serv
         os.close(controller)
     assert "First" in screen and "Second" in screen
     assert "[" + "#" * 12 + "-" * 12 + "]  50%" in screen
+    assert re.search(r"\]  50% ~\d+ s left IN_PROGRESS +at 50", screen), screen  # its ETA beside it
     assert "[" + "#" * 24 + "] 100% DONE" in screen
     assert "\x1b[2F" in screen  # moved back up over both bars to redraw them
 

@@ -21,6 +21,7 @@ from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
 from typing import cast
 
+import psycopg
 import pytest
 
 from tests.e2e.daemons import Daemon, DaemonRun
@@ -322,6 +323,19 @@ async def upgrade(
             check_watchers(watchers, work)
             await check_replays(clients, watchers)
             await check_statistics(clients)
+        await check_history_grouping(database_url, completed_by)
+
+
+async def check_history_grouping(database_url: str, completed_by: dict[str, str]) -> None:
+    """The previous release starts attempts without what groups them with similar work
+    (migration 0008): the trigger fills it in, so this code's contexts recall them too."""
+    async with await psycopg.AsyncConnection.connect(database_url) as connection:
+        cursor = await connection.execute(
+            "SELECT count(*) FROM task_attempts WHERE tag_key IS NULL OR workspace_id IS NULL"
+        )
+        ungrouped = await cursor.fetchone()
+    assert any(name.endswith("-on-old") for name in completed_by.values()), completed_by
+    assert ungrouped == (0,)
 
 
 async def test_a_replica_of_the_previous_release_and_one_of_this_code_share_a_daemon_workload(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
@@ -272,6 +273,35 @@ async def test_the_stream_resumes_from_last_event_id_exactly(database_url: str) 
     ]
     assert [event_id for event_id, _, _ in live] == [data["cursor"] for _, _, data in live]
     assert replayed == live[1:]
+
+
+async def test_a_running_tasks_eta_is_in_its_json_and_in_its_progress_events(database_url: str) -> None:
+    async with monitored_server(database_url) as server:
+        await register(server.stub, "ada")
+        task = await create(server.stub, task_id="t-1")
+        started = await claim(server.stub)
+        async with aiohttp.ClientSession() as http:
+            before = await (await http.get(f"{server.http}/api/tasks/{task.id}")).json()
+            stream = await http.get(f"{server.http}/api/events?task_id={task.id}&after={before['cursor']}")
+            await asyncio.sleep(0.5)  # the attempt has run a while: its rate gives an ETA
+            reported_at = datetime.now(UTC)
+            await server.stub.UpdateTaskProgress(
+                pb.UpdateTaskProgressRequest(task_id=task.id, attempt=started.attempt, progress=10)
+            )
+            [(_, _, report)] = await read_events(stream, 1)
+            stream.close()
+            running = await (await http.get(f"{server.http}/api/tasks/{task.id}")).json()
+            overview = await (await http.get(f"{server.http}/api/overview")).json()
+            await complete(server.stub, task.id, started.attempt)
+            done = await (await http.get(f"{server.http}/api/tasks/{task.id}")).json()
+    assert before["task"]["estimated_completion_at"] is None  # no report yet
+    eta = report["estimated_completion_at"]
+    # 10 % after half a second or more: by the attempt's rate, 9 times as long again.
+    assert timedelta(seconds=4) < datetime.fromisoformat(eta) - reported_at < timedelta(minutes=1)
+    assert report["task"]["estimated_completion_at"] == eta
+    assert running["task"]["estimated_completion_at"] == eta
+    assert [t["estimated_completion_at"] for t in overview["running"]] == [eta]
+    assert done["task"]["status"] == "DONE" and done["task"]["estimated_completion_at"] is None
 
 
 async def test_a_stream_ends_when_the_server_stops(database_url: str) -> None:

@@ -1,13 +1,16 @@
 """Pure rules behind the dashboard: the completion-time histogram's bars, the throughput's
-minutes, and the sign-in sessions' expiry and bound."""
+minutes, the sign-in sessions' expiry and bound, and the ETA in its JSON."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from workengine.domain.model import EventKind, Task, TaskEvent, TaskStatus
 from workengine.domain.statistics import MinuteCount, histogram_by_doubling, per_minute
+from workengine.web import convert
 from workengine.web.auth import Sessions, host_name
 
 
@@ -56,3 +59,37 @@ def test_sessions_expire_and_stay_bounded() -> None:
 )
 def test_host_names_are_read_without_their_port(header: str, name: str) -> None:
     assert host_name(header) == name
+
+
+ETA = datetime(2026, 11, 30, 12, 3, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("status", list(TaskStatus))
+def test_a_tasks_eta_is_in_its_json_only_while_in_progress(status: TaskStatus) -> None:
+    task = Task(id="t-1", orchestrator_id="ada", workspace_id="ws", title="t", status=status)
+    with_eta = convert.task_summary(replace(task, estimated_completion_at=ETA))
+    assert convert.task_summary(task)["estimated_completion_at"] is None
+    if status is TaskStatus.IN_PROGRESS:
+        assert with_eta["estimated_completion_at"] == "2026-11-30T12:03:00+00:00"
+        assert convert.task_full(replace(task, estimated_completion_at=ETA))["estimated_completion_at"] == (
+            "2026-11-30T12:03:00+00:00"
+        )
+    else:
+        assert with_eta["estimated_completion_at"] is None
+
+
+def test_a_progress_events_json_carries_the_eta_of_its_report() -> None:
+    task = Task(
+        id="t-1",
+        orchestrator_id="ada",
+        workspace_id="ws",
+        title="t",
+        status=TaskStatus.IN_PROGRESS,
+        progress=40,
+        estimated_completion_at=ETA,
+    )
+    at = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    report = convert.event(TaskEvent(1, EventKind.PROGRESS, at, task, 1, 40, estimated_completion_at=ETA))
+    started = convert.event(TaskEvent(2, EventKind.STARTED, at, replace(task, estimated_completion_at=None)))
+    assert report["estimated_completion_at"] == report["task"]["estimated_completion_at"] == ETA.isoformat()
+    assert started["estimated_completion_at"] is started["task"]["estimated_completion_at"] is None

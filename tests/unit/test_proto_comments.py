@@ -28,8 +28,11 @@ def _undocumented(file: descriptor_pb2.FileDescriptorProto) -> list[str]:
         need(path, name)
         for i, field in enumerate(proto.field):
             need([*path, FIELD, i], f"{name}.{field.name}")
+        # The oneof protoc makes for each `optional` field (proto3 presence) has no source.
+        synthetic = {f.oneof_index for f in proto.field if f.proto3_optional}
         for i, oneof in enumerate(proto.oneof_decl):
-            need([*path, ONEOF, i], f"{name}.{oneof.name}")
+            if i not in synthetic:
+                need([*path, ONEOF, i], f"{name}.{oneof.name}")
         for i, nested in enumerate(proto.nested_type):
             message(nested, [*path, NESTED_TYPE, i], f"{name}.{nested.name}")
 

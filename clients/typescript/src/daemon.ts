@@ -3,10 +3,12 @@
 // It does what examples/python_daemon.py does (the model), plus a WatchTaskProgress subscription.
 //
 // It registers its orchestrator (or finds it), then loops: ClaimNextTask (long-polling
-// `--wait` seconds, naming itself with `identity`), subscribes to WatchTaskProgress for the
-// claimed task, reports progress, works while heartbeating every third of the lease, completes
-// the task with an output naming this daemon, and prints one JSON line per task with the events
-// its subscription saw. A heartbeat, progress report or completion refused with
+// `--wait` seconds, naming itself with `identity`), prints on stderr what the context recalls
+// of past executions (history and estimate), subscribes to WatchTaskProgress for the claimed
+// task, reports progress, works while heartbeating every third of the lease, completes the task
+// with an output naming this daemon (or fails it, with a lesson, when its metadata says "fail",
+// as the Python daemon does), and prints one JSON line per task with the events its
+// subscription saw. A heartbeat, progress report or completion refused with
 // FAILED_PRECONDITION means the attempt is no longer ours (cancelled, lease lost, superseded):
 // it stops that work at once, logs the google.rpc.ErrorInfo reason and claims again. With
 // --exit-when-idle it stops after a claim that found nothing; otherwise it runs until SIGINT or
@@ -16,8 +18,8 @@
 //   npx tsx src/daemon.ts --target 127.0.0.1:50051 --orchestrator fleet --name ts-1 --exit-when-idle
 //
 // `--lease-duration SECONDS` asks for that lease on each claim (default: the task's or the
-// server's). `--log PATH` appends one JSON line per claim, completion and give-up to PATH
-// (written before the work starts, straight to the kernel, so it survives a SIGKILL).
+// server's). `--log PATH` appends one JSON line per claim, completion (or failure) and give-up
+// to PATH (written before the work starts, straight to the kernel, so it survives a SIGKILL).
 //
 // When WORKENGINE_TOKEN is set, every call carries `authorization: Bearer $WORKENGINE_TOKEN`
 // (a server with authentication on needs it: the orchestrator's token, or the admin's).
@@ -25,14 +27,23 @@
 import { closeSync, openSync, writeSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
-import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { durationMs, timestampMs, type Duration } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import {
   CompletionStatus,
   WorkEngineService,
 } from "./gen/workengine/v1/work_engine_service_pb.js";
-import { TaskEventKind, type Task, type TaskEvent } from "./gen/workengine/v1/task_pb.js";
+import {
+  AttemptOutcome,
+  PastExecutionSource,
+  SimilarityGroup,
+  TaskEventKind,
+  type ExecutionEstimate,
+  type Task,
+  type TaskContext,
+  type TaskEvent,
+} from "./gen/workengine/v1/task_pb.js";
 
 type WorkEngine = Client<typeof WorkEngineService>;
 
@@ -235,6 +246,88 @@ function doTheWork(ms: number, lost: AbortSignal): Promise<boolean> {
   });
 }
 
+/**
+ * The stand-in work's failure on a task whose metadata says "fail": that error, and the
+ * metadata's "lesson", if any, for the next attempt at this and similar work.
+ */
+function simulatedFailure(task: Task): { error: string; lessons: string[] } | undefined {
+  const fail = task.metadata?.fail;
+  if (fail === undefined) return undefined;
+  const lesson = task.metadata?.lesson;
+  return { error: String(fail), lessons: lesson === undefined ? [] : [String(lesson)] };
+}
+
+/** A google.protobuf.Duration as "12.3s". */
+function seconds(value: Duration | undefined): string {
+  return `${((value ? durationMs(value) : 0) / 1000).toFixed(1)}s`;
+}
+
+/** One line per past execution in the context: how this and similar work went before. */
+function describeHistory(context: TaskContext): string[] {
+  return context.history.map((past) => {
+    const what = `${past.taskId} ${JSON.stringify(past.title)} #${past.attempt}`;
+    const outcome = `${AttemptOutcome[past.outcome]} in ${seconds(past.duration)}`;
+    let line = `${PastExecutionSource[past.source]} ${what}: ${outcome}`;
+    if (past.error || past.outputExcerpt) line += `, ${past.error || past.outputExcerpt}`;
+    if (past.lessons.length) line += `; lessons: ${past.lessons.join(" / ")}`;
+    return line;
+  });
+}
+
+/** The expected run time and failure share, each with the group and samples it rests on. */
+function describeEstimate(estimate: ExecutionEstimate): string {
+  // Every completed attempt is a finished one too: without a failure share, nothing has enough.
+  if (estimate.failureGroup === SimilarityGroup.UNSPECIFIED) {
+    const widest = estimate.groups[estimate.groups.length - 1];
+    const samples = `${widest?.completed ?? 0} completed / ${widest?.finished ?? 0} finished`;
+    return `too few samples (${samples} in the widest group; ${estimate.minSamples} needed)`;
+  }
+  let runTime = "run time: too few samples";
+  if (estimate.durationGroup !== SimilarityGroup.UNSPECIFIED) {
+    const percentiles = `p50 ${seconds(estimate.p50Duration)}, p90 ${seconds(estimate.p90Duration)}`;
+    const samples = `${SimilarityGroup[estimate.durationGroup]}, ${estimate.durationSamples} completed`;
+    runTime = `${percentiles} (${samples})`;
+  }
+  const failures = `(${SimilarityGroup[estimate.failureGroup]}, ${estimate.failureSamples} finished)`;
+  return `${runTime}; failure share ${Math.round((estimate.failureShare ?? 0) * 100)}% ${failures}`;
+}
+
+/** What the server remembers of this work (on stderr: stdout is one JSON line per task). */
+function printContext(context: TaskContext, attempt: number): void {
+  const name = options.name;
+  console.error(`${name}: claimed ${context.task?.id} #${attempt}; history:`);
+  const lines = describeHistory(context);
+  for (const line of lines.length ? lines : ["(none)"]) console.error(`${name}:   ${line}`);
+  // Unset only when the claim asked for no history.
+  if (context.estimate) console.error(`${name}:   estimate: ${describeEstimate(context.estimate)}`);
+}
+
+/**
+ * Reports progress, works while heartbeating, completes (or fails, when the stand-in work
+ * fails); returns how it ended. Lost when the attempt lost the task meanwhile.
+ */
+async function workOn(client: WorkEngine, task: Task, attempt: number): Promise<"completed" | "failed"> {
+  const heartbeat = new Heartbeat(client, task.id, attempt, leaseSeconds(task));
+  try {
+    await persist(() =>
+      client.updateTaskProgress(
+        { taskId: task.id, attempt, progress: 50, message: `${options.name} is halfway` },
+        { timeoutMs: deadlineMs },
+      ),
+    );
+    if (!(await doTheWork(workMs, heartbeat.lost.signal))) throw new Lost(heartbeat.reason);
+  } finally {
+    heartbeat.stop();
+  }
+  // A failure's lessons come back in the history of the next attempt at this and similar work.
+  const failure = simulatedFailure(task);
+  const status = failure ? CompletionStatus.FAILED : CompletionStatus.COMPLETED;
+  const result = failure ?? { output: { by: "typescript", daemon: options.name, title: task.title } };
+  const completion = { taskId: task.id, attempt, status, result };
+  await persist(() => client.completeTask(completion, { timeoutMs: deadlineMs }));
+  return failure ? "failed" : "completed";
+}
+
 type LogRecord = (event: string, taskId: string, attempt: number, extra?: object) => void;
 
 async function work(client: WorkEngine, record: LogRecord): Promise<number> {
@@ -259,33 +352,13 @@ async function work(client: WorkEngine, record: LogRecord): Promise<number> {
       }
       const attempt = claimed.attempt;
       record("claimed", task.id, attempt);
+      if (claimed.context) printContext(claimed.context, attempt);
       const abort = new AbortController();
       try {
         const watched = await watch(client, task.id, abort.signal).catch(() => undefined);
+        let outcome: "completed" | "failed";
         try {
-          const heartbeat = new Heartbeat(client, task.id, attempt, leaseSeconds(task));
-          try {
-            await persist(() =>
-              client.updateTaskProgress(
-                { taskId: task.id, attempt, progress: 50, message: `${options.name} is halfway` },
-                { timeoutMs: deadlineMs },
-              ),
-            );
-            if (!(await doTheWork(workMs, heartbeat.lost.signal))) throw new Lost(heartbeat.reason);
-          } finally {
-            heartbeat.stop();
-          }
-          await persist(() =>
-            client.completeTask(
-              {
-                taskId: task.id,
-                attempt,
-                status: CompletionStatus.COMPLETED,
-                result: { output: { by: "typescript", daemon: options.name, title: task.title } },
-              },
-              { timeoutMs: deadlineMs },
-            ),
-          );
+          outcome = await workOn(client, task, attempt);
         } catch (error) {
           if (!(error instanceof Lost)) throw error;
           // Cancelled, lease lost or handed to a newer attempt while we worked: drop it.
@@ -293,15 +366,14 @@ async function work(client: WorkEngine, record: LogRecord): Promise<number> {
           record("gave_up", task.id, attempt, { reason: error.reason });
           continue;
         }
-        record("completed", task.id, attempt);
+        record(outcome, task.id, attempt);
         processed += 1;
-        // The task watch ends by itself after COMPLETED; give it a moment, then stop waiting.
+        // The task watch ends by itself after COMPLETED or FAILED; give it a moment, then stop.
         const settle = setTimeout(() => abort.abort(), 5_000);
         const events = watched ? await watched.rest : [];
         clearTimeout(settle);
-        console.log(
-          JSON.stringify({ task: task.id, attempt, events: events.map((event) => TaskEventKind[event.kind]) }),
-        );
+        const kinds = events.map((event) => TaskEventKind[event.kind]);
+        console.log(JSON.stringify({ task: task.id, attempt, outcome, events: kinds }));
       } finally {
         abort.abort(); // an open subscription would keep Node running after the loop ends
       }

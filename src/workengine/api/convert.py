@@ -19,7 +19,6 @@ from workengine.domain.model import (
     Bookmark,
     Charter,
     CompletionStatus,
-    DependencyState,
     EventKind,
     ExecutionStats,
     JsonObject,
@@ -31,7 +30,6 @@ from workengine.domain.model import (
     SelectionCriteria,
     Task,
     TaskAttempt,
-    TaskContext,
     TaskEvent,
     TaskFilter,
     TaskResult,
@@ -182,6 +180,7 @@ def result_out(result: TaskResult) -> task_pb2.TaskResult:
     message = task_pb2.TaskResult(
         error=result.error,
         artifacts=[task_pb2.Artifact(type=a.type, content=a.content) for a in result.artifacts],
+        lessons=result.lessons,
     )
     struct_out(message.output, result.output)
     struct_out(message.metrics, result.metrics)
@@ -194,6 +193,7 @@ def result_in(field: str, message: task_pb2.TaskResult) -> TaskResult:
         error=message.error,
         artifacts=tuple(Artifact(a.type, a.content) for a in message.artifacts),
         metrics=struct_in(f"{field}.metrics", message.metrics),
+        lessons=tuple(message.lessons),
     )
 
 
@@ -227,6 +227,8 @@ def task_out(task: Task) -> task_pb2.Task:
     time_out(message.complete_time, task.completed_at)
     time_out(message.lease_expire_time, task.lease_expires_at)
     time_out(message.retry_time, task.retry_at)
+    if task.status is TaskStatus.IN_PROGRESS:
+        time_out(message.estimated_completion_time, task.estimated_completion_at)
     if task.lease is not None:
         message.lease_duration.FromTimedelta(task.lease)
     if task.result is not None:
@@ -288,32 +290,6 @@ def task_filter_in(request: service_pb2.ListTasksRequest) -> TaskFilter:
     )
 
 
-def dependency_out(dependency: DependencyState) -> task_pb2.DependencyState:
-    return task_pb2.DependencyState(
-        task_id=dependency.task_id,
-        title=dependency.title,
-        status=TASK_STATUS.to_proto(dependency.status),
-        met=dependency.met,
-    )
-
-
-def context_out(context: TaskContext) -> task_pb2.TaskContext:
-    message = task_pb2.TaskContext(
-        task=task_out(context.task),
-        orchestrator=orchestrator_out(context.orchestrator),
-        dependencies=[dependency_out(d) for d in context.dependencies],
-        workspace_id=context.task.workspace_id,
-        channel_id=context.task.channel_id,
-    )
-    # extend(), not the constructor: the constructor copies each of the ~20 messages once more.
-    message.related_tasks.extend([task_out(t) for t in context.related_tasks])
-    trace = context.task.trace_context
-    if trace is not None:
-        message.trace_context.traceparent = trace.traceparent
-        message.trace_context.tracestate = trace.tracestate
-    return message
-
-
 def trace_context_in(metadata: Iterable[tuple[str, str | bytes]] | None) -> TraceContext | None:
     """The W3C trace context a call's metadata carries (where W3C propagation over gRPC puts
     it), whether or not this server traces; None when there is no valid one."""
@@ -335,6 +311,7 @@ def event_out(event: TaskEvent) -> task_pb2.TaskEvent:
     )
     time_out(message.event_time, event.occurred_at)
     struct_out(message.metadata, event.metadata)
+    time_out(message.estimated_completion_time, event.estimated_completion_at)
     return message
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from workengine import tracing
 from workengine.api import authorization, convert
+from workengine.api.context import context_out
 from workengine.api.errors import streaming, unary
 from workengine.api.watch_responses import EventResponses
 from workengine.domain.model import Bookmark
@@ -22,11 +23,19 @@ Context = Any  # grpc.aio.ServicerContext
 
 
 def start_options(request: pb.ClaimNextTaskRequest | pb.ExecuteTaskRequest, context: Context) -> StartOptions:
-    """The lease and identity a start asks for; the identity defaults to the caller's address."""
+    """The lease, identity and history a start asks for; the identity defaults to the caller's
+    address."""
     return StartOptions(
         lease=convert.duration_in("lease_duration", request),
         identity=request.identity or str(context.peer() or ""),
+        history_limit=history_limit_in(request),
     )
+
+
+def history_limit_in(
+    request: pb.ClaimNextTaskRequest | pb.ExecuteTaskRequest | pb.PrepareTaskContextRequest,
+) -> int | None:
+    return request.history_limit if request.HasField("history_limit") else None
 
 
 class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
@@ -73,7 +82,7 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
             return pb.ClaimNextTaskResponse()
         tracing.task_started(claimed.context.task)
         return pb.ClaimNextTaskResponse(
-            context=convert.context_out(claimed.context),
+            context=context_out(claimed.context),
             attempt=claimed.context.task.attempt,
             score=claimed.score,
         )
@@ -82,8 +91,10 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
     async def PrepareTaskContext(
         self, request: pb.PrepareTaskContextRequest, context: Context
     ) -> pb.PrepareTaskContextResponse:
-        prepared = await self._engine.execution.prepare_context(request.orchestrator_id, request.task_id)
-        return pb.PrepareTaskContextResponse(context=convert.context_out(prepared))
+        prepared = await self._engine.execution.prepare_context(
+            request.orchestrator_id, request.task_id, history_limit_in(request)
+        )
+        return pb.PrepareTaskContextResponse(context=context_out(prepared))
 
     @unary
     async def ExecuteTask(self, request: pb.ExecuteTaskRequest, context: Context) -> pb.ExecuteTaskResponse:
@@ -94,7 +105,7 @@ class WorkEngineServicer(pb_grpc.WorkEngineServiceServicer):
             tracing.task_started(execution.context.task)
         return pb.ExecuteTaskResponse(
             outcome=pb.EXECUTE_OUTCOME_STARTED if execution.started else pb.EXECUTE_OUTCOME_BLOCKED,
-            context=convert.context_out(execution.context),
+            context=context_out(execution.context),
             attempt=execution.attempt,
             blocked_reason=execution.blocked_reason,
             unmet_dependency_ids=execution.unmet_dependency_ids,

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from types import TracebackType
 from typing import Any
 
 from workengine.cli.connection import client_command
@@ -22,25 +24,60 @@ WATCH_RECONNECT_SECONDS = 30.0
 # Keeps the resume cursor fresh on a quiet watch, so a reconnect never finds it pruned.
 WATCH_BOOKMARK = timedelta(seconds=60)
 
+# How often a board with an ETA on it is checked between events, and redrawn when a time left
+# moved, so that its "~40 s left" counts down instead of standing still until the next report.
+# Twice a second: a once-a-second clock drifting against the seconds shown would skip one.
+TICK_SECONDS = 0.5
+
 Show = Callable[[task_pb2.TaskEvent], None]
 
 
-def printer(args: argparse.Namespace) -> Show:
-    """How each event is shown: a JSON line, a redrawn board of bars, or a plain line."""
-    board = ProgressBoard()
-    bars = sys.stdout.isatty() if args.bars is None else args.bars
+class Printer:
+    """How each event is shown: a JSON line, a redrawn board of bars, or a plain line. A board
+    is also redrawn on a clock (a thread, while the stream blocks) whenever that changes a time
+    left; use it as a context manager, which stops the clock."""
 
-    def show(event: task_pb2.TaskEvent) -> None:
-        if args.output == JSON:
-            sys.stdout.write(as_json(event, indent=None) + "\n")
-        elif bars:
-            board.apply(event)
-            sys.stdout.write(board.redraw())
+    def __init__(self, args: argparse.Namespace, tick: float = TICK_SECONDS) -> None:
+        self._json = args.output == JSON
+        self._bars = not self._json and (sys.stdout.isatty() if args.bars is None else args.bars)
+        self._board = ProgressBoard()
+        self._lock = threading.Lock()  # the stream's drawings and the clock's, one at a time
+        self._stopped = threading.Event()
+        self._clock = threading.Thread(target=self._tick, args=(tick,), name="watch-clock", daemon=True)
+
+    def __enter__(self) -> Printer:
+        if self._bars:
+            self._clock.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._stopped.set()
+        if self._clock.is_alive():
+            self._clock.join()
+
+    def __call__(self, event: task_pb2.TaskEvent) -> None:
+        if self._json:
+            _write(as_json(event, indent=None) + "\n")
+        elif self._bars:
+            with self._lock:
+                self._board.apply(event)
+                _write(self._board.redraw())
         else:
-            sys.stdout.write(plain_line(event) + "\n")
-        sys.stdout.flush()
+            _write(plain_line(event) + "\n")
 
-    return show
+    def _tick(self, every: float) -> None:
+        while not self._stopped.wait(every):
+            with self._lock:
+                if self._board.ticking:
+                    _write(self._board.redraw(if_changed=True))
+
+
+def _write(text: str) -> None:
+    if text:
+        sys.stdout.write(text)
+        sys.stdout.flush()
 
 
 def follow(client: WorkEngineClient, args: argparse.Namespace, show: Show) -> None:
@@ -78,7 +115,8 @@ def follow(client: WorkEngineClient, args: argparse.Namespace, show: Show) -> No
 
 def cmd_watch(client: WorkEngineClient, args: argparse.Namespace) -> None:
     try:
-        follow(client, args, printer(args))
+        with Printer(args) as show:
+            follow(client, args, show)
     except KeyboardInterrupt:  # closing the client (on the way out) ends the stream
         return
 

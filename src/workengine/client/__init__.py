@@ -19,6 +19,11 @@ error as `.rpc_error`:
 
 `NotFound.field` and `InvalidArgument.field` name the request field at fault.
 
+A claimed task's context recalls past executions of it and of similar work (`history`) and
+estimates its run time and failure share (`estimate`); `history_limit=` on `claim_next_task`,
+`execute_task` and `prepare_task_context` sets how many (None: the server's 5; 0: none), and
+`complete_task(..., lessons=[...])` leaves notes for later attempts (docs/history.md).
+
 The raw generated stubs and messages are the public package `workengine.v1`
 (`work_engine_service_pb2`, `work_engine_service_pb2_grpc`, `task_pb2`, `orchestrator_pb2`),
 for code that wants them directly.

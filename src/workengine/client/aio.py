@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
@@ -257,14 +257,19 @@ class AsyncWorkEngineClient(ClientBase):
         criteria: task_pb2.SelectionCriteria | None = None,
         lease_duration: timedelta | None = None,
         identity: str = "",
+        history_limit: int | None = None,
         timeout: float | None = None,
     ) -> pb.ClaimNextTaskResponse:
         """Starts the best ready task and returns its context and attempt; `HasField("context")` is
         False when nothing was ready within `wait` (at most 60 s). The attempt holds a lease
         (`lease_duration`, else the task's, else the server's default): keep it with heartbeat()
-        or progress reports. Not retried: a claim whose answer was lost has started a task; it
-        comes back to TODO only through its lease."""
-        request = requests.claim_next_task(orchestrator_id, wait, criteria, lease_duration, identity)
+        or progress reports. The context's `history` holds up to `history_limit` past executions
+        (0-50; None: the server's 5; 0 leaves out the history and the `estimate`). Not retried: a
+        claim whose answer was lost has started a task; it comes back to TODO only through its
+        lease."""
+        request = requests.claim_next_task(
+            orchestrator_id, wait, criteria, lease_duration, identity, history_limit
+        )
         return cast(pb.ClaimNextTaskResponse, await self._unary("ClaimNextTask", request, timeout, wait))
 
     async def execute_task(
@@ -274,18 +279,25 @@ class AsyncWorkEngineClient(ClientBase):
         *,
         lease_duration: timedelta | None = None,
         identity: str = "",
+        history_limit: int | None = None,
         timeout: float | None = None,
     ) -> pb.ExecuteTaskResponse:
         """Starts one task (outcome STARTED or BLOCKED; Aborted if someone started it), under a
-        lease as claim_next_task. Not retried."""
-        request = requests.execute_task(orchestrator_id, task_id, lease_duration, identity)
+        lease and with a history of `history_limit` entries as claim_next_task. Not retried."""
+        request = requests.execute_task(orchestrator_id, task_id, lease_duration, identity, history_limit)
         return cast(pb.ExecuteTaskResponse, await self._unary("ExecuteTask", request, timeout))
 
     async def prepare_task_context(
-        self, orchestrator_id: str, task_id: str, *, timeout: float | None = None
+        self,
+        orchestrator_id: str,
+        task_id: str,
+        *,
+        history_limit: int | None = None,
+        timeout: float | None = None,
     ) -> task_pb2.TaskContext:
-        """The task with its orchestrator, charter, dependencies and related tasks. Retried."""
-        request = pb.PrepareTaskContextRequest(orchestrator_id=orchestrator_id, task_id=task_id)
+        """The task with its orchestrator, charter, dependencies, related tasks, and its history
+        and estimate (`history_limit` as claim_next_task). Retried."""
+        request = requests.prepare_task_context(orchestrator_id, task_id, history_limit)
         response = await self._unary("PrepareTaskContext", request, timeout)
         return cast(pb.PrepareTaskContextResponse, response).context
 
@@ -316,13 +328,15 @@ class AsyncWorkEngineClient(ClientBase):
         metrics: JsonObject | None = None,
         artifacts: Iterable[task_pb2.Artifact] = (),
         retry_after: timedelta | None = None,
+        lessons: Sequence[str] = (),
         timeout: float | None = None,
     ) -> pb.CompleteTaskResponse:
         """Records the outcome of the attempt; with status BLOCKED, `retry_after` brings the task
-        back to TODO by itself. ReportRefused when the attempt is no longer current (its
-        `.reason` says why). Retried: an identical repeat is answered unchanged."""
+        back to TODO by itself. `lessons` (at most 10 short notes) come back in the history of
+        later attempts at this and similar tasks. ReportRefused when the attempt is no longer
+        current (its `.reason` says why). Retried: an identical repeat is answered unchanged."""
         request = requests.complete_task(
-            task_id, attempt, status, output, error, metrics, artifacts, retry_after
+            task_id, attempt, status, output, error, metrics, artifacts, retry_after, lessons
         )
         return cast(pb.CompleteTaskResponse, await self._unary("CompleteTask", request, timeout))
 

@@ -6,7 +6,7 @@ fields, so these builders pass such values straight through.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
@@ -82,6 +82,7 @@ def claim_next_task(
     criteria: task_pb2.SelectionCriteria | None,
     lease_duration: timedelta | None = None,
     identity: str = "",
+    history_limit: int | None = None,
 ) -> pb.ClaimNextTaskRequest:
     return pb.ClaimNextTaskRequest(
         orchestrator_id=orchestrator_id,
@@ -89,14 +90,31 @@ def claim_next_task(
         wait=wait,
         lease_duration=lease_duration,
         identity=identity,
+        history_limit=history_limit,
     )
 
 
 def execute_task(
-    orchestrator_id: str, task_id: str, lease_duration: timedelta | None, identity: str
+    orchestrator_id: str,
+    task_id: str,
+    lease_duration: timedelta | None,
+    identity: str,
+    history_limit: int | None = None,
 ) -> pb.ExecuteTaskRequest:
     return pb.ExecuteTaskRequest(
-        orchestrator_id=orchestrator_id, task_id=task_id, lease_duration=lease_duration, identity=identity
+        orchestrator_id=orchestrator_id,
+        task_id=task_id,
+        lease_duration=lease_duration,
+        identity=identity,
+        history_limit=history_limit,
+    )
+
+
+def prepare_task_context(
+    orchestrator_id: str, task_id: str, history_limit: int | None = None
+) -> pb.PrepareTaskContextRequest:
+    return pb.PrepareTaskContextRequest(
+        orchestrator_id=orchestrator_id, task_id=task_id, history_limit=history_limit
     )
 
 
@@ -129,12 +147,16 @@ def complete_task(
     metrics: JsonObject | None,
     artifacts: Iterable[task_pb2.Artifact],
     retry_after: timedelta | None = None,
+    lessons: Sequence[str] = (),
 ) -> pb.CompleteTaskRequest:
+    if isinstance(lessons, str):  # a bare string is a sequence too: it would become one lesson per character
+        raise TypeError("lessons is a sequence of strings, not one string")
     result = task_pb2.TaskResult(
         output=_struct(output),
         error=error,
         metrics=_struct(metrics),
         artifacts=list(artifacts),
+        lessons=list(lessons),
     )
     return pb.CompleteTaskRequest(
         task_id=task_id, attempt=attempt, status=status, result=result, retry_after=retry_after

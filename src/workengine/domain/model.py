@@ -5,9 +5,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from workengine.domain.trace_context import TraceContext
+
+if TYPE_CHECKING:
+    from workengine.domain.history import Memory
 
 T = TypeVar("T")
 
@@ -109,6 +112,8 @@ class TaskResult:
     error: str = ""
     artifacts: tuple[Artifact, ...] = ()
     metrics: JsonObject = field(default_factory=dict)
+    # Notes for future attempts at similar work, returned in their contexts' history.
+    lessons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,9 @@ class Task(NewTask):
     retry_at: datetime | None = None
     # The W3C trace context of the call that created it; None when that call sent none.
     trace_context: TraceContext | None = None
+    # As estimated at the running attempt's latest progress report (domain/eta.py); None
+    # when there was nothing to go on. Meaningful only while IN_PROGRESS.
+    estimated_completion_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -203,6 +211,8 @@ class TaskContext:
     orchestrator: Orchestrator
     dependencies: tuple[DependencyState, ...]
     related_tasks: tuple[Task, ...]
+    # The history and estimate; None when the request turned them off (history_limit 0).
+    memory: Memory | None = None
 
 
 @dataclass(frozen=True)
@@ -215,6 +225,8 @@ class TaskEvent:
     progress: int = 0
     message: str = ""
     metadata: JsonObject = field(default_factory=dict)
+    # For PROGRESS: the ETA estimated at this report.
+    estimated_completion_at: datetime | None = None
     # Known only to the process whose statement recorded the event (not stored, not replayed),
     # for its metrics: a STARTED event's time from ready (TODO) to started, and a finishing
     # event's time since its attempt started.

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from workengine.domain import attempts, scoring
+from workengine.domain import attempts, history, scoring
 from workengine.domain.errors import InvalidArgument
 from workengine.domain.model import (
     CompletionStatus,
@@ -212,6 +212,23 @@ def validate_result(result: TaskResult) -> None:
         text(f"result.artifacts[{index}].content", artifact.content, MAX_ARTIFACT_CONTENT)
     json_object("result.output", result.output, MAX_RESULT_BYTES)
     json_object("result.metrics", result.metrics, MAX_METADATA_BYTES)
+    lessons(result.lessons)
+
+
+def lessons(values: Sequence[str]) -> None:
+    if len(values) > history.MAX_LESSONS:
+        raise InvalidArgument("result.lessons", f"has more than {history.MAX_LESSONS} entries")
+    for index, lesson in enumerate(values):
+        text(f"result.lessons[{index}]", lesson, history.MAX_LESSON_LENGTH, required=True)
+
+
+def history_limit(value: int | None) -> int:
+    """A context request's history_limit: unset means the default, 0 none."""
+    if value is None:
+        return history.DEFAULT_HISTORY_LIMIT
+    if not 0 <= value <= history.MAX_HISTORY_LIMIT:
+        raise InvalidArgument("history_limit", f"must be between 0 and {history.MAX_HISTORY_LIMIT}")
+    return value
 
 
 def selection_criteria(criteria: SelectionCriteria) -> None:

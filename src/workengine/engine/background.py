@@ -2,10 +2,11 @@
 tasks within a bounded time.
 
 A duty is a name, an interval and one pass of its work (a statement, run in batches until
-nothing is left): the lease reaper, the retry scheduler, the statistics fold (the engine's),
-event pruning and the event feed's safety poll (the feed's). The runner gives each its own
-loop: sleep the interval, run the pass; a failing pass never stops the loop and is logged once
-per streak of failures of one kind (and when the streak ends); `close()` stops every loop.
+nothing is left): the lease reaper, the retry scheduler, the statistics fold, the attempt
+grouping (the engine's), event pruning and the event feed's safety poll (the feed's). The runner
+gives each its own loop: sleep the interval, run the pass; a failing pass never stops the loop
+and is logged once per streak of failures of one kind (and when the streak ends); `close()`
+stops every loop.
 
 Shutdown must end even if a task does not: one that lost its cancellation (Python 3.11's
 `asyncio.wait_for` dropped a cancellation that arrived just after the awaited result, which

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from workengine.domain.attempts import DEFAULT_LEASE
 from workengine.domain.errors import FailedPrecondition, PermissionDenied, not_found
+from workengine.domain.history import Memory
 from workengine.domain.model import Orchestrator, OrchestratorStatus, Task, TaskContext
 from workengine.engine.feed import EventFeed
 from workengine.store.database import Database
@@ -58,12 +59,21 @@ def ensure_available(orchestrator: Orchestrator) -> None:
 
 
 async def build_context(
-    session: Session, orchestrator: Orchestrator, task: Task, related: Sequence[Task] | None = None
+    session: Session,
+    orchestrator: Orchestrator,
+    task: Task,
+    related: Sequence[Task] | None = None,
+    memory: Memory | None = None,
 ) -> TaskContext:
-    """`related`: the related tasks when already read (a claim reads them in its statement)."""
+    """`related`: the related tasks when already read (a claim reads them in its statement);
+    `memory`: the history and estimate, read by the caller (engine/history.py)."""
     dependencies = await session.tasks.dependency_states(task.depends_on) if task.depends_on else []
     if related is None:
         related = await session.tasks.related(task, RELATED_TASKS_LIMIT)
     return TaskContext(
-        task=task, orchestrator=orchestrator, dependencies=tuple(dependencies), related_tasks=tuple(related)
+        task=task,
+        orchestrator=orchestrator,
+        dependencies=tuple(dependencies),
+        related_tasks=tuple(related),
+        memory=memory,
     )

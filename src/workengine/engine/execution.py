@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from workengine.domain import attempts, scoring, transitions, validation
+from workengine.domain import attempts, history, scoring, transitions, validation
 from workengine.domain.errors import Aborted, FailedPrecondition, not_found
 from workengine.domain.explain import Explanation
 from workengine.domain.model import (
@@ -36,6 +36,7 @@ from workengine.engine.base import (
 )
 from workengine.engine.events import WatchTarget
 from workengine.engine.explain import Explainer
+from workengine.engine.history import History
 from workengine.engine.retry import retry_on_conflict
 from workengine.store.attempts import CompletionReport, LeaseRequest
 from workengine.store.rows import Completed
@@ -68,6 +69,9 @@ class StartOptions:
 
     lease: timedelta | None = None
     identity: str = ""
+    # How many past executions the context recalls (0: no history and no estimate); None:
+    # the default.
+    history_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -88,12 +92,15 @@ class Execution:
 
 
 def result_document(result: TaskResult) -> JsonObject:
-    return {
+    document: JsonObject = {
         "output": result.output,
         "error": result.error,
         "artifacts": [{"type": a.type, "content": a.content} for a in result.artifacts],
         "metrics": result.metrics,
     }
+    if result.lessons:  # absent otherwise, as in the results stored before lessons
+        document["lessons"] = list(result.lessons)
+    return document
 
 
 def completion_fingerprint(
@@ -110,6 +117,7 @@ class ExecutionFlow:
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
         self._explainer = Explainer(deps)
+        self._history = History(deps)
 
     def _lease_request(self, options: StartOptions) -> LeaseRequest:
         return LeaseRequest(
@@ -149,8 +157,9 @@ class ExecutionFlow:
         validation.start_options(options.lease, options.identity)
         validation.claim_wait(wait)
         lease = self._lease_request(options)
+        history_limit = validation.history_limit(options.history_limit)
         if not wait:
-            return await self._claim_once(orchestrator_id, criteria, lease)
+            return await self._claim_once(orchestrator_id, criteria, lease, history_limit)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(wait, MAX_CLAIM_WAIT).total_seconds()
         wake_on = WatchTarget(orchestrator_id=orchestrator_id, kinds=READY_EVENTS)
@@ -158,7 +167,7 @@ class ExecutionFlow:
         # wait wakes this claim instead of waiting for the re-check.
         subscription = await self._deps.feed.subscribe(wake_on)
         try:
-            claimed = await self._claim_once(orchestrator_id, criteria, lease)
+            claimed = await self._claim_once(orchestrator_id, criteria, lease, history_limit)
             if claimed is not None:
                 return claimed
             while (remaining := deadline - loop.time()) > 0:
@@ -172,7 +181,7 @@ class ExecutionFlow:
                 except TimeoutError:
                     pass
                 subscription.take_queued()
-                claimed = await self._claim_once(orchestrator_id, criteria, lease)
+                claimed = await self._claim_once(orchestrator_id, criteria, lease, history_limit)
                 if claimed is not None:
                     return claimed
             return None
@@ -181,11 +190,12 @@ class ExecutionFlow:
 
     @retry_on_conflict
     async def _claim_once(
-        self, orchestrator_id: str, criteria: SelectionCriteria, lease: LeaseRequest
+        self, orchestrator_id: str, criteria: SelectionCriteria, lease: LeaseRequest, history_limit: int
     ) -> Claimed | None:
-        # Three statements, each its own transaction (no BEGIN/COMMIT round trips): the claim is
-        # one statement (the start, its event and its attempt row), and what is read around it
-        # needs no shared snapshot. The orchestrator's status was never locked against the claim.
+        # Statements each in its own transaction (no BEGIN/COMMIT round trips): the claim is one
+        # statement (the start, its event and its attempt row), and what is read around it needs
+        # no shared snapshot; the history is read once the claim committed, holding no lock. The
+        # orchestrator's status was never locked against the claim.
         async with self._deps.db.autocommit() as session:
             orchestrator = await require_orchestrator(session, orchestrator_id)
             ensure_available(orchestrator)
@@ -196,17 +206,24 @@ class ExecutionFlow:
             if claim is None:
                 return None
             self._deps.feed.committed([claim.event])
-            context = await build_context(session, orchestrator, claim.scored.task, claim.related)
+            started = claim.scored.task
+            memory = await self._history.recall(session, started, history_limit)
+            self._history.started(started, memory)
+            context = await build_context(session, orchestrator, started, claim.related, memory)
         return Claimed(context, claim.scored.score)
 
-    async def prepare_context(self, orchestrator_id: str, task_id: str) -> TaskContext:
+    async def prepare_context(
+        self, orchestrator_id: str, task_id: str, history_limit: int | None = None
+    ) -> TaskContext:
         validation.require_id("orchestrator_id", orchestrator_id)
         validation.require_id("task_id", task_id)
+        limit = validation.history_limit(history_limit)
         async with self._deps.db.autocommit() as session:
             orchestrator = await require_orchestrator(session, orchestrator_id)
             task = await require_task(session, task_id)
             ensure_assigned(task, orchestrator)
-            return await build_context(session, orchestrator, task)
+            memory = await self._history.recall(session, task, limit)
+            return await build_context(session, orchestrator, task, memory=memory)
 
     @retry_on_conflict
     async def execute(
@@ -215,13 +232,15 @@ class ExecutionFlow:
         validation.require_id("orchestrator_id", orchestrator_id)
         validation.require_id("task_id", task_id)
         validation.start_options(options.lease, options.identity)
+        history_limit = validation.history_limit(options.history_limit)
         events: list[TaskEvent] = []
         async with self._deps.db.transaction() as session:
             orchestrator = await require_orchestrator(session, orchestrator_id)
             task = await require_task(session, task_id)
             ensure_assigned(task, orchestrator)
             if task.status is TaskStatus.BLOCKED:
-                context = await build_context(session, orchestrator, task)
+                memory = await self._history.recall(session, task, history_limit)
+                context = await build_context(session, orchestrator, task, memory=memory)
                 unmet = tuple(d.task_id for d in context.dependencies if not d.met)
                 reason = transitions.status_reason(task)
                 return Execution(False, context, blocked_reason=reason, unmet_dependency_ids=unmet)
@@ -229,12 +248,16 @@ class ExecutionFlow:
                 raise Aborted(f"task {task_id} was already started (attempt {task.attempt})")
             transitions.ensure_transition(task_id, task.status, TaskStatus.IN_PROGRESS)
             ensure_available(orchestrator)
+            # Before the start, which locks the task until the commit: the history needs no lock.
+            # Its estimate then covers what ended before now, as the start's would.
+            memory = await self._history.recall(session, task, history_limit)
             changed = await session.attempts.start(task_id, self._lease_request(options))
             if changed is None:
                 raise Aborted(f"task {task_id} was started or changed by a concurrent request")
             started = changed.task
             events.append(changed.event)
-            context = await build_context(session, orchestrator, started)
+            context = await build_context(session, orchestrator, started, memory=memory)
+        self._history.started(started, memory)
         self._deps.feed.committed(events)
         return Execution(True, context, attempt=started.attempt)
 
@@ -262,7 +285,10 @@ class ExecutionFlow:
         validation.text("message", message, validation.MAX_MESSAGE)
         validation.json_object("metadata", metadata, validation.MAX_METADATA_BYTES)
         async with self._deps.db.autocommit() as session:
-            changed = await session.attempts.record_progress(task_id, attempt, progress, message, metadata)
+            remaining = await self._history.remaining(session, task_id, attempt, progress)
+            changed = await session.attempts.record_progress(
+                task_id, attempt, progress, message, metadata, remaining
+            )
             if changed is None:
                 raise attempts.report_refusal(await require_task(session, task_id), attempt, "progress")
         self._deps.feed.committed([changed.event])
@@ -282,31 +308,34 @@ class ExecutionFlow:
         status = validation.completion(status, result, retry_after)
         target = transitions.COMPLETION_TARGET[status]
         document = result_document(result)
-        fingerprint = completion_fingerprint(attempt, status, document, retry_after)
-        reason = result.error if target is not TaskStatus.DONE else ""
+        # Without the lessons: the previous release ignores them (an unknown field), so a retried
+        # call that reached both releases during an upgrade must not look like another report.
+        unlearned = {key: value for key, value in document.items() if key != "lessons"}
+        fingerprint = completion_fingerprint(attempt, status, unlearned, retry_after)
+        report = CompletionReport(
+            task_id,
+            attempt,
+            target,
+            result.error if target is not TaskStatus.DONE else "",
+            document,
+            fingerprint,
+            COMPLETION_OUTCOME[target],
+            retry_after.total_seconds() if retry_after is not None else None,
+            history.output_excerpt(result.output),
+            result.lessons,
+        )
         # A transaction, not autocommit: a call cut while it waits (for a lock, at shutdown)
         # rolls back instead of committing later without its caller.
         async with self._deps.db.transaction() as session:
             if target is TaskStatus.DONE:
-                completed = await session.attempts.complete_and_release(
-                    task_id, attempt, document, fingerprint
-                )
+                completed = await session.attempts.complete_and_release(report)
             else:
-                report = CompletionReport(
-                    task_id,
-                    attempt,
-                    target,
-                    reason,
-                    document,
-                    fingerprint,
-                    COMPLETION_OUTCOME[target],
-                    retry_after.total_seconds() if retry_after is not None else None,
-                )
                 changed = await session.attempts.complete(report, COMPLETION_EVENT[target])
                 completed = Completed(changed, []) if changed is not None else None
             if completed is None:
                 return await self._repeat_or_refuse(session, task_id, attempt, fingerprint)
         changed, unblocked = completed
+        self._history.finished(task_id)
         self._deps.feed.committed([changed.event, *unblocked])
         return changed.task, [e.task.id for e in unblocked]
 

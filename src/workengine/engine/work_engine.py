@@ -12,6 +12,7 @@ from workengine.engine.base import Deps, utc_now
 from workengine.engine.events import EventHub
 from workengine.engine.execution import ExecutionFlow
 from workengine.engine.feed import EventFeed, FeedSettings
+from workengine.engine.history import GROUPING_INTERVAL, AttemptGrouping
 from workengine.engine.maintenance import Deadlines, MaintenanceSettings
 from workengine.engine.monitoring import Monitoring
 from workengine.engine.observer import NO_OBSERVER, Observer
@@ -54,6 +55,7 @@ class WorkEngine:
                 Duty("lease reaper", maintenance.interval, self.deadlines.reap_expired_leases),
                 Duty("retry scheduler", maintenance.interval, self.deadlines.release_due_retries),
                 Duty("statistics fold", FOLD_INTERVAL, self.stats.fold, at_start=True),
+                Duty("attempt grouping", GROUPING_INTERVAL, AttemptGrouping(db).run, at_start=True),
             ]
         )
 

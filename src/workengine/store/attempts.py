@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from workengine.domain.attempts import LEASE_EXPIRED_REASON, RETRY_TIME_REACHED
@@ -22,7 +23,7 @@ from workengine.domain.model import (
 from workengine.domain.scoring import Segment
 from workengine.store import rows
 from workengine.store.rows import Changed, Claim, Completed
-from workengine.store.runner import Runner, json_text
+from workengine.store.runner import Runner, array_text, json_text
 from workengine.store.tasks import TaskStore, selection_params
 
 
@@ -56,6 +57,9 @@ class CompletionReport:
     fingerprint: str
     outcome: AttemptOutcome
     retry_after_seconds: float | None = None
+    # What the attempt's history keeps of the result (domain/history.py).
+    output_excerpt: str = ""
+    lessons: tuple[str, ...] = ()
 
     def params(self) -> dict[str, Any]:
         return {
@@ -67,6 +71,8 @@ class CompletionReport:
             "fingerprint": self.fingerprint,
             "outcome": self.outcome.value,
             "retry_after_seconds": self.retry_after_seconds,
+            "output_excerpt": self.output_excerpt,
+            "lessons": array_text(self.lessons),
         }
 
 
@@ -112,16 +118,24 @@ class AttemptStore:
         return rows.to_changed(row, EventKind.STARTED) if row else None
 
     async def record_progress(
-        self, task_id: str, attempt: int, progress: int, message: str, metadata: JsonObject
+        self,
+        task_id: str,
+        attempt: int,
+        progress: int,
+        message: str,
+        metadata: JsonObject,
+        remaining: timedelta | None = None,
     ) -> Changed | None:
-        """With its PROGRESS event; None unless `attempt` is running and holds its lease, which
-        the report extends. One statement: run it in autocommit mode."""
+        """With its PROGRESS event, and an ETA `remaining` from now (None: none); None unless
+        `attempt` is running and holds its lease, which the report extends. One statement: run
+        it in autocommit mode."""
         row = await self._run.row(
             "record_progress",
             id=task_id,
             attempt=attempt,
             progress=progress,
             message=message,
+            remaining_seconds=remaining.total_seconds() if remaining is not None else None,
             **self._run.event_params(EventKind.PROGRESS, message, metadata),
         )
         return rows.to_changed(row, EventKind.PROGRESS, message, metadata) if row else None
@@ -138,20 +152,15 @@ class AttemptStore:
         row = await self._run.row("complete_task", **report.params(), **event)
         return rows.to_changed(row, event_kind, report.status_reason) if row else None
 
-    async def complete_and_release(
-        self, task_id: str, attempt: int, result: JsonObject, fingerprint: str
-    ) -> Completed | None:
+    async def complete_and_release(self, report: CompletionReport) -> Completed | None:
         """complete to DONE, then release_dependents, sent together in one pipeline (with the
         BEGIN psycopg opens the transaction with): one round trip, and COMMIT is the caller's
         (Database.transaction), a second one. Not COMMIT in the same pipeline: the server would
         commit even if the call were cut while the completion waited for a lock (a shutdown's
         grace period ending, a client gone), and a cut call must write nothing. None when the
         attempt was refused (nothing changed)."""
-        report = CompletionReport(
-            task_id, attempt, TaskStatus.DONE, "", result, fingerprint, AttemptOutcome.COMPLETED
-        )
         completion = report.params() | self._run.event_params(EventKind.COMPLETED)
-        release = self._tasks.release_params(task_id)
+        release = self._tasks.release_params(report.task_id)
         async with self._run.pipeline():
             completed = await self._run.send("complete_task", completion)
             released = await self._run.send("release_dependents", release, self._run.second_cursor)

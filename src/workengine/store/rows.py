@@ -94,6 +94,7 @@ def to_result(value: dict[str, Any] | None) -> TaskResult | None:
         error=value.get("error", ""),
         artifacts=tuple(Artifact(a["type"], a["content"]) for a in value.get("artifacts", ())),
         metrics=value.get("metrics", {}),
+        lessons=tuple(value.get("lessons", ())),
     )
 
 
@@ -129,6 +130,7 @@ def to_task(row: Row) -> Task:
         failure_count=row["failure_count"],
         retry_at=row["retry_at"],
         trace_context=TraceContext.from_json(row.get("trace_context")),
+        estimated_completion_at=row.get("estimated_completion_at"),
     )
 
 
@@ -179,14 +181,17 @@ def to_event(row: Row) -> TaskEvent:
     """An events page row: the event columns prefixed event_, then the task's as it is now.
 
     The task is shown with the status, attempt and percent recorded with the event (and, for
-    progress, its message); other fields are current.
+    progress, its message and ETA); other fields are current.
     """
     kind = EventKind(row["event_kind"])
+    estimated_completion_at = row["event_estimated_completion_at"]
     task = replace(
         to_task(row),
         status=TaskStatus(row["event_status"]),
         attempt=row["event_attempt"],
         progress=row["event_progress"],
+        # Not the current ETA: the one right after the change (a progress report's; none else).
+        estimated_completion_at=estimated_completion_at,
     )
     if kind is EventKind.PROGRESS:
         task = replace(task, progress_message=row["event_message"])
@@ -199,6 +204,7 @@ def to_event(row: Row) -> TaskEvent:
         progress=row["event_progress"] if kind is EventKind.PROGRESS else 0,
         message=row["event_message"],
         metadata=row["event_metadata"],
+        estimated_completion_at=estimated_completion_at,
     )
 
 
@@ -227,6 +233,7 @@ def to_changed(row: Row, kind: EventKind, message: str = "", metadata: JsonObjec
         progress=task.progress if kind is EventKind.PROGRESS else 0,
         message=message,
         metadata=metadata or {},
+        estimated_completion_at=task.estimated_completion_at if kind is EventKind.PROGRESS else None,
         queued_for=_since(row.get("ready_since"), occurred_at) if kind is EventKind.STARTED else None,
         ran_for=_since(task.started_at, occurred_at) if kind in ATTEMPT_ENDING else None,
     )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from workengine.store.attempts import AttemptStore
 from workengine.store.events import EventStore
 from workengine.store.explain import ExplainStore
+from workengine.store.history import HistoryStore
 from workengine.store.monitoring import MonitoringStore
 from workengine.store.operations import OperationsStore
 from workengine.store.orchestrators import OrchestratorStore
@@ -26,6 +27,7 @@ class Session:
         self.attempts = AttemptStore(runner, self.tasks)
         self.events = EventStore(runner)
         self.explain = ExplainStore(runner)
+        self.history = HistoryStore(runner)
         self.orchestrators = OrchestratorStore(runner)
         self.statistics = StatisticsStore(runner)
         self.operations = OperationsStore(runner)

@@ -41,6 +41,20 @@ class AttemptOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ATTEMPT_OUTCOME_LEASE_EXPIRED: _ClassVar[AttemptOutcome]
     ATTEMPT_OUTCOME_CANCELLED: _ClassVar[AttemptOutcome]
 
+class PastExecutionSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PAST_EXECUTION_SOURCE_UNSPECIFIED: _ClassVar[PastExecutionSource]
+    PAST_EXECUTION_SOURCE_SAME_TASK: _ClassVar[PastExecutionSource]
+    PAST_EXECUTION_SOURCE_SIMILAR_TASK: _ClassVar[PastExecutionSource]
+    PAST_EXECUTION_SOURCE_WORKSPACE: _ClassVar[PastExecutionSource]
+
+class SimilarityGroup(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SIMILARITY_GROUP_UNSPECIFIED: _ClassVar[SimilarityGroup]
+    SIMILARITY_GROUP_ORCHESTRATOR_WORKSPACE_TAGS: _ClassVar[SimilarityGroup]
+    SIMILARITY_GROUP_ORCHESTRATOR_WORKSPACE: _ClassVar[SimilarityGroup]
+    SIMILARITY_GROUP_WORKSPACE: _ClassVar[SimilarityGroup]
+
 class TaskEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     TASK_EVENT_KIND_UNSPECIFIED: _ClassVar[TaskEventKind]
@@ -75,6 +89,14 @@ ATTEMPT_OUTCOME_FAILED: AttemptOutcome
 ATTEMPT_OUTCOME_BLOCKED: AttemptOutcome
 ATTEMPT_OUTCOME_LEASE_EXPIRED: AttemptOutcome
 ATTEMPT_OUTCOME_CANCELLED: AttemptOutcome
+PAST_EXECUTION_SOURCE_UNSPECIFIED: PastExecutionSource
+PAST_EXECUTION_SOURCE_SAME_TASK: PastExecutionSource
+PAST_EXECUTION_SOURCE_SIMILAR_TASK: PastExecutionSource
+PAST_EXECUTION_SOURCE_WORKSPACE: PastExecutionSource
+SIMILARITY_GROUP_UNSPECIFIED: SimilarityGroup
+SIMILARITY_GROUP_ORCHESTRATOR_WORKSPACE_TAGS: SimilarityGroup
+SIMILARITY_GROUP_ORCHESTRATOR_WORKSPACE: SimilarityGroup
+SIMILARITY_GROUP_WORKSPACE: SimilarityGroup
 TASK_EVENT_KIND_UNSPECIFIED: TaskEventKind
 TASK_EVENT_KIND_SNAPSHOT: TaskEventKind
 TASK_EVENT_KIND_CREATED: TaskEventKind
@@ -98,19 +120,21 @@ class Artifact(_message.Message):
     def __init__(self, type: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
 
 class TaskResult(_message.Message):
-    __slots__ = ("output", "error", "artifacts", "metrics")
+    __slots__ = ("output", "error", "artifacts", "metrics", "lessons")
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
+    LESSONS_FIELD_NUMBER: _ClassVar[int]
     output: _struct_pb2.Struct
     error: str
     artifacts: _containers.RepeatedCompositeFieldContainer[Artifact]
     metrics: _struct_pb2.Struct
-    def __init__(self, output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., artifacts: _Optional[_Iterable[_Union[Artifact, _Mapping]]] = ..., metrics: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    lessons: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, output: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., artifacts: _Optional[_Iterable[_Union[Artifact, _Mapping]]] = ..., metrics: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., lessons: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("id", "orchestrator_id", "workspace_id", "channel_id", "title", "description", "priority", "status", "due_time", "tags", "depends_on", "metadata", "progress", "progress_message", "attempt", "create_time", "update_time", "start_time", "complete_time", "result", "status_reason", "unmet_dependency_count", "max_attempts", "lease_expire_time", "lease_duration", "lease_expiry_count", "failure_count", "retry_time", "idempotency_key")
+    __slots__ = ("id", "orchestrator_id", "workspace_id", "channel_id", "title", "description", "priority", "status", "due_time", "tags", "depends_on", "metadata", "progress", "progress_message", "attempt", "create_time", "update_time", "start_time", "complete_time", "result", "status_reason", "unmet_dependency_count", "max_attempts", "lease_expire_time", "lease_duration", "lease_expiry_count", "failure_count", "retry_time", "idempotency_key", "estimated_completion_time")
     ID_FIELD_NUMBER: _ClassVar[int]
     ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -140,6 +164,7 @@ class Task(_message.Message):
     FAILURE_COUNT_FIELD_NUMBER: _ClassVar[int]
     RETRY_TIME_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_COMPLETION_TIME_FIELD_NUMBER: _ClassVar[int]
     id: str
     orchestrator_id: str
     workspace_id: str
@@ -169,7 +194,8 @@ class Task(_message.Message):
     failure_count: int
     retry_time: _timestamp_pb2.Timestamp
     idempotency_key: str
-    def __init__(self, id: _Optional[str] = ..., orchestrator_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., priority: _Optional[_Union[TaskPriority, str]] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., depends_on: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., progress: _Optional[int] = ..., progress_message: _Optional[str] = ..., attempt: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., result: _Optional[_Union[TaskResult, _Mapping]] = ..., status_reason: _Optional[str] = ..., unmet_dependency_count: _Optional[int] = ..., max_attempts: _Optional[int] = ..., lease_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lease_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., lease_expiry_count: _Optional[int] = ..., failure_count: _Optional[int] = ..., retry_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    estimated_completion_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., orchestrator_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., priority: _Optional[_Union[TaskPriority, str]] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., depends_on: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., progress: _Optional[int] = ..., progress_message: _Optional[str] = ..., attempt: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., result: _Optional[_Union[TaskResult, _Mapping]] = ..., status_reason: _Optional[str] = ..., unmet_dependency_count: _Optional[int] = ..., max_attempts: _Optional[int] = ..., lease_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lease_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., lease_expiry_count: _Optional[int] = ..., failure_count: _Optional[int] = ..., retry_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., estimated_completion_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class TaskAttempt(_message.Message):
     __slots__ = ("attempt", "identity", "start_time", "end_time", "outcome", "reason")
@@ -212,7 +238,7 @@ class DependencyState(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., title: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., met: _Optional[bool] = ...) -> None: ...
 
 class TaskContext(_message.Message):
-    __slots__ = ("task", "orchestrator", "dependencies", "related_tasks", "workspace_id", "channel_id", "trace_context")
+    __slots__ = ("task", "orchestrator", "dependencies", "related_tasks", "workspace_id", "channel_id", "trace_context", "history", "estimate")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ORCHESTRATOR_FIELD_NUMBER: _ClassVar[int]
     DEPENDENCIES_FIELD_NUMBER: _ClassVar[int]
@@ -220,6 +246,8 @@ class TaskContext(_message.Message):
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
     TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATE_FIELD_NUMBER: _ClassVar[int]
     task: Task
     orchestrator: _orchestrator_pb2.Orchestrator
     dependencies: _containers.RepeatedCompositeFieldContainer[DependencyState]
@@ -227,7 +255,71 @@ class TaskContext(_message.Message):
     workspace_id: str
     channel_id: str
     trace_context: TraceContext
-    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., orchestrator: _Optional[_Union[_orchestrator_pb2.Orchestrator, _Mapping]] = ..., dependencies: _Optional[_Iterable[_Union[DependencyState, _Mapping]]] = ..., related_tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., workspace_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., trace_context: _Optional[_Union[TraceContext, _Mapping]] = ...) -> None: ...
+    history: _containers.RepeatedCompositeFieldContainer[PastExecution]
+    estimate: ExecutionEstimate
+    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., orchestrator: _Optional[_Union[_orchestrator_pb2.Orchestrator, _Mapping]] = ..., dependencies: _Optional[_Iterable[_Union[DependencyState, _Mapping]]] = ..., related_tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., workspace_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., trace_context: _Optional[_Union[TraceContext, _Mapping]] = ..., history: _Optional[_Iterable[_Union[PastExecution, _Mapping]]] = ..., estimate: _Optional[_Union[ExecutionEstimate, _Mapping]] = ...) -> None: ...
+
+class PastExecution(_message.Message):
+    __slots__ = ("source", "task_id", "title", "orchestrator_id", "attempt", "identity", "outcome", "finish_time", "duration", "error", "output_excerpt", "lessons")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    FINISH_TIME_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_EXCERPT_FIELD_NUMBER: _ClassVar[int]
+    LESSONS_FIELD_NUMBER: _ClassVar[int]
+    source: PastExecutionSource
+    task_id: str
+    title: str
+    orchestrator_id: str
+    attempt: int
+    identity: str
+    outcome: AttemptOutcome
+    finish_time: _timestamp_pb2.Timestamp
+    duration: _duration_pb2.Duration
+    error: str
+    output_excerpt: str
+    lessons: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, source: _Optional[_Union[PastExecutionSource, str]] = ..., task_id: _Optional[str] = ..., title: _Optional[str] = ..., orchestrator_id: _Optional[str] = ..., attempt: _Optional[int] = ..., identity: _Optional[str] = ..., outcome: _Optional[_Union[AttemptOutcome, str]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., error: _Optional[str] = ..., output_excerpt: _Optional[str] = ..., lessons: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SimilarityGroupSamples(_message.Message):
+    __slots__ = ("group", "completed", "finished")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_FIELD_NUMBER: _ClassVar[int]
+    group: SimilarityGroup
+    completed: int
+    finished: int
+    def __init__(self, group: _Optional[_Union[SimilarityGroup, str]] = ..., completed: _Optional[int] = ..., finished: _Optional[int] = ...) -> None: ...
+
+class ExecutionEstimate(_message.Message):
+    __slots__ = ("p50_duration", "p90_duration", "duration_group", "duration_samples", "failure_share", "failure_group", "failure_samples", "groups", "min_samples", "window")
+    P50_DURATION_FIELD_NUMBER: _ClassVar[int]
+    P90_DURATION_FIELD_NUMBER: _ClassVar[int]
+    DURATION_GROUP_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_SHARE_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_GROUP_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    MIN_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    p50_duration: _duration_pb2.Duration
+    p90_duration: _duration_pb2.Duration
+    duration_group: SimilarityGroup
+    duration_samples: int
+    failure_share: float
+    failure_group: SimilarityGroup
+    failure_samples: int
+    groups: _containers.RepeatedCompositeFieldContainer[SimilarityGroupSamples]
+    min_samples: int
+    window: int
+    def __init__(self, p50_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., p90_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., duration_group: _Optional[_Union[SimilarityGroup, str]] = ..., duration_samples: _Optional[int] = ..., failure_share: _Optional[float] = ..., failure_group: _Optional[_Union[SimilarityGroup, str]] = ..., failure_samples: _Optional[int] = ..., groups: _Optional[_Iterable[_Union[SimilarityGroupSamples, _Mapping]]] = ..., min_samples: _Optional[int] = ..., window: _Optional[int] = ...) -> None: ...
 
 class TraceContext(_message.Message):
     __slots__ = ("traceparent", "tracestate")
@@ -238,7 +330,7 @@ class TraceContext(_message.Message):
     def __init__(self, traceparent: _Optional[str] = ..., tracestate: _Optional[str] = ...) -> None: ...
 
 class TaskEvent(_message.Message):
-    __slots__ = ("cursor", "kind", "event_time", "task", "attempt", "progress", "message", "metadata")
+    __slots__ = ("cursor", "kind", "event_time", "task", "attempt", "progress", "message", "metadata", "estimated_completion_time")
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     EVENT_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -247,6 +339,7 @@ class TaskEvent(_message.Message):
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_COMPLETION_TIME_FIELD_NUMBER: _ClassVar[int]
     cursor: int
     kind: TaskEventKind
     event_time: _timestamp_pb2.Timestamp
@@ -255,7 +348,8 @@ class TaskEvent(_message.Message):
     progress: int
     message: str
     metadata: _struct_pb2.Struct
-    def __init__(self, cursor: _Optional[int] = ..., kind: _Optional[_Union[TaskEventKind, str]] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., attempt: _Optional[int] = ..., progress: _Optional[int] = ..., message: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    estimated_completion_time: _timestamp_pb2.Timestamp
+    def __init__(self, cursor: _Optional[int] = ..., kind: _Optional[_Union[TaskEventKind, str]] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., attempt: _Optional[int] = ..., progress: _Optional[int] = ..., message: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., estimated_completion_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StatusCount(_message.Message):
     __slots__ = ("status", "count")

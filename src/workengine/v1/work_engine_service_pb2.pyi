@@ -83,18 +83,20 @@ class SelectNextTaskResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ..., score: _Optional[int] = ...) -> None: ...
 
 class ClaimNextTaskRequest(_message.Message):
-    __slots__ = ("orchestrator_id", "criteria", "wait", "lease_duration", "identity")
+    __slots__ = ("orchestrator_id", "criteria", "wait", "lease_duration", "identity", "history_limit")
     ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
     CRITERIA_FIELD_NUMBER: _ClassVar[int]
     WAIT_FIELD_NUMBER: _ClassVar[int]
     LEASE_DURATION_FIELD_NUMBER: _ClassVar[int]
     IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_LIMIT_FIELD_NUMBER: _ClassVar[int]
     orchestrator_id: str
     criteria: _task_pb2.SelectionCriteria
     wait: _duration_pb2.Duration
     lease_duration: _duration_pb2.Duration
     identity: str
-    def __init__(self, orchestrator_id: _Optional[str] = ..., criteria: _Optional[_Union[_task_pb2.SelectionCriteria, _Mapping]] = ..., wait: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., lease_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., identity: _Optional[str] = ...) -> None: ...
+    history_limit: int
+    def __init__(self, orchestrator_id: _Optional[str] = ..., criteria: _Optional[_Union[_task_pb2.SelectionCriteria, _Mapping]] = ..., wait: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., lease_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., identity: _Optional[str] = ..., history_limit: _Optional[int] = ...) -> None: ...
 
 class ClaimNextTaskResponse(_message.Message):
     __slots__ = ("context", "attempt", "score")
@@ -165,12 +167,14 @@ class ExplainSelectionResponse(_message.Message):
     def __init__(self, orchestrator_id: _Optional[str] = ..., timezone: _Optional[str] = ..., ranked: _Optional[_Iterable[_Union[RankedTask, _Mapping]]] = ..., explained: _Optional[_Iterable[_Union[TaskExplanation, _Mapping]]] = ...) -> None: ...
 
 class PrepareTaskContextRequest(_message.Message):
-    __slots__ = ("orchestrator_id", "task_id")
+    __slots__ = ("orchestrator_id", "task_id", "history_limit")
     ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_LIMIT_FIELD_NUMBER: _ClassVar[int]
     orchestrator_id: str
     task_id: str
-    def __init__(self, orchestrator_id: _Optional[str] = ..., task_id: _Optional[str] = ...) -> None: ...
+    history_limit: int
+    def __init__(self, orchestrator_id: _Optional[str] = ..., task_id: _Optional[str] = ..., history_limit: _Optional[int] = ...) -> None: ...
 
 class PrepareTaskContextResponse(_message.Message):
     __slots__ = ("context",)
@@ -179,16 +183,18 @@ class PrepareTaskContextResponse(_message.Message):
     def __init__(self, context: _Optional[_Union[_task_pb2.TaskContext, _Mapping]] = ...) -> None: ...
 
 class ExecuteTaskRequest(_message.Message):
-    __slots__ = ("orchestrator_id", "task_id", "lease_duration", "identity")
+    __slots__ = ("orchestrator_id", "task_id", "lease_duration", "identity", "history_limit")
     ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_DURATION_FIELD_NUMBER: _ClassVar[int]
     IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_LIMIT_FIELD_NUMBER: _ClassVar[int]
     orchestrator_id: str
     task_id: str
     lease_duration: _duration_pb2.Duration
     identity: str
-    def __init__(self, orchestrator_id: _Optional[str] = ..., task_id: _Optional[str] = ..., lease_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., identity: _Optional[str] = ...) -> None: ...
+    history_limit: int
+    def __init__(self, orchestrator_id: _Optional[str] = ..., task_id: _Optional[str] = ..., lease_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., identity: _Optional[str] = ..., history_limit: _Optional[int] = ...) -> None: ...
 
 class ExecuteTaskResponse(_message.Message):
     __slots__ = ("outcome", "context", "attempt", "blocked_reason", "unmet_dependency_ids")

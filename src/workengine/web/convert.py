@@ -52,6 +52,11 @@ def task_summary(task: Task) -> Json:
         "started_at": when(task.started_at),
         "completed_at": when(task.completed_at),
         "retry_at": when(task.retry_at),
+        # As the gRPC Task's estimated_completion_time: only while IN_PROGRESS (a finished
+        # task's last estimate is no ETA). The page counts the time left to it on its clock.
+        "estimated_completion_at": when(task.estimated_completion_at)
+        if task.status is TaskStatus.IN_PROGRESS
+        else None,
     }
 
 
@@ -116,6 +121,7 @@ def event(found: TaskEvent) -> Json:
         "attempt": found.attempt,
         "progress": found.progress,
         "message": found.message,
+        "estimated_completion_at": when(found.estimated_completion_at),  # PROGRESS: this report's ETA
         "task": task_summary(found.task),
     }
 

@@ -8,7 +8,8 @@ from the event table what it missed: WatchTaskProgress's guarantee, by the same 
 is the cursor the page's JSON came with (its state reflects everything up to it); without one
 the watch opens with a snapshot. Messages:
 
-- `event: task`, data: {cursor, kind, occurred_at, attempt, progress, message, task: summary}
+- `event: task`, data: {cursor, kind, occurred_at, attempt, progress, message,
+  estimated_completion_at (PROGRESS: the report's ETA, else null), task: summary}
 - `event: bookmark`: nothing changed in scope up to this cursor (keeps a quiet page's resume
   point inside the retention)
 - `event: reset`, data: {error}: the cursor cannot be resumed from (pruned, or ahead of the

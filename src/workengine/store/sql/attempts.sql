@@ -11,7 +11,7 @@ changed AS (
     UPDATE tasks t
     SET status = 'IN_PROGRESS', attempt = t.attempt + 1, started_at = now(), updated_at = now(),
         progress = 0, progress_message = '', status_reason = '', result = NULL,
-        completion_fingerprint = NULL, completed_at = NULL, retry_at = NULL,
+        completion_fingerprint = NULL, completed_at = NULL, retry_at = NULL, estimated_completion_at = NULL,
         attempt_lease_seconds = COALESCE(CAST(:lease_seconds AS integer), t.lease_seconds, :default_lease_seconds),
         lease_expires_at = now() + make_interval(
             secs => COALESCE(CAST(:lease_seconds AS integer), t.lease_seconds, :default_lease_seconds))
@@ -21,10 +21,11 @@ changed AS (
 )
 
 -- include: record_attempt
--- The CTE `history`: appends the attempt started in `changed` to the history.
+-- The CTE `history`: appends the attempt started in `changed` to the history, with what groups
+-- it with similar work (sql/history.sql).
 history AS (
-    INSERT INTO task_attempts (task_id, attempt, identity, started_at)
-    SELECT id, attempt, :identity, started_at FROM changed
+    INSERT INTO task_attempts (task_id, attempt, identity, started_at, orchestrator_id, workspace_id, tag_key)
+    SELECT id, attempt, :identity, started_at, orchestrator_id, workspace_id, tag_set_key(tags) FROM changed
 )
 
 -- name: claim_next_task
@@ -88,10 +89,12 @@ FROM changed AS t, event;
 
 -- name: record_progress
 -- One statement, run on its own (no BEGIN/COMMIT): the update, which extends the lease as a
--- heartbeat does, and its PROGRESS event. Commits synchronously (see asynchronous_commit).
+-- heartbeat does and sets the ETA :remaining_seconds from now (none when NULL), and its PROGRESS
+-- event. Commits synchronously (see asynchronous_commit).
 WITH changed AS (
     UPDATE tasks t
     SET progress = :progress, progress_message = :message, updated_at = now(),
+        estimated_completion_at = now() + make_interval(secs => CAST(:remaining_seconds AS double precision)),
         lease_expires_at = now() + make_interval(secs => t.attempt_lease_seconds)
     WHERE t.id = :id AND {{lease_held}}
     RETURNING t.*
@@ -122,7 +125,9 @@ WITH locked AS (SELECT id FROM tasks WHERE id = :id FOR UPDATE), changed AS (
     WHERE t.id = locked.id AND {{lease_held}}
     RETURNING t.*
 ), history AS (
-    UPDATE task_attempts a SET ended_at = now(), outcome = :outcome, reason = :status_reason
+    UPDATE task_attempts a
+    SET ended_at = now(), outcome = :outcome, reason = :status_reason, output_excerpt = :output_excerpt,
+        lessons = CAST(:lessons AS text[])
     FROM changed WHERE a.task_id = changed.id AND a.attempt = changed.attempt
 ), {{changed_event}}
 SELECT changed.*, event.event_position, event.event_time FROM changed, event;

@@ -26,12 +26,13 @@
 
 -- include: changed_event
 -- The CTE `event`: the transaction's :seq-th event, for the one task in the CTE `changed`,
--- with the task's status, attempt and percent right after the change.
+-- with the task's status, attempt and percent right after the change, and a progress report's ETA.
 event AS (
     INSERT INTO task_events (position, task_id, orchestrator_id, workspace_id, kind, status, attempt, progress,
-                             message, metadata)
+                             message, metadata, estimated_completion_at)
     SELECT {{event_position}} + :seq, id, orchestrator_id, workspace_id, :event_kind, status, attempt,
-           progress, :event_message, CAST(:event_metadata AS jsonb)
+           progress, :event_message, CAST(:event_metadata AS jsonb),
+           CASE WHEN :event_kind = 'PROGRESS' THEN estimated_completion_at END
     FROM changed
     RETURNING position AS event_position, occurred_at AS event_time
 )
@@ -75,7 +76,8 @@ FROM (SELECT (SELECT max(position) FROM task_events) AS head,
 LEFT JOIN LATERAL (
     SELECT e.position AS event_position, e.kind AS event_kind, e.status AS event_status,
            e.attempt AS event_attempt, e.progress AS event_progress, e.message AS event_message,
-           e.metadata AS event_metadata, e.occurred_at AS event_time, t.*
+           e.metadata AS event_metadata, e.occurred_at AS event_time,
+           e.estimated_completion_at AS event_estimated_completion_at, t.*
     FROM page_events e JOIN tasks t ON t.id = e.task_id
     ORDER BY e.position
     LIMIT :limit

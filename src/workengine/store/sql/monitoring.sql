@@ -47,7 +47,8 @@ ORDER BY counts.minute;
 -- watermark, each with the task as it is now (see event_page), through task_events_task_idx.
 SELECT e.position AS event_position, e.kind AS event_kind, e.status AS event_status,
        e.attempt AS event_attempt, e.progress AS event_progress, e.message AS event_message,
-       e.metadata AS event_metadata, e.occurred_at AS event_time, t.*
+       e.metadata AS event_metadata, e.occurred_at AS event_time,
+       e.estimated_completion_at AS event_estimated_completion_at, t.*
 FROM task_events e JOIN tasks t ON t.id = e.task_id
 WHERE e.task_id = :task_id AND (CAST(:before AS bigint) = 0 OR e.position < :before)
   AND e.position < {{watermark}}

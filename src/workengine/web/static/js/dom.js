@@ -75,6 +75,26 @@ export function duration(seconds) {
   return `${Math.floor(hours / 24)} d ${hours % 24} h`;
 }
 
+/**
+ * The time left until an ETA, as `workengine watch` shows it (values.show_time_left): "~40 s
+ * left", "~3 min left", "~2 h 5 min left", "~1 d 4 h left"; rounded half up to the unit shown
+ * and never negative (an ETA passed is "~0 s left"). "" without an ETA.
+ */
+export function timeLeft(iso, now = Date.now()) {
+  if (!iso) return "";
+  const seconds = Math.max(0, (Date.parse(iso) - now) / 1000);
+  // Math.round rounds halves up, as the Python side does on purpose.
+  if (Math.round(seconds) < 60) return `~${Math.round(seconds)} s left`;
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 60) return `~${minutes} min left`;
+  if (minutes < 24 * 60) {
+    const rest = minutes % 60;
+    return `~${Math.floor(minutes / 60)} h${rest ? ` ${rest} min` : ""} left`;
+  }
+  const hours = Math.round(seconds / 3600);
+  return `~${Math.floor(hours / 24)} d${hours % 24 ? ` ${hours % 24} h` : ""} left`;
+}
+
 export function since(iso, now = Date.now()) {
   if (!iso) return "–";
   return duration((now - Date.parse(iso)) / 1000);

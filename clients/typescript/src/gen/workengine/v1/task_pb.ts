@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file workengine/v1/task.proto.
  */
 export const file_workengine_v1_task: GenFile = /*@__PURE__*/
-  fileDesc("Chh3b3JrZW5naW5lL3YxL3Rhc2sucHJvdG8SDXdvcmtlbmdpbmUudjEiKQoIQXJ0aWZhY3QSDAoEdHlwZRgBIAEoCRIPCgdjb250ZW50GAIgASgJIpoBCgpUYXNrUmVzdWx0EicKBm91dHB1dBgBIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDQoFZXJyb3IYAiABKAkSKgoJYXJ0aWZhY3RzGAMgAygLMhcud29ya2VuZ2luZS52MS5BcnRpZmFjdBIoCgdtZXRyaWNzGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCKuBwoEVGFzaxIKCgJpZBgBIAEoCRIXCg9vcmNoZXN0cmF0b3JfaWQYAiABKAkSFAoMd29ya3NwYWNlX2lkGAMgASgJEhIKCmNoYW5uZWxfaWQYBCABKAkSDQoFdGl0bGUYBSABKAkSEwoLZGVzY3JpcHRpb24YBiABKAkSLQoIcHJpb3JpdHkYByABKA4yGy53b3JrZW5naW5lLnYxLlRhc2tQcmlvcml0eRIpCgZzdGF0dXMYCCABKA4yGS53b3JrZW5naW5lLnYxLlRhc2tTdGF0dXMSLAoIZHVlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHRhZ3MYCiADKAkSEgoKZGVwZW5kc19vbhgLIAMoCRIpCghtZXRhZGF0YRgMIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEAoIcHJvZ3Jlc3MYDSABKAUSGAoQcHJvZ3Jlc3NfbWVzc2FnZRgOIAEoCRIPCgdhdHRlbXB0GA8gASgFEi8KC2NyZWF0ZV90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhcnRfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNY29tcGxldGVfdGltZRgTIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoGcmVzdWx0GBQgASgLMhkud29ya2VuZ2luZS52MS5UYXNrUmVzdWx0EhUKDXN0YXR1c19yZWFzb24YFSABKAkSHgoWdW5tZXRfZGVwZW5kZW5jeV9jb3VudBgWIAEoBRIUCgxtYXhfYXR0ZW1wdHMYFyABKAUSNQoRbGVhc2VfZXhwaXJlX3RpbWUYGCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDmxlYXNlX2R1cmF0aW9uGBkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhoKEmxlYXNlX2V4cGlyeV9jb3VudBgaIAEoBRIVCg1mYWlsdXJlX2NvdW50GBsgASgFEi4KCnJldHJ5X3RpbWUYHCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2lkZW1wb3RlbmN5X2tleRgdIAEoCSLOAQoLVGFza0F0dGVtcHQSDwoHYXR0ZW1wdBgBIAEoBRIQCghpZGVudGl0eRgCIAEoCRIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoHb3V0Y29tZRgFIAEoDjIdLndvcmtlbmdpbmUudjEuQXR0ZW1wdE91dGNvbWUSDgoGcmVhc29uGAYgASgJIqoBChFTZWxlY3Rpb25Dcml0ZXJpYRIVCg1yZXF1aXJlZF90YWdzGAEgAygJEjEKDG1pbl9wcmlvcml0eRgCIAEoDjIbLndvcmtlbmdpbmUudjEuVGFza1ByaW9yaXR5EjEKDG1heF9wcmlvcml0eRgDIAEoDjIbLndvcmtlbmdpbmUudjEuVGFza1ByaW9yaXR5EhgKEGV4Y2x1ZGVfdGFza19pZHMYBCADKAkiaQoPRGVwZW5kZW5jeVN0YXRlEg8KB3Rhc2tfaWQYASABKAkSDQoFdGl0bGUYAiABKAkSKQoGc3RhdHVzGAMgASgOMhkud29ya2VuZ2luZS52MS5UYXNrU3RhdHVzEgsKA21ldBgEIAEoCCKjAgoLVGFza0NvbnRleHQSIQoEdGFzaxgBIAEoCzITLndvcmtlbmdpbmUudjEuVGFzaxIxCgxvcmNoZXN0cmF0b3IYAiABKAsyGy53b3JrZW5naW5lLnYxLk9yY2hlc3RyYXRvchI0CgxkZXBlbmRlbmNpZXMYAyADKAsyHi53b3JrZW5naW5lLnYxLkRlcGVuZGVuY3lTdGF0ZRIqCg1yZWxhdGVkX3Rhc2tzGAQgAygLMhMud29ya2VuZ2luZS52MS5UYXNrEhQKDHdvcmtzcGFjZV9pZBgFIAEoCRISCgpjaGFubmVsX2lkGAYgASgJEjIKDXRyYWNlX2NvbnRleHQYByABKAsyGy53b3JrZW5naW5lLnYxLlRyYWNlQ29udGV4dCI3CgxUcmFjZUNvbnRleHQSEwoLdHJhY2VwYXJlbnQYASABKAkSEgoKdHJhY2VzdGF0ZRgCIAEoCSL5AQoJVGFza0V2ZW50Eg4KBmN1cnNvchgBIAEoAxIqCgRraW5kGAIgASgOMhwud29ya2VuZ2luZS52MS5UYXNrRXZlbnRLaW5kEi4KCmV2ZW50X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiEKBHRhc2sYBCABKAsyEy53b3JrZW5naW5lLnYxLlRhc2sSDwoHYXR0ZW1wdBgFIAEoBRIQCghwcm9ncmVzcxgGIAEoBRIPCgdtZXNzYWdlGAcgASgJEikKCG1ldGFkYXRhGAggASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJHCgtTdGF0dXNDb3VudBIpCgZzdGF0dXMYASABKA4yGS53b3JrZW5naW5lLnYxLlRhc2tTdGF0dXMSDQoFY291bnQYAiABKAMiTQoNUHJpb3JpdHlDb3VudBItCghwcmlvcml0eRgBIAEoDjIbLndvcmtlbmdpbmUudjEuVGFza1ByaW9yaXR5Eg0KBWNvdW50GAIgASgDKpIBCgxUYXNrUHJpb3JpdHkSHQoZVEFTS19QUklPUklUWV9VTlNQRUNJRklFRBAAEhUKEVRBU0tfUFJJT1JJVFlfTE9XEAESGAoUVEFTS19QUklPUklUWV9NRURJVU0QAhIWChJUQVNLX1BSSU9SSVRZX0hJR0gQAxIaChZUQVNLX1BSSU9SSVRZX0NSSVRJQ0FMEAQqvgEKClRhc2tTdGF0dXMSGwoXVEFTS19TVEFUVVNfVU5TUEVDSUZJRUQQABIUChBUQVNLX1NUQVRVU19UT0RPEAESGwoXVEFTS19TVEFUVVNfSU5fUFJPR1JFU1MQAhIXChNUQVNLX1NUQVRVU19CTE9DS0VEEAMSFAoQVEFTS19TVEFUVVNfRE9ORRAEEhYKElRBU0tfU1RBVFVTX0ZBSUxFRBAFEhkKFVRBU0tfU1RBVFVTX0NBTkNFTExFRBAGKugBCg5BdHRlbXB0T3V0Y29tZRIfChtBVFRFTVBUX09VVENPTUVfVU5TUEVDSUZJRUQQABIbChdBVFRFTVBUX09VVENPTUVfUlVOTklORxABEh0KGUFUVEVNUFRfT1VUQ09NRV9DT01QTEVURUQQAhIaChZBVFRFTVBUX09VVENPTUVfRkFJTEVEEAMSGwoXQVRURU1QVF9PVVRDT01FX0JMT0NLRUQQBBIhCh1BVFRFTVBUX09VVENPTUVfTEVBU0VfRVhQSVJFRBAFEh0KGUFUVEVNUFRfT1VUQ09NRV9DQU5DRUxMRUQQBiqaAwoNVGFza0V2ZW50S2luZBIfChtUQVNLX0VWRU5UX0tJTkRfVU5TUEVDSUZJRUQQABIcChhUQVNLX0VWRU5UX0tJTkRfU05BUFNIT1QQARIbChdUQVNLX0VWRU5UX0tJTkRfQ1JFQVRFRBACEhsKF1RBU0tfRVZFTlRfS0lORF9TVEFSVEVEEAMSHAoYVEFTS19FVkVOVF9LSU5EX1BST0dSRVNTEAQSHQoZVEFTS19FVkVOVF9LSU5EX0NPTVBMRVRFRBAFEhoKFlRBU0tfRVZFTlRfS0lORF9GQUlMRUQQBhIbChdUQVNLX0VWRU5UX0tJTkRfQkxPQ0tFRBAHEh0KGVRBU0tfRVZFTlRfS0lORF9VTkJMT0NLRUQQCBIdChlUQVNLX0VWRU5UX0tJTkRfQ0FOQ0VMTEVEEAkSIQodVEFTS19FVkVOVF9LSU5EX0xFQVNFX0VYUElSRUQQChIcChhUQVNLX0VWRU5UX0tJTkRfQk9PS01BUksQCxIbChdUQVNLX0VWRU5UX0tJTkRfUkVUUklFRBAMYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_workengine_v1_orchestrator]);
+  fileDesc("Chh3b3JrZW5naW5lL3YxL3Rhc2sucHJvdG8SDXdvcmtlbmdpbmUudjEiKQoIQXJ0aWZhY3QSDAoEdHlwZRgBIAEoCRIPCgdjb250ZW50GAIgASgJIqsBCgpUYXNrUmVzdWx0EicKBm91dHB1dBgBIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDQoFZXJyb3IYAiABKAkSKgoJYXJ0aWZhY3RzGAMgAygLMhcud29ya2VuZ2luZS52MS5BcnRpZmFjdBIoCgdtZXRyaWNzGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIPCgdsZXNzb25zGAUgAygJIu0HCgRUYXNrEgoKAmlkGAEgASgJEhcKD29yY2hlc3RyYXRvcl9pZBgCIAEoCRIUCgx3b3Jrc3BhY2VfaWQYAyABKAkSEgoKY2hhbm5lbF9pZBgEIAEoCRINCgV0aXRsZRgFIAEoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRItCghwcmlvcml0eRgHIAEoDjIbLndvcmtlbmdpbmUudjEuVGFza1ByaW9yaXR5EikKBnN0YXR1cxgIIAEoDjIZLndvcmtlbmdpbmUudjEuVGFza1N0YXR1cxIsCghkdWVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEdGFncxgKIAMoCRISCgpkZXBlbmRzX29uGAsgAygJEikKCG1ldGFkYXRhGAwgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIQCghwcm9ncmVzcxgNIAEoBRIYChBwcm9ncmVzc19tZXNzYWdlGA4gASgJEg8KB2F0dGVtcHQYDyABKAUSLwoLY3JlYXRlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg1jb21wbGV0ZV90aW1lGBMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgZyZXN1bHQYFCABKAsyGS53b3JrZW5naW5lLnYxLlRhc2tSZXN1bHQSFQoNc3RhdHVzX3JlYXNvbhgVIAEoCRIeChZ1bm1ldF9kZXBlbmRlbmN5X2NvdW50GBYgASgFEhQKDG1heF9hdHRlbXB0cxgXIAEoBRI1ChFsZWFzZV9leHBpcmVfdGltZRgYIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoObGVhc2VfZHVyYXRpb24YGSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGgoSbGVhc2VfZXhwaXJ5X2NvdW50GBogASgFEhUKDWZhaWx1cmVfY291bnQYGyABKAUSLgoKcmV0cnlfdGltZRgcIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPaWRlbXBvdGVuY3lfa2V5GB0gASgJEj0KGWVzdGltYXRlZF9jb21wbGV0aW9uX3RpbWUYHiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIs4BCgtUYXNrQXR0ZW1wdBIPCgdhdHRlbXB0GAEgASgFEhAKCGlkZW50aXR5GAIgASgJEi4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgdvdXRjb21lGAUgASgOMh0ud29ya2VuZ2luZS52MS5BdHRlbXB0T3V0Y29tZRIOCgZyZWFzb24YBiABKAkiqgEKEVNlbGVjdGlvbkNyaXRlcmlhEhUKDXJlcXVpcmVkX3RhZ3MYASADKAkSMQoMbWluX3ByaW9yaXR5GAIgASgOMhsud29ya2VuZ2luZS52MS5UYXNrUHJpb3JpdHkSMQoMbWF4X3ByaW9yaXR5GAMgASgOMhsud29ya2VuZ2luZS52MS5UYXNrUHJpb3JpdHkSGAoQZXhjbHVkZV90YXNrX2lkcxgEIAMoCSJpCg9EZXBlbmRlbmN5U3RhdGUSDwoHdGFza19pZBgBIAEoCRINCgV0aXRsZRgCIAEoCRIpCgZzdGF0dXMYAyABKA4yGS53b3JrZW5naW5lLnYxLlRhc2tTdGF0dXMSCwoDbWV0GAQgASgIIoYDCgtUYXNrQ29udGV4dBIhCgR0YXNrGAEgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEjEKDG9yY2hlc3RyYXRvchgCIAEoCzIbLndvcmtlbmdpbmUudjEuT3JjaGVzdHJhdG9yEjQKDGRlcGVuZGVuY2llcxgDIAMoCzIeLndvcmtlbmdpbmUudjEuRGVwZW5kZW5jeVN0YXRlEioKDXJlbGF0ZWRfdGFza3MYBCADKAsyEy53b3JrZW5naW5lLnYxLlRhc2sSFAoMd29ya3NwYWNlX2lkGAUgASgJEhIKCmNoYW5uZWxfaWQYBiABKAkSMgoNdHJhY2VfY29udGV4dBgHIAEoCzIbLndvcmtlbmdpbmUudjEuVHJhY2VDb250ZXh0Ei0KB2hpc3RvcnkYCCADKAsyHC53b3JrZW5naW5lLnYxLlBhc3RFeGVjdXRpb24SMgoIZXN0aW1hdGUYCSABKAsyIC53b3JrZW5naW5lLnYxLkV4ZWN1dGlvbkVzdGltYXRlIuUCCg1QYXN0RXhlY3V0aW9uEjIKBnNvdXJjZRgBIAEoDjIiLndvcmtlbmdpbmUudjEuUGFzdEV4ZWN1dGlvblNvdXJjZRIPCgd0YXNrX2lkGAIgASgJEg0KBXRpdGxlGAMgASgJEhcKD29yY2hlc3RyYXRvcl9pZBgEIAEoCRIPCgdhdHRlbXB0GAUgASgFEhAKCGlkZW50aXR5GAYgASgJEi4KB291dGNvbWUYByABKA4yHS53b3JrZW5naW5lLnYxLkF0dGVtcHRPdXRjb21lEi8KC2ZpbmlzaF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCghkdXJhdGlvbhgJIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhINCgVlcnJvchgKIAEoCRIWCg5vdXRwdXRfZXhjZXJwdBgLIAEoCRIPCgdsZXNzb25zGAwgAygJImwKFlNpbWlsYXJpdHlHcm91cFNhbXBsZXMSLQoFZ3JvdXAYASABKA4yHi53b3JrZW5naW5lLnYxLlNpbWlsYXJpdHlHcm91cBIRCgljb21wbGV0ZWQYAiABKAUSEAoIZmluaXNoZWQYAyABKAUioQMKEUV4ZWN1dGlvbkVzdGltYXRlEi8KDHA1MF9kdXJhdGlvbhgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxwOTBfZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNgoOZHVyYXRpb25fZ3JvdXAYAyABKA4yHi53b3JrZW5naW5lLnYxLlNpbWlsYXJpdHlHcm91cBIYChBkdXJhdGlvbl9zYW1wbGVzGAQgASgFEhoKDWZhaWx1cmVfc2hhcmUYBSABKAFIAIgBARI1Cg1mYWlsdXJlX2dyb3VwGAYgASgOMh4ud29ya2VuZ2luZS52MS5TaW1pbGFyaXR5R3JvdXASFwoPZmFpbHVyZV9zYW1wbGVzGAcgASgFEjUKBmdyb3VwcxgIIAMoCzIlLndvcmtlbmdpbmUudjEuU2ltaWxhcml0eUdyb3VwU2FtcGxlcxITCgttaW5fc2FtcGxlcxgJIAEoBRIOCgZ3aW5kb3cYCiABKAVCEAoOX2ZhaWx1cmVfc2hhcmUiNwoMVHJhY2VDb250ZXh0EhMKC3RyYWNlcGFyZW50GAEgASgJEhIKCnRyYWNlc3RhdGUYAiABKAkiuAIKCVRhc2tFdmVudBIOCgZjdXJzb3IYASABKAMSKgoEa2luZBgCIAEoDjIcLndvcmtlbmdpbmUudjEuVGFza0V2ZW50S2luZBIuCgpldmVudF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIhCgR0YXNrGAQgASgLMhMud29ya2VuZ2luZS52MS5UYXNrEg8KB2F0dGVtcHQYBSABKAUSEAoIcHJvZ3Jlc3MYBiABKAUSDwoHbWVzc2FnZRgHIAEoCRIpCghtZXRhZGF0YRgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSPQoZZXN0aW1hdGVkX2NvbXBsZXRpb25fdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRwoLU3RhdHVzQ291bnQSKQoGc3RhdHVzGAEgASgOMhkud29ya2VuZ2luZS52MS5UYXNrU3RhdHVzEg0KBWNvdW50GAIgASgDIk0KDVByaW9yaXR5Q291bnQSLQoIcHJpb3JpdHkYASABKA4yGy53b3JrZW5naW5lLnYxLlRhc2tQcmlvcml0eRINCgVjb3VudBgCIAEoAyqSAQoMVGFza1ByaW9yaXR5Eh0KGVRBU0tfUFJJT1JJVFlfVU5TUEVDSUZJRUQQABIVChFUQVNLX1BSSU9SSVRZX0xPVxABEhgKFFRBU0tfUFJJT1JJVFlfTUVESVVNEAISFgoSVEFTS19QUklPUklUWV9ISUdIEAMSGgoWVEFTS19QUklPUklUWV9DUklUSUNBTBAEKr4BCgpUYXNrU3RhdHVzEhsKF1RBU0tfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFAoQVEFTS19TVEFUVVNfVE9ETxABEhsKF1RBU0tfU1RBVFVTX0lOX1BST0dSRVNTEAISFwoTVEFTS19TVEFUVVNfQkxPQ0tFRBADEhQKEFRBU0tfU1RBVFVTX0RPTkUQBBIWChJUQVNLX1NUQVRVU19GQUlMRUQQBRIZChVUQVNLX1NUQVRVU19DQU5DRUxMRUQQBiroAQoOQXR0ZW1wdE91dGNvbWUSHwobQVRURU1QVF9PVVRDT01FX1VOU1BFQ0lGSUVEEAASGwoXQVRURU1QVF9PVVRDT01FX1JVTk5JTkcQARIdChlBVFRFTVBUX09VVENPTUVfQ09NUExFVEVEEAISGgoWQVRURU1QVF9PVVRDT01FX0ZBSUxFRBADEhsKF0FUVEVNUFRfT1VUQ09NRV9CTE9DS0VEEAQSIQodQVRURU1QVF9PVVRDT01FX0xFQVNFX0VYUElSRUQQBRIdChlBVFRFTVBUX09VVENPTUVfQ0FOQ0VMTEVEEAYqrgEKE1Bhc3RFeGVjdXRpb25Tb3VyY2USJQohUEFTVF9FWEVDVVRJT05fU09VUkNFX1VOU1BFQ0lGSUVEEAASIwofUEFTVF9FWEVDVVRJT05fU09VUkNFX1NBTUVfVEFTSxABEiYKIlBBU1RfRVhFQ1VUSU9OX1NPVVJDRV9TSU1JTEFSX1RBU0sQAhIjCh9QQVNUX0VYRUNVVElPTl9TT1VSQ0VfV09SS1NQQUNFEAMqsgEKD1NpbWlsYXJpdHlHcm91cBIgChxTSU1JTEFSSVRZX0dST1VQX1VOU1BFQ0lGSUVEEAASMAosU0lNSUxBUklUWV9HUk9VUF9PUkNIRVNUUkFUT1JfV09SS1NQQUNFX1RBR1MQARIrCidTSU1JTEFSSVRZX0dST1VQX09SQ0hFU1RSQVRPUl9XT1JLU1BBQ0UQAhIeChpTSU1JTEFSSVRZX0dST1VQX1dPUktTUEFDRRADKpoDCg1UYXNrRXZlbnRLaW5kEh8KG1RBU0tfRVZFTlRfS0lORF9VTlNQRUNJRklFRBAAEhwKGFRBU0tfRVZFTlRfS0lORF9TTkFQU0hPVBABEhsKF1RBU0tfRVZFTlRfS0lORF9DUkVBVEVEEAISGwoXVEFTS19FVkVOVF9LSU5EX1NUQVJURUQQAxIcChhUQVNLX0VWRU5UX0tJTkRfUFJPR1JFU1MQBBIdChlUQVNLX0VWRU5UX0tJTkRfQ09NUExFVEVEEAUSGgoWVEFTS19FVkVOVF9LSU5EX0ZBSUxFRBAGEhsKF1RBU0tfRVZFTlRfS0lORF9CTE9DS0VEEAcSHQoZVEFTS19FVkVOVF9LSU5EX1VOQkxPQ0tFRBAIEh0KGVRBU0tfRVZFTlRfS0lORF9DQU5DRUxMRUQQCRIhCh1UQVNLX0VWRU5UX0tJTkRfTEVBU0VfRVhQSVJFRBAKEhwKGFRBU0tfRVZFTlRfS0lORF9CT09LTUFSSxALEhsKF1RBU0tfRVZFTlRfS0lORF9SRVRSSUVEEAxiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_workengine_v1_orchestrator]);
 
 /**
  * A file, link or blob a task produced.
@@ -79,6 +79,17 @@ export type TaskResult = Message<"workengine.v1.TaskResult"> & {
    * @generated from field: google.protobuf.Struct metrics = 4;
    */
   metrics?: JsonObject | undefined;
+
+  /**
+   * What a future attempt at similar work should know ("the staging API rate-limits at 10/s",
+   * "run the migrations before the tests"): kept with this attempt and returned in the
+   * `history` of later contexts (PastExecution.lessons). At most 10 lessons of 1-1,000
+   * characters each: more is INVALID_ARGUMENT naming result.lessons, an empty or longer one
+   * names result.lessons[i].
+   *
+   * @generated from field: repeated string lessons = 5;
+   */
+  lessons: string[];
 };
 
 /**
@@ -303,6 +314,16 @@ export type Task = Message<"workengine.v1.Task"> & {
    * @generated from field: string idempotency_key = 29;
    */
   idempotencyKey: string;
+
+  /**
+   * While IN_PROGRESS: when the running attempt is expected to finish, as estimated at its
+   * latest progress report from the attempt's own progress rate, blended with `estimate`
+   * (TaskContext) while the progress is young (docs/history.md). Never before that report.
+   * Unset before the first report, when there was nothing to go on, and in other statuses.
+   *
+   * @generated from field: google.protobuf.Timestamp estimated_completion_time = 30;
+   */
+  estimatedCompletionTime?: Timestamp | undefined;
 };
 
 /**
@@ -509,6 +530,26 @@ export type TaskContext = Message<"workengine.v1.TaskContext"> & {
    * @generated from field: workengine.v1.TraceContext trace_context = 7;
    */
   traceContext?: TraceContext | undefined;
+
+  /**
+   * What happened the last times this task and similar work ran: finished attempts, most
+   * relevant first (earlier attempts of this task, newest first; then this orchestrator's
+   * attempts at tasks of the same workspace and tag set; then the workspace's other recent
+   * attempts; those of other tasks only when they COMPLETED, FAILED or their lease expired).
+   * At most the request's history_limit (5 unless given); empty when it is 0.
+   *
+   * @generated from field: repeated workengine.v1.PastExecution history = 8;
+   */
+  history: PastExecution[];
+
+  /**
+   * What past executions of similar tasks say about this one: expected run time and failure
+   * share, with the samples they rest on. Set whenever the history is asked for (history_limit
+   * not 0), even with too few samples: then its figures are unset and `groups` says how few.
+   *
+   * @generated from field: workengine.v1.ExecutionEstimate estimate = 9;
+   */
+  estimate?: ExecutionEstimate | undefined;
 };
 
 /**
@@ -517,6 +558,230 @@ export type TaskContext = Message<"workengine.v1.TaskContext"> & {
  */
 export const TaskContextSchema: GenMessage<TaskContext> = /*@__PURE__*/
   messageDesc(file_workengine_v1_task, 6);
+
+/**
+ * One finished attempt, as a task's history recalls it.
+ *
+ * @generated from message workengine.v1.PastExecution
+ */
+export type PastExecution = Message<"workengine.v1.PastExecution"> & {
+  /**
+   * Why it is listed.
+   *
+   * @generated from field: workengine.v1.PastExecutionSource source = 1;
+   */
+  source: PastExecutionSource;
+
+  /**
+   * The task it was an attempt at.
+   *
+   * @generated from field: string task_id = 2;
+   */
+  taskId: string;
+
+  /**
+   * That task's title.
+   *
+   * @generated from field: string title = 3;
+   */
+  title: string;
+
+  /**
+   * The orchestrator the task is assigned to.
+   *
+   * @generated from field: string orchestrator_id = 4;
+   */
+  orchestratorId: string;
+
+  /**
+   * The attempt number.
+   *
+   * @generated from field: int32 attempt = 5;
+   */
+  attempt: number;
+
+  /**
+   * Who ran it (TaskAttempt.identity).
+   *
+   * @generated from field: string identity = 6;
+   */
+  identity: string;
+
+  /**
+   * How it ended: COMPLETED, FAILED or LEASE_EXPIRED; for the same task also BLOCKED or
+   * CANCELLED.
+   *
+   * @generated from field: workengine.v1.AttemptOutcome outcome = 7;
+   */
+  outcome: AttemptOutcome;
+
+  /**
+   * When it ended.
+   *
+   * @generated from field: google.protobuf.Timestamp finish_time = 8;
+   */
+  finishTime?: Timestamp | undefined;
+
+  /**
+   * How long it ran, start to end.
+   *
+   * @generated from field: google.protobuf.Duration duration = 9;
+   */
+  duration?: Duration | undefined;
+
+  /**
+   * The reported error, block reason, cancel reason or "lease expired"; empty when it
+   * completed.
+   *
+   * @generated from field: string error = 10;
+   */
+  error: string;
+
+  /**
+   * The start of the reported result.output as compact JSON, at most 500 characters (cut ones
+   * end with "..."); empty when there was none.
+   *
+   * @generated from field: string output_excerpt = 11;
+   */
+  outputExcerpt: string;
+
+  /**
+   * The lessons the daemon reported with it (TaskResult.lessons).
+   *
+   * @generated from field: repeated string lessons = 12;
+   */
+  lessons: string[];
+};
+
+/**
+ * Describes the message workengine.v1.PastExecution.
+ * Use `create(PastExecutionSchema)` to create a new message.
+ */
+export const PastExecutionSchema: GenMessage<PastExecution> = /*@__PURE__*/
+  messageDesc(file_workengine_v1_task, 7);
+
+/**
+ * The samples one similarity group offered: its most recent attempts that COMPLETED, FAILED
+ * or whose lease expired, and that ended before the task's running attempt started (at most
+ * ExecutionEstimate.window of them).
+ *
+ * @generated from message workengine.v1.SimilarityGroupSamples
+ */
+export type SimilarityGroupSamples = Message<"workengine.v1.SimilarityGroupSamples"> & {
+  /**
+   * The group.
+   *
+   * @generated from field: workengine.v1.SimilarityGroup group = 1;
+   */
+  group: SimilarityGroup;
+
+  /**
+   * Attempts that COMPLETED: the run-time samples.
+   *
+   * @generated from field: int32 completed = 2;
+   */
+  completed: number;
+
+  /**
+   * All of them (COMPLETED, FAILED or lease expired): the failure-share samples.
+   *
+   * @generated from field: int32 finished = 3;
+   */
+  finished: number;
+};
+
+/**
+ * Describes the message workengine.v1.SimilarityGroupSamples.
+ * Use `create(SimilarityGroupSamplesSchema)` to create a new message.
+ */
+export const SimilarityGroupSamplesSchema: GenMessage<SimilarityGroupSamples> = /*@__PURE__*/
+  messageDesc(file_workengine_v1_task, 8);
+
+/**
+ * What past executions of similar tasks say about a task. Each figure comes from the narrowest
+ * group with at least min_samples samples for it; unset (group UNSPECIFIED) when none has.
+ *
+ * @generated from message workengine.v1.ExecutionEstimate
+ */
+export type ExecutionEstimate = Message<"workengine.v1.ExecutionEstimate"> & {
+  /**
+   * Median run time of the completed attempts of duration_group.
+   *
+   * @generated from field: google.protobuf.Duration p50_duration = 1;
+   */
+  p50Duration?: Duration | undefined;
+
+  /**
+   * 90th percentile of the same.
+   *
+   * @generated from field: google.protobuf.Duration p90_duration = 2;
+   */
+  p90Duration?: Duration | undefined;
+
+  /**
+   * The group the run times come from.
+   *
+   * @generated from field: workengine.v1.SimilarityGroup duration_group = 3;
+   */
+  durationGroup: SimilarityGroup;
+
+  /**
+   * How many completed attempts they rest on.
+   *
+   * @generated from field: int32 duration_samples = 4;
+   */
+  durationSamples: number;
+
+  /**
+   * Of failure_group's finished attempts, the share that failed (reported FAILED or lease
+   * expired), 0-1. Unset when no group had min_samples of them.
+   *
+   * @generated from field: optional double failure_share = 5;
+   */
+  failureShare?: number | undefined;
+
+  /**
+   * The group the failure share comes from.
+   *
+   * @generated from field: workengine.v1.SimilarityGroup failure_group = 6;
+   */
+  failureGroup: SimilarityGroup;
+
+  /**
+   * How many finished attempts it rests on.
+   *
+   * @generated from field: int32 failure_samples = 7;
+   */
+  failureSamples: number;
+
+  /**
+   * Every group, narrowest first, with the samples it offered.
+   *
+   * @generated from field: repeated workengine.v1.SimilarityGroupSamples groups = 8;
+   */
+  groups: SimilarityGroupSamples[];
+
+  /**
+   * Fewer samples than this and a group is passed over (5).
+   *
+   * @generated from field: int32 min_samples = 9;
+   */
+  minSamples: number;
+
+  /**
+   * How many of a group's most recent finished attempts are read (100).
+   *
+   * @generated from field: int32 window = 10;
+   */
+  window: number;
+};
+
+/**
+ * Describes the message workengine.v1.ExecutionEstimate.
+ * Use `create(ExecutionEstimateSchema)` to create a new message.
+ */
+export const ExecutionEstimateSchema: GenMessage<ExecutionEstimate> = /*@__PURE__*/
+  messageDesc(file_workengine_v1_task, 9);
 
 /**
  * A W3C trace context (https://www.w3.org/TR/trace-context/), as CreateTask received it in
@@ -549,7 +814,7 @@ export type TraceContext = Message<"workengine.v1.TraceContext"> & {
  * Use `create(TraceContextSchema)` to create a new message.
  */
 export const TraceContextSchema: GenMessage<TraceContext> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_task, 7);
+  messageDesc(file_workengine_v1_task, 10);
 
 /**
  * One recorded change to a task.
@@ -614,6 +879,14 @@ export type TaskEvent = Message<"workengine.v1.TaskEvent"> & {
    * @generated from field: google.protobuf.Struct metadata = 8;
    */
   metadata?: JsonObject | undefined;
+
+  /**
+   * For PROGRESS: when the attempt is expected to finish, as estimated at this report (see
+   * Task.estimated_completion_time); unset when there was nothing to go on.
+   *
+   * @generated from field: google.protobuf.Timestamp estimated_completion_time = 9;
+   */
+  estimatedCompletionTime?: Timestamp | undefined;
 };
 
 /**
@@ -621,7 +894,7 @@ export type TaskEvent = Message<"workengine.v1.TaskEvent"> & {
  * Use `create(TaskEventSchema)` to create a new message.
  */
 export const TaskEventSchema: GenMessage<TaskEvent> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_task, 8);
+  messageDesc(file_workengine_v1_task, 11);
 
 /**
  * Number of tasks in one status.
@@ -649,7 +922,7 @@ export type StatusCount = Message<"workengine.v1.StatusCount"> & {
  * Use `create(StatusCountSchema)` to create a new message.
  */
 export const StatusCountSchema: GenMessage<StatusCount> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_task, 9);
+  messageDesc(file_workengine_v1_task, 12);
 
 /**
  * Number of tasks of one priority.
@@ -677,7 +950,7 @@ export type PriorityCount = Message<"workengine.v1.PriorityCount"> & {
  * Use `create(PriorityCountSchema)` to create a new message.
  */
 export const PriorityCountSchema: GenMessage<PriorityCount> = /*@__PURE__*/
-  messageDesc(file_workengine_v1_task, 10);
+  messageDesc(file_workengine_v1_task, 13);
 
 /**
  * How urgent a task is. Selection weight: CRITICAL 1000, HIGH 100, MEDIUM 10, LOW 1.
@@ -856,6 +1129,89 @@ export const AttemptOutcomeSchema: GenEnum<AttemptOutcome> = /*@__PURE__*/
   enumDesc(file_workengine_v1_task, 2);
 
 /**
+ * Why a past execution is in a task's history.
+ *
+ * @generated from enum workengine.v1.PastExecutionSource
+ */
+export enum PastExecutionSource {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: PAST_EXECUTION_SOURCE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * An earlier attempt of this very task, however it ended.
+   *
+   * @generated from enum value: PAST_EXECUTION_SOURCE_SAME_TASK = 1;
+   */
+  SAME_TASK = 1,
+
+  /**
+   * This orchestrator's attempt at another task of the same workspace and the same tag set.
+   *
+   * @generated from enum value: PAST_EXECUTION_SOURCE_SIMILAR_TASK = 2;
+   */
+  SIMILAR_TASK = 2,
+
+  /**
+   * Another recent attempt in the same workspace: by another orchestrator, or by this one at
+   * differently tagged work.
+   *
+   * @generated from enum value: PAST_EXECUTION_SOURCE_WORKSPACE = 3;
+   */
+  WORKSPACE = 3,
+}
+
+/**
+ * Describes the enum workengine.v1.PastExecutionSource.
+ */
+export const PastExecutionSourceSchema: GenEnum<PastExecutionSource> = /*@__PURE__*/
+  enumDesc(file_workengine_v1_task, 3);
+
+/**
+ * A group of past executions similar to a task, narrowest first. Each step widens the last.
+ *
+ * @generated from enum workengine.v1.SimilarityGroup
+ */
+export enum SimilarityGroup {
+  /**
+   * Not set: no group had enough samples.
+   *
+   * @generated from enum value: SIMILARITY_GROUP_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Same orchestrator, same workspace and the same tag set (order and repeats aside).
+   *
+   * @generated from enum value: SIMILARITY_GROUP_ORCHESTRATOR_WORKSPACE_TAGS = 1;
+   */
+  ORCHESTRATOR_WORKSPACE_TAGS = 1,
+
+  /**
+   * Same orchestrator and workspace, any tags.
+   *
+   * @generated from enum value: SIMILARITY_GROUP_ORCHESTRATOR_WORKSPACE = 2;
+   */
+  ORCHESTRATOR_WORKSPACE = 2,
+
+  /**
+   * Same workspace, any orchestrator and tags.
+   *
+   * @generated from enum value: SIMILARITY_GROUP_WORKSPACE = 3;
+   */
+  WORKSPACE = 3,
+}
+
+/**
+ * Describes the enum workengine.v1.SimilarityGroup.
+ */
+export const SimilarityGroupSchema: GenEnum<SimilarityGroup> = /*@__PURE__*/
+  enumDesc(file_workengine_v1_task, 4);
+
+/**
  * What kind of change a TaskEvent reports.
  *
  * @generated from enum workengine.v1.TaskEventKind
@@ -961,5 +1317,5 @@ export enum TaskEventKind {
  * Describes the enum workengine.v1.TaskEventKind.
  */
 export const TaskEventKindSchema: GenEnum<TaskEventKind> = /*@__PURE__*/
-  enumDesc(file_workengine_v1_task, 3);
+  enumDesc(file_workengine_v1_task, 5);
 

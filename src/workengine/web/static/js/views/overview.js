@@ -2,7 +2,7 @@
 // counts, and the tasks running now with live progress bars.
 import * as api from "../api.js";
 import { legend, stackedBars } from "../charts.js";
-import { badge, card, duration, empty, fill, h, link, number, progressBar, setProgress, since, table, ago, time } from "../dom.js";
+import { badge, card, duration, empty, fill, h, link, number, progressBar, setProgress, since, table, ago, time, timeLeft } from "../dom.js";
 import { Live, Pager, problem } from "./common.js";
 
 const STATUSES = ["TODO", "IN_PROGRESS", "BLOCKED", "DONE", "FAILED", "CANCELLED"];
@@ -39,7 +39,8 @@ export function mount(main, _params, context) {
     every: 2000,
   });
   live.start().catch((error) => main.replaceChildren(problem(error)));
-  // "Running for" moves with the clock; counts and throughput are read again now and then.
+  // "Running for" and the time left move with the clock; counts and throughput are read again
+  // now and then.
   const ticking = setInterval(() => running.tick(), 1000);
   const refreshing = setInterval(() => live.soon(), 15000);
   return () => {
@@ -102,7 +103,10 @@ class RunningList {
   }
 
   tick() {
-    for (const row of this.rows.values()) row.querySelector(".for").textContent = since(row.dataset.started);
+    for (const row of this.rows.values()) {
+      row.querySelector(".for").textContent = since(row.dataset.started);
+      drawLeft(row);
+    }
   }
 
   close() {
@@ -170,7 +174,7 @@ function runningRow(task) {
   const row = h("li", { class: "running-task", dataset: { task: task.id, started: task.started_at || "" } },
     h("div", { class: "running-head" },
       link(`/tasks/${encodeURIComponent(task.id)}`, task.title || task.id),
-      h("span", { class: "percent" })),
+      h("span", { class: "running-figures" }, h("span", { class: "eta" }), h("span", { class: "percent" }))),
     bar,
     h("div", { class: "running-meta" },
       h("span", { class: "message" }),
@@ -187,4 +191,13 @@ function updateRunning(row, task) {
   row.querySelector(".message").textContent = task.progress_message || "";
   row.querySelector(".attempt").textContent = String(task.attempt);
   if (task.started_at) row.dataset.started = task.started_at;
+  row.dataset.eta = task.estimated_completion_at || "";
+  drawLeft(row);
+}
+
+/** The time left until the row's ETA, counted now (the list's clock calls it every second). */
+function drawLeft(row) {
+  const eta = row.querySelector(".eta");
+  eta.textContent = timeLeft(row.dataset.eta);
+  eta.title = row.dataset.eta ? `estimated to finish at ${time(row.dataset.eta)}` : "";
 }

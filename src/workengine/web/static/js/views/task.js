@@ -1,7 +1,7 @@
 // A task: what it is, where it stands (live), what it waits on and what waits on it, every
 // attempt, and its event timeline; Cancel and Retry for whoever may act.
 import * as api from "../api.js";
-import { badge, card, dateTime, duration, empty, fill, h, link, progressBar, setProgress, table, time } from "../dom.js";
+import { badge, card, dateTime, duration, empty, fill, h, link, progressBar, setProgress, table, time, timeLeft } from "../dom.js";
 import { FINISHED, Live, problem } from "./common.js";
 
 const CANCELLABLE = new Set(["TODO", "IN_PROGRESS", "BLOCKED"]);
@@ -49,7 +49,7 @@ export function mount(main, params, context) {
   live.start()
     .then(() => timeline.older(0))
     .catch((error) => main.replaceChildren(problem(error)));
-  // "running for" moves with the clock.
+  // "running for" and the time left move with the clock.
   const ticking = setInterval(() => {
     if (task && task.status === "IN_PROGRESS") drawStatus(status, task);
   }, 1000);
@@ -128,14 +128,18 @@ function drawStatus(element, task) {
   const bar = element.querySelector(".bar") || progressBar(task.progress);
   setProgress(bar, task.progress);
   const finished = FINISHED.has(task.status);
+  const running = task.status === "IN_PROGRESS";
   fill(element, h("section", { class: `card status-card status-${task.status.toLowerCase()}` },
     h("div", { class: "status-line" },
       badge(task.status, "big"),
       h("span", { class: "percent" }, `${task.progress}%`),
+      running && task.estimated_completion_at
+        ? h("span", { class: "eta", title: `estimated to finish at ${dateTime(task.estimated_completion_at)}` }, timeLeft(task.estimated_completion_at))
+        : null,
       h("span", { class: "message" }, task.progress_message || (finished ? task.status_reason : "") || "")),
     bar,
     h("div", { class: "muted small" },
-      task.status === "IN_PROGRESS" ? `attempt ${task.attempt} of ${task.max_attempts} · running for ${duration((Date.now() - Date.parse(task.started_at)) / 1000)}` : "",
+      running ? `attempt ${task.attempt} of ${task.max_attempts} · running for ${duration((Date.now() - Date.parse(task.started_at)) / 1000)}` : "",
       task.status === "BLOCKED" && task.unmet_dependency_count ? `waiting on ${task.unmet_dependency_count} unfinished ${task.unmet_dependency_count === 1 ? "dependency" : "dependencies"}` : "",
       task.status === "BLOCKED" && task.retry_at ? `retries at ${dateTime(task.retry_at)}` : "",
       finished && task.completed_at ? `finished ${dateTime(task.completed_at)}` : "")));
@@ -197,9 +201,16 @@ function drawResult(element, task) {
 }
 
 function timelineEntry(event) {
-  const detail = event.kind === "PROGRESS" ? `${event.progress}%${event.message ? ` · ${event.message}` : ""}` : event.message;
+  const detail = event.kind === "PROGRESS" ? progressDetail(event) : event.message;
   return h("li", { class: `event event-${event.kind.toLowerCase()}`, dataset: { cursor: event.cursor, kind: event.kind } },
     h("span", { class: "event-time", title: dateTime(event.occurred_at) }, time(event.occurred_at)),
     badge(event.kind),
     h("span", { class: "event-detail" }, detail || "", event.attempt ? h("span", { class: "muted small" }, ` attempt ${event.attempt}`) : null));
+}
+
+/** "40% · ~3 min left · drafting": the time left as it stood at the report (counted from the
+ * event's time, so that the history does not change as it is read). */
+function progressDetail(event) {
+  const left = event.estimated_completion_at ? timeLeft(event.estimated_completion_at, Date.parse(event.occurred_at)) : "";
+  return [`${event.progress}%`, left, event.message].filter(Boolean).join(" · ");
 }
