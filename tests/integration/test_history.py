@@ -356,7 +356,7 @@ async def second_replica(database_url: str) -> AsyncIterator[Stub]:
     await engine.close()
 
 
-async def test_an_attempt_started_without_history_gets_the_same_eta_on_every_replica(
+async def test_an_attempt_started_without_history_follows_its_rate_alone_on_every_replica(
     stub: Stub, second_replica: Stub, database_url: str
 ) -> None:
     await register(stub, "ada")
@@ -366,18 +366,40 @@ async def test_an_attempt_started_without_history_gets_the_same_eta_on_every_rep
     task = await create(stub, "t")
     claimed = await claim(stub, history_limit=0)
     assert not claimed.context.HasField("estimate")
+
+    # At 0 %, with no estimate asked for, nothing to go on, here or there.
+    for replica in (stub, second_replica):
+        assert not (await progress(replica, task.id, claimed.attempt, 0)).HasField(
+            "estimated_completion_time"
+        )
+    await asyncio.sleep(0.2)
+    # At 10 %, the rate alone (9 x the time run so far), not blended with the 10-minute estimate.
+    start = claimed.context.task.start_time.ToDatetime(UTC)
+    for replica in (stub, second_replica):
+        reported = await progress(replica, task.id, claimed.attempt, 10)
+        eta = reported.estimated_completion_time.ToDatetime(UTC)
+        assert eta - start < timedelta(seconds=30), (eta, start)
+
+
+async def test_an_attempt_s_estimate_leaves_out_work_that_ended_after_it_started(
+    stub: Stub, second_replica: Stub, database_url: str
+) -> None:
+    await register(stub, "ada")
+    for n in range(5):
+        await finished(stub, f"done {n}", [])
+    await set_durations(database_url, {f"done {n}": 600.0 for n in range(5)})
+    task = await create(stub, "t")
+    claimed = await claim(stub)
     # Work that ends after the attempt started is not in its estimate: 1 s, five times.
     for n in range(5):
         await finished(stub, f"later {n}", [])
     await set_durations(database_url, {f"later {n}": 1.0 for n in range(5)})
 
-    here = await progress(stub, task.id, claimed.attempt, 0)
-    there = await progress(second_replica, task.id, claimed.attempt, 0)
+    there = await progress(second_replica, task.id, claimed.attempt, 0)  # reads it afresh
 
     start = claimed.context.task.start_time.ToDatetime(UTC)
-    for reported in (here, there):
-        eta = reported.estimated_completion_time.ToDatetime(UTC)
-        assert abs(eta - (start + timedelta(minutes=10))) < timedelta(seconds=2), (eta, start)
+    eta = there.estimated_completion_time.ToDatetime(UTC)
+    assert abs(eta - (start + timedelta(minutes=10))) < timedelta(seconds=2), (eta, start)
 
 
 async def test_a_report_to_another_replica_blends_the_same_estimate(

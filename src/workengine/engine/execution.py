@@ -119,11 +119,12 @@ class ExecutionFlow:
         self._explainer = Explainer(deps)
         self._history = History(deps)
 
-    def _lease_request(self, options: StartOptions) -> LeaseRequest:
+    def _lease_request(self, options: StartOptions, history_limit: int) -> LeaseRequest:
         return LeaseRequest(
             seconds=attempts.whole_seconds(options.lease) if options.lease is not None else None,
             default_seconds=attempts.whole_seconds(self._deps.default_lease),
             identity=options.identity,
+            estimated=history_limit > 0,
         )
 
     def _segments(self, timezone: str, criteria: SelectionCriteria) -> list[scoring.Segment]:
@@ -156,8 +157,8 @@ class ExecutionFlow:
         validation.selection_criteria(criteria)
         validation.start_options(options.lease, options.identity)
         validation.claim_wait(wait)
-        lease = self._lease_request(options)
         history_limit = validation.history_limit(options.history_limit)
+        lease = self._lease_request(options, history_limit)
         if not wait:
             return await self._claim_once(orchestrator_id, criteria, lease, history_limit)
         loop = asyncio.get_running_loop()
@@ -251,7 +252,7 @@ class ExecutionFlow:
             # Before the start, which locks the task until the commit: the history needs no lock.
             # Its estimate then covers what ended before now, as the start's would.
             memory = await self._history.recall(session, task, history_limit)
-            changed = await session.attempts.start(task_id, self._lease_request(options))
+            changed = await session.attempts.start(task_id, self._lease_request(options, history_limit))
             if changed is None:
                 raise Aborted(f"task {task_id} was started or changed by a concurrent request")
             started = changed.task

@@ -27,11 +27,12 @@ GROUPING_INTERVAL = 10.0
 class Expected:
     """What a running attempt's ETA rests on: when it started, on this process's monotonic
     clock (so neither a clock step nor a skew between this server and the database moves it),
-    and the estimate of similar work that ended before it started."""
+    and the estimate of similar work that ended before it started (None: its start asked for
+    none)."""
 
     attempt: int
     started: float
-    estimate: Estimate
+    estimate: Estimate | None
 
 
 class Expectations:
@@ -75,9 +76,10 @@ class History:
 
     def started(self, task: Task, memory: Memory | None) -> None:
         """`task` was just started, and `memory` read for it: its progress reports' ETAs rest
-        on the estimate (without one, the first report reads it)."""
-        if memory is not None and task.status is TaskStatus.IN_PROGRESS:
-            self._expectations.remember(task.id, Expected(task.attempt, self._monotonic(), memory.estimate))
+        on the estimate (None: its start asked for none, and they follow its rate alone)."""
+        if task.status is TaskStatus.IN_PROGRESS:
+            estimate = memory.estimate if memory is not None else None
+            self._expectations.remember(task.id, Expected(task.attempt, self._monotonic(), estimate))
 
     def finished(self, task_id: str) -> None:
         self._expectations.forget(task_id)
@@ -100,9 +102,8 @@ class History:
         running = await session.history.running_attempt(task_id, attempt)
         if running is None:
             return None
-        task, elapsed = running
-        memory = await session.history.memory(task, 0)
-        expected = Expected(attempt, self._monotonic() - elapsed.total_seconds(), memory.estimate)
+        estimate = (await session.history.memory(running.task, 0)).estimate if running.estimated else None
+        expected = Expected(attempt, self._monotonic() - running.elapsed.total_seconds(), estimate)
         self._expectations.remember(task_id, expected)
         return expected
 

@@ -29,18 +29,21 @@ from workengine.store.tasks import TaskStore, selection_params
 
 @dataclass(frozen=True)
 class LeaseRequest:
-    """What a start asks for: a lease length (None: the task's own, else `default_seconds`)
-    and who is starting, for the attempt history."""
+    """What a start asks for: a lease length (None: the task's own, else `default_seconds`),
+    who is starting, for the attempt history, and whether its ETAs blend an estimate (its
+    context asked for one: engine/history.py)."""
 
     seconds: int | None
     default_seconds: int
     identity: str
+    estimated: bool = True
 
     def params(self) -> dict[str, Any]:
         return {
             "lease_seconds": self.seconds,
             "default_lease_seconds": self.default_seconds,
             "identity": self.identity,
+            "estimated": self.estimated,
         }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from workengine.domain import history
 from workengine.domain.history import (
@@ -29,6 +29,12 @@ GROUPS = {
     2: SimilarityGroup.ORCHESTRATOR_WORKSPACE,
     3: SimilarityGroup.WORKSPACE,
 }
+
+
+class RunningAttempt(NamedTuple):
+    task: Task
+    elapsed: timedelta
+    estimated: bool
 
 
 class HistoryStore:
@@ -56,13 +62,15 @@ class HistoryStore:
         groups = [_group_samples(step, offered.get(step)) for step in GROUPS]
         return Memory(past, history.estimate(groups))
 
-    async def running_attempt(self, task_id: str, attempt: int) -> tuple[Task, timedelta] | None:
-        """The task and how long `attempt` has run, by the database's clock; None unless that
-        attempt is the task's running one."""
+    async def running_attempt(self, task_id: str, attempt: int) -> RunningAttempt | None:
+        """The task, how long `attempt` has run by the database's clock, and whether its ETAs
+        blend an estimate; None unless that attempt is the task's running one."""
         row = await self._run.row("running_attempt", id=task_id, attempt=attempt)
         if row is None:
             return None
-        return rows.to_task(row), timedelta(seconds=float(row["elapsed_seconds"]))
+        return RunningAttempt(
+            rows.to_task(row), timedelta(seconds=float(row["elapsed_seconds"])), row["estimated"]
+        )
 
     async def group_attempts(self, batch: int) -> int:
         """Groups up to `batch` attempts recorded before migration 0008; how many it grouped."""

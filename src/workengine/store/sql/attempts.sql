@@ -22,10 +22,12 @@ changed AS (
 
 -- include: record_attempt
 -- The CTE `history`: appends the attempt started in `changed` to the history, with what groups
--- it with similar work (sql/history.sql).
+-- it with similar work and whether its ETAs blend an estimate (sql/history.sql).
 history AS (
-    INSERT INTO task_attempts (task_id, attempt, identity, started_at, orchestrator_id, workspace_id, tag_key)
-    SELECT id, attempt, :identity, started_at, orchestrator_id, workspace_id, tag_set_key(tags) FROM changed
+    INSERT INTO task_attempts (task_id, attempt, identity, started_at, orchestrator_id, workspace_id, tag_key,
+                               estimated)
+    SELECT id, attempt, :identity, started_at, orchestrator_id, workspace_id, tag_set_key(tags), :estimated
+    FROM changed
 )
 
 -- name: claim_next_task

@@ -77,9 +77,11 @@ SELECT
 
 -- name: running_attempt
 -- The task with how long its running `attempt` has run, by the database's clock (the one its
--- start time is on); no row unless that attempt is the running one.
-SELECT t.*, extract(epoch FROM now() - t.started_at) AS elapsed_seconds
-FROM tasks t WHERE t.id = :id AND t.status = 'IN_PROGRESS' AND t.attempt = :attempt;
+-- start time is on), and whether its ETAs blend an estimate; no row unless that attempt is the
+-- running one.
+SELECT t.*, extract(epoch FROM now() - t.started_at) AS elapsed_seconds, a.estimated
+FROM tasks t JOIN task_attempts a ON a.task_id = t.id AND a.attempt = t.attempt
+WHERE t.id = :id AND t.status = 'IN_PROGRESS' AND t.attempt = :attempt;
 
 -- name: group_attempts
 -- Up to :batch attempts recorded before migration 0008 get what groups them with similar work,

@@ -54,7 +54,10 @@ def upgrade() -> None:
             ADD COLUMN workspace_id    text,
             ADD COLUMN tag_key         text,
             ADD COLUMN output_excerpt  text NOT NULL DEFAULT '',
-            ADD COLUMN lessons         text[] NOT NULL DEFAULT '{}';
+            ADD COLUMN lessons         text[] NOT NULL DEFAULT '{}',
+            -- Whether the attempt's ETAs blend the estimate of similar work; false when its start
+            -- asked for none (history_limit 0): they follow its own rate alone.
+            ADD COLUMN estimated       boolean NOT NULL DEFAULT true;
 
         CREATE FUNCTION task_attempts_grouping() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
@@ -94,7 +97,7 @@ def downgrade() -> None:
         ALTER TABLE task_events DROP COLUMN estimated_completion_at;
         ALTER TABLE tasks DROP COLUMN estimated_completion_at;
         ALTER TABLE task_attempts DROP COLUMN orchestrator_id, DROP COLUMN workspace_id, DROP COLUMN tag_key,
-            DROP COLUMN output_excerpt, DROP COLUMN lessons;
+            DROP COLUMN output_excerpt, DROP COLUMN lessons, DROP COLUMN estimated;
         DROP FUNCTION tag_set_key(text[]);
         """
     )
