@@ -195,6 +195,7 @@ def test_selection_uses_the_ready_index(database_url: str, statement_name: str) 
             "lease_seconds": None,
             "default_lease_seconds": 300,
             "identity": "explain",
+            "estimated": True,
             "seq": 1,
             "event_kind": "STARTED",
             "event_message": "",
