@@ -98,6 +98,8 @@ def _blocked(task: Task, unmet_dependency_ids: tuple[str, ...], timezone: str) -
         if task.retry_at is not None
         else "BLOCKED until cancelled"
     )
+    if task.attempt == 0 and task.not_before is not None:  # never started: its scheduled start
+        return NotFirst(task.id, NotFirstReason.BLOCKED, detail=f"scheduled; {until}")
     reason = f": {task.status_reason}" if task.status_reason else ""
     return NotFirst(task.id, NotFirstReason.BLOCKED, detail=f"reported BLOCKED{reason}; {until}")
 

@@ -51,4 +51,6 @@ def status_reason(task: Task) -> str:
     if task.status is TaskStatus.BLOCKED and task.unmet_dependency_count:
         count = task.unmet_dependency_count
         return f"waiting on {count} unmet {'dependency' if count == 1 else 'dependencies'}"
+    if task.status is TaskStatus.BLOCKED and task.not_before is not None:
+        return f"scheduled: not before {task.not_before.isoformat()}"
     return ""

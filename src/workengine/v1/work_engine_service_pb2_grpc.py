@@ -359,7 +359,8 @@ class WorkEngineServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateTask(self, request, context):
-        """Creates a task: TODO when its dependencies are all met, BLOCKED otherwise. With an
+        """Creates a task: TODO when its dependencies are all met and its not_before (if any) has
+        come, BLOCKED otherwise. With an
         idempotency_key, repeating the same request returns the task the first call created,
         so it is safe to retry; the same key with a different request is INVALID_ARGUMENT.
         NOT_FOUND: unknown orchestrator, or a depends_on id that does not exist (the message
