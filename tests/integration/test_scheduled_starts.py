@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
-from google.protobuf import duration_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 
 from tests.integration.helpers import Stub, claim, complete, create, expect_error, register, timestamp
+from tests.integration.monitoring import monitored_server, value
 from workengine.domain.model import NewTask
 from workengine.engine.tasks import request_fingerprint
 from workengine.v1 import task_pb2
@@ -139,3 +140,75 @@ def _fingerprint_without_not_before(new: NewTask) -> str:
     del fields["not_before"]
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def test_a_started_task_reported_blocked_is_not_called_scheduled(stub: Stub) -> None:
+    await register(stub, "ada")
+    task = await create(stub, "was scheduled", not_before=timestamp(datetime.now(UTC) - timedelta(seconds=1)))
+    claimed = await claim(stub)
+    await complete(stub, task.id, claimed.attempt, pb.COMPLETION_STATUS_BLOCKED)  # no reason given
+
+    blocked = await get(stub, task.id)
+
+    assert blocked.status == BLOCKED and blocked.status_reason == ""
+    explained = await stub.ExplainSelection(
+        pb.ExplainSelectionRequest(orchestrator_id="ada", task_ids=[task.id])
+    )
+    assert explained.explained[0].detail == "reported BLOCKED; BLOCKED until cancelled"
+
+
+async def test_dependencies_done_at_creation_or_cancelled_leave_it_to_its_time(stub: Stub) -> None:
+    await register(stub, "ada")
+    done, cancelled = await create(stub, "done"), await create(stub, "cancelled")
+    attempt = (await claim(stub)).attempt
+    await complete(stub, done.id, attempt)
+    start = seconds_from_now(1.5)
+    met = await create(stub, "deps met", depends_on=[done.id], not_before=timestamp(start))
+    waiting = await create(
+        stub, "deps waiting", depends_on=[done.id, cancelled.id], not_before=timestamp(start)
+    )
+    assert met.status == BLOCKED and met.retry_time == timestamp(start)
+    assert waiting.status == BLOCKED and waiting.unmet_dependency_count == 1
+
+    released = await stub.CancelTask(pb.CancelTaskRequest(task_id=cancelled.id))
+
+    assert list(released.unblocked_task_ids) == []
+    assert (await get(stub, waiting.id)).retry_time == timestamp(start)
+    first, second = await claim(stub, wait=duration(10)), await claim(stub, wait=duration(10))
+    assert {first.context.task.id, second.context.task.id} == {met.id, waiting.id}
+    assert datetime.now(UTC) >= start
+
+
+async def test_an_idempotent_create_with_a_start_time_is_the_same_request_only_with_the_same_time(
+    stub: Stub,
+) -> None:
+    await register(stub, "ada")
+    start = timestamp(seconds_from_now(3600))
+
+    def request(not_before: timestamp_pb2.Timestamp | None) -> pb.CreateTaskRequest:
+        made = pb.CreateTaskRequest(
+            orchestrator_id="ada", workspace_id="ws-1", title="t", idempotency_key="k"
+        )
+        if not_before is not None:
+            made.not_before.CopyFrom(not_before)
+        return made
+
+    first = (await stub.CreateTask(request(start))).task
+    again = (await stub.CreateTask(request(start))).task
+    assert again == first
+    for different in (timestamp(seconds_from_now(7200)), None):
+        await expect_error(
+            stub.CreateTask(request(different)), grpc.StatusCode.INVALID_ARGUMENT, "idempotency_key"
+        )
+
+
+async def test_a_scheduled_release_is_not_counted_as_a_retry(database_url: str) -> None:
+    async with monitored_server(database_url) as server:
+        await register(server.stub, "ada")
+        await create(server.stub, "later", not_before=timestamp(seconds_from_now(0.5)))
+        assert (await claim(server.stub, wait=duration(10))).HasField("context")
+
+        samples = await server.scrape()
+
+        assert value(samples, "workengine_task_retries_total", reason="retry_after") == 0
+        assert value(samples, "workengine_tasks_started_total") == 1

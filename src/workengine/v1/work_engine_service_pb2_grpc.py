@@ -233,8 +233,9 @@ class WorkEngineServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExecuteTask(self, request, context):
-        """Starts a specific task (TODO -> IN_PROGRESS) and returns its context. A task with unmet
-        dependencies yields outcome BLOCKED (not an error). ABORTED: someone else started it
+        """Starts a specific task (TODO -> IN_PROGRESS) and returns its context. A BLOCKED task (unmet
+        dependencies, a scheduled start to come, a daemon's report) yields outcome BLOCKED (not an
+        error). ABORTED: someone else started it
         first (it is IN_PROGRESS). FAILED_PRECONDITION: the task is DONE, FAILED or CANCELLED, or
         the orchestrator is AWAY or OFFLINE. NOT_FOUND: unknown orchestrator or task.
         PERMISSION_DENIED: the task is assigned to another orchestrator.

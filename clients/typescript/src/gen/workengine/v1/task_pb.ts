@@ -1023,7 +1023,8 @@ export enum TaskStatus {
   UNSPECIFIED = 0,
 
   /**
-   * Ready to be started: every dependency is DONE or CANCELLED.
+   * Ready to be started: every dependency is DONE or CANCELLED, and its scheduled start
+   * (not_before_time), if any, has come.
    *
    * @generated from enum value: TASK_STATUS_TODO = 1;
    */
@@ -1038,7 +1039,8 @@ export enum TaskStatus {
 
   /**
    * Waiting: on unmet dependencies (moves to TODO by itself when the last one is DONE or
-   * CANCELLED), or reported blocked by its daemon (stays BLOCKED; it can be cancelled).
+   * CANCELLED), for its scheduled start (moves to TODO at retry_time), or reported blocked by
+   * its daemon (stays BLOCKED, or until its retry_time; it can be cancelled).
    *
    * @generated from enum value: TASK_STATUS_BLOCKED = 3;
    */

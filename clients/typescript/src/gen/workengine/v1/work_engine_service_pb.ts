@@ -1519,7 +1519,8 @@ export type CreateTaskRequest = Message<"workengine.v1.CreateTaskRequest"> & {
    * selected nor claimed, and counted BLOCKED in the statistics. At this time (or when its last
    * dependency finishes, if later) it becomes TODO by itself with an UNBLOCKED event, as a
    * retry_after does, which wakes claims waiting for work. Unset or past: ready as usual. Before
-   * 9999-12-30T00:00:00Z.
+   * 9999-12-30T00:00:00Z. Honoured once every server runs a release that knows it: a server of
+   * an earlier release ignores the field (check not_before_time in the response).
    *
    * @generated from field: google.protobuf.Timestamp not_before = 15;
    */
@@ -1883,7 +1884,8 @@ export enum ExecuteOutcome {
   STARTED = 1,
 
   /**
-   * Not started: dependencies are unmet or the task is BLOCKED; see blocked_reason.
+   * Not started: the task is BLOCKED (dependencies unmet, a scheduled start to come, or a
+   * daemon's report); see blocked_reason.
    *
    * @generated from enum value: EXECUTE_OUTCOME_BLOCKED = 2;
    */
@@ -2020,8 +2022,9 @@ export const WorkEngineService: GenService<{
     output: typeof PrepareTaskContextResponseSchema;
   },
   /**
-   * Starts a specific task (TODO -> IN_PROGRESS) and returns its context. A task with unmet
-   * dependencies yields outcome BLOCKED (not an error). ABORTED: someone else started it
+   * Starts a specific task (TODO -> IN_PROGRESS) and returns its context. A BLOCKED task (unmet
+   * dependencies, a scheduled start to come, a daemon's report) yields outcome BLOCKED (not an
+   * error). ABORTED: someone else started it
    * first (it is IN_PROGRESS). FAILED_PRECONDITION: the task is DONE, FAILED or CANCELLED, or
    * the orchestrator is AWAY or OFFLINE. NOT_FOUND: unknown orchestrator or task.
    * PERMISSION_DENIED: the task is assigned to another orchestrator.
