@@ -227,6 +227,7 @@ def task_out(task: Task) -> task_pb2.Task:
     time_out(message.complete_time, task.completed_at)
     time_out(message.lease_expire_time, task.lease_expires_at)
     time_out(message.retry_time, task.retry_at)
+    time_out(message.not_before_time, task.not_before)
     if task.status is TaskStatus.IN_PROGRESS:
         time_out(message.estimated_completion_time, task.estimated_completion_at)
     if task.lease is not None:
@@ -264,6 +265,7 @@ def new_task_in(request: service_pb2.CreateTaskRequest) -> NewTask:
         max_attempts=request.max_attempts or DEFAULT_MAX_ATTEMPTS,
         lease=duration_in("lease_duration", request),
         idempotency_key=request.idempotency_key,
+        not_before=time_in("not_before", request, request.not_before),
     )
 
 

@@ -31,6 +31,7 @@ def task_summary(task: task_pb2.Task) -> str:
             ("workspace", task.workspace_id + (f" / {task.channel_id}" if task.channel_id else "")),
             ("priority", priority_name(task.priority)),
             ("due", when(task.due_time)),
+            ("not before", when(task.not_before_time)),
             ("tags", ", ".join(task.tags)),
             ("depends on", ", ".join(task.depends_on) + unmet),
             ("attempts", _attempts(task)),
@@ -99,6 +100,8 @@ def cmd_create(client: WorkEngineClient, args: argparse.Namespace) -> None:
     }
     if args.due:
         fields["due_time"] = args.due
+    if args.not_before:
+        fields["not_before"] = args.not_before
     task = client.create_task(args.orchestrator, args.workspace, args.title, **fields)
     show(args, task, task_summary(task))
 
@@ -175,5 +178,10 @@ def _add_create(task: Any) -> None:
     create.add_argument("--description")
     create.add_argument("--priority", default="medium", choices=PRIORITIES)
     create.add_argument("--due", type=timestamp, help="ISO 8601 time with zone")
+    create.add_argument(
+        "--not-before",
+        type=timestamp,
+        help="a scheduled start: not ready before this ISO 8601 time with zone",
+    )
     create.add_argument("--tag", action="append")
     create.add_argument("--depends-on", action="append")

@@ -188,10 +188,11 @@ class AsyncWorkEngineClient(ClientBase):
         timeout: float | None = None,
         **fields: Unpack[requests.TaskFields],
     ) -> task_pb2.Task:
-        """Creates a task, TODO or BLOCKED (on unmet dependencies). Retried only with an
-        idempotency_key (a repeat returns the task the first call created). Optional fields:
-        task_id, description, priority, due_time (datetime), tags, depends_on, metadata (a JSON
-        object), channel_id, max_attempts, lease_duration (timedelta), idempotency_key."""
+        """Creates a task, TODO or BLOCKED (on unmet dependencies, or until its not_before).
+        Retried only with an idempotency_key (a repeat returns the task the first call created).
+        Optional fields: task_id, description, priority, due_time (datetime), tags, depends_on,
+        metadata (a JSON object), channel_id, max_attempts, lease_duration (timedelta),
+        idempotency_key, not_before (datetime: a scheduled start)."""
         request = requests.create_task(orchestrator_id, workspace_id, title, fields)
         response = await self._unary("CreateTask", request, timeout, idempotent=bool(request.idempotency_key))
         return cast(pb.CreateTaskResponse, response).task

@@ -63,6 +63,7 @@ class TaskFields(TypedDict, total=False):
     max_attempts: int
     lease_duration: timedelta
     idempotency_key: str
+    not_before: datetime
 
 
 def create_task(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from workengine.domain import transitions
 from workengine.domain.model import SelectionCriteria, Task, TaskStatus
 from workengine.domain.scoring import DEADLINE_BUCKETS
 
@@ -98,6 +99,8 @@ def _blocked(task: Task, unmet_dependency_ids: tuple[str, ...], timezone: str) -
         if task.retry_at is not None
         else "BLOCKED until cancelled"
     )
+    if transitions.scheduled(task):
+        return NotFirst(task.id, NotFirstReason.BLOCKED, detail=f"scheduled; {until}")
     reason = f": {task.status_reason}" if task.status_reason else ""
     return NotFirst(task.id, NotFirstReason.BLOCKED, detail=f"reported BLOCKED{reason}; {until}")
 

@@ -133,6 +133,8 @@ class NewTask:
     # The lease each start grants unless it asks for another; None: the server's default.
     lease: timedelta | None = None
     idempotency_key: str = ""
+    # A scheduled start: not ready before this time.
+    not_before: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from workengine.domain.errors import FailedPrecondition
 from workengine.domain.model import CompletionStatus, Task, TaskStatus
 
@@ -51,4 +53,19 @@ def status_reason(task: Task) -> str:
     if task.status is TaskStatus.BLOCKED and task.unmet_dependency_count:
         count = task.unmet_dependency_count
         return f"waiting on {count} unmet {'dependency' if count == 1 else 'dependencies'}"
+    if scheduled(task) and task.not_before is not None:
+        return f"scheduled: not before {task.not_before.astimezone(UTC).isoformat()}"
     return ""
+
+
+def scheduled(task: Task) -> bool:
+    """BLOCKED only for its scheduled start (CreateTask.not_before): never started, its
+    dependencies met, released at its retry time. (A daemon's BLOCKED report comes after a
+    start, so the start time had come.)"""
+    return (
+        task.status is TaskStatus.BLOCKED
+        and task.attempt == 0
+        and task.unmet_dependency_count == 0
+        and task.not_before is not None
+        and task.retry_at is not None
+    )

@@ -182,6 +182,8 @@ def validate_new_task(task: NewTask) -> None:
         raise InvalidArgument("depends_on", "a task cannot depend on itself (cycle)")
     if task.due_at is not None and task.due_at >= scoring.UNDATED:
         raise InvalidArgument("due_time", f"must be before {scoring.UNDATED.isoformat()}")
+    if task.not_before is not None and task.not_before >= scoring.UNDATED:
+        raise InvalidArgument("not_before", f"must be before {scoring.UNDATED.isoformat()}")
     json_object("metadata", task.metadata, MAX_METADATA_BYTES)
     max_attempts(task.max_attempts)
     lease("lease_duration", task.lease)

@@ -25,10 +25,18 @@ from workengine.engine.base import Deps, require_orchestrator, require_task
 from workengine.engine.retry import retry_on_conflict
 from workengine.store.session import Session
 
+# Fields added after idempotency keys were: left out of a request's fingerprint while unset, so
+# the retry of a request made before them is still the same request.
+LATER_FIELDS = ("not_before",)
+
 
 def request_fingerprint(new: NewTask) -> str:
     """Identifies a CreateTask request, to tell a retry from a different request."""
-    canonical = json.dumps(asdict(new), sort_keys=True, separators=(",", ":"), default=str)
+    fields = asdict(new)
+    for name in LATER_FIELDS:
+        if fields[name] is None:
+            del fields[name]
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

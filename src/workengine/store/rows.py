@@ -131,6 +131,7 @@ def to_task(row: Row) -> Task:
         retry_at=row["retry_at"],
         trace_context=TraceContext.from_json(row.get("trace_context")),
         estimated_completion_at=row.get("estimated_completion_at"),
+        not_before=row.get("not_before"),
     )
 
 

@@ -80,6 +80,7 @@ class TaskStore:
             lease_seconds=whole_seconds(new.lease) if new.lease is not None else None,
             idempotency_key=new.idempotency_key or None,
             request_fingerprint=request_fingerprint,
+            not_before=new.not_before,
             trace_context=json_text(trace_context.as_json()) if trace_context is not None else None,
         )
         if row is None:

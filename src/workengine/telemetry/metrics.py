@@ -151,8 +151,8 @@ class WorkMetrics(Observer):
                 self._finished[EventKind.FAILED].inc()
         elif kind is EventKind.RETRIED:
             self._retries["requested"].inc()
-        elif kind is EventKind.UNBLOCKED and event.message == RETRY_TIME_REACHED:
-            self._retries["retry_after"].inc()
+        elif kind is EventKind.UNBLOCKED and event.message == RETRY_TIME_REACHED and event.attempt > 0:
+            self._retries["retry_after"].inc()  # not a scheduled start's first: no attempt yet
 
     def delivered(self, events: Sequence[TaskEvent]) -> None:
         if not events:

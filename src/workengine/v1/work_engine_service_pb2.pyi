@@ -447,7 +447,7 @@ class SetOrchestratorStatusResponse(_message.Message):
     def __init__(self, orchestrator: _Optional[_Union[_orchestrator_pb2.Orchestrator, _Mapping]] = ...) -> None: ...
 
 class CreateTaskRequest(_message.Message):
-    __slots__ = ("task_id", "orchestrator_id", "workspace_id", "channel_id", "title", "description", "priority", "due_time", "tags", "depends_on", "metadata", "max_attempts", "lease_duration", "idempotency_key")
+    __slots__ = ("task_id", "orchestrator_id", "workspace_id", "channel_id", "title", "description", "priority", "due_time", "tags", "depends_on", "metadata", "max_attempts", "lease_duration", "idempotency_key", "not_before")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ORCHESTRATOR_ID_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -462,6 +462,7 @@ class CreateTaskRequest(_message.Message):
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     LEASE_DURATION_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    NOT_BEFORE_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     orchestrator_id: str
     workspace_id: str
@@ -476,7 +477,8 @@ class CreateTaskRequest(_message.Message):
     max_attempts: int
     lease_duration: _duration_pb2.Duration
     idempotency_key: str
-    def __init__(self, task_id: _Optional[str] = ..., orchestrator_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., priority: _Optional[_Union[_task_pb2.TaskPriority, str]] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., depends_on: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., max_attempts: _Optional[int] = ..., lease_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    not_before: _timestamp_pb2.Timestamp
+    def __init__(self, task_id: _Optional[str] = ..., orchestrator_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., priority: _Optional[_Union[_task_pb2.TaskPriority, str]] = ..., due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., depends_on: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., max_attempts: _Optional[int] = ..., lease_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., not_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateTaskResponse(_message.Message):
     __slots__ = ("task",)

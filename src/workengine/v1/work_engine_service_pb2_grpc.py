@@ -233,8 +233,9 @@ class WorkEngineServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExecuteTask(self, request, context):
-        """Starts a specific task (TODO -> IN_PROGRESS) and returns its context. A task with unmet
-        dependencies yields outcome BLOCKED (not an error). ABORTED: someone else started it
+        """Starts a specific task (TODO -> IN_PROGRESS) and returns its context. A BLOCKED task (unmet
+        dependencies, a scheduled start to come, a daemon's report) yields outcome BLOCKED (not an
+        error). ABORTED: someone else started it
         first (it is IN_PROGRESS). FAILED_PRECONDITION: the task is DONE, FAILED or CANCELLED, or
         the orchestrator is AWAY or OFFLINE. NOT_FOUND: unknown orchestrator or task.
         PERMISSION_DENIED: the task is assigned to another orchestrator.
@@ -359,7 +360,8 @@ class WorkEngineServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateTask(self, request, context):
-        """Creates a task: TODO when its dependencies are all met, BLOCKED otherwise. With an
+        """Creates a task: TODO when its dependencies are all met and its not_before (if any) has
+        come, BLOCKED otherwise. With an
         idempotency_key, repeating the same request returns the task the first call created,
         so it is safe to retry; the same key with a different request is INVALID_ARGUMENT.
         NOT_FOUND: unknown orchestrator, or a depends_on id that does not exist (the message

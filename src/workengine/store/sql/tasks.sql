@@ -15,13 +15,18 @@ SELECT id, status FROM tasks WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FO
 -- Does nothing when the id or the orchestrator's idempotency key is taken (a concurrent
 -- creation with the same key waits here for the other to commit, then does nothing). The
 -- creator's trace context, when it sent one, goes to task_trace_contexts (migration 0007).
+-- A task ready but for its scheduled start (:not_before still to come, by the database's
+-- clock) is BLOCKED until then, with that retry time (migration 0009).
 WITH task AS (
     INSERT INTO tasks (id, orchestrator_id, workspace_id, channel_id, title, description, priority,
                        status, due_at, tags, depends_on, unmet_dependency_count, metadata, max_attempts,
-                       lease_seconds, idempotency_key, request_fingerprint)
-    VALUES (:id, :orchestrator_id, :workspace_id, :channel_id, :title, :description, :priority,
-            :status, :due_at, CAST(:tags AS text[]), CAST(:depends_on AS text[]), :unmet_dependency_count,
-            CAST(:metadata AS jsonb), :max_attempts, :lease_seconds, :idempotency_key, :request_fingerprint)
+                       lease_seconds, idempotency_key, request_fingerprint, not_before, retry_at)
+    SELECT :id, :orchestrator_id, :workspace_id, :channel_id, :title, :description, :priority,
+           CASE WHEN scheduled THEN 'BLOCKED' ELSE :status END, :due_at, CAST(:tags AS text[]),
+           CAST(:depends_on AS text[]), :unmet_dependency_count, CAST(:metadata AS jsonb), :max_attempts,
+           :lease_seconds, :idempotency_key, :request_fingerprint, CAST(:not_before AS timestamptz),
+           CASE WHEN scheduled THEN CAST(:not_before AS timestamptz) END
+    FROM (SELECT :status = 'TODO' AND CAST(:not_before AS timestamptz) > now() AS scheduled) AS start
     ON CONFLICT DO NOTHING
     RETURNING *
 ), traced AS (
@@ -153,6 +158,10 @@ WITH locked AS (SELECT id, status AS previous_status FROM tasks WHERE id = :id F
 )
 SELECT * FROM cancelled;
 
+-- include: scheduled
+-- The task `t` has a scheduled start still to come (migration 0009).
+(t.not_before IS NOT NULL AND t.not_before > now())
+
 -- name: release_dependents
 -- One statement for all dependents, however many: decrement each counter and move a
 -- BLOCKED task whose last dependency just finished to TODO, recording an UNBLOCKED event.
@@ -176,7 +185,11 @@ WITH finished AS (
 ), released AS (
     UPDATE tasks t
     SET unmet_dependency_count = t.unmet_dependency_count - 1,
-        status = CASE WHEN t.unmet_dependency_count = 1 AND t.status = 'BLOCKED' THEN 'TODO' ELSE t.status END,
+        status = CASE WHEN t.unmet_dependency_count = 1 AND t.status = 'BLOCKED' AND NOT {{scheduled}}
+                      THEN 'TODO' ELSE t.status END,
+        -- A scheduled start still to come: its time is now the retry scheduler's to keep.
+        retry_at = CASE WHEN t.unmet_dependency_count = 1 AND t.status = 'BLOCKED' AND {{scheduled}}
+                        THEN t.not_before ELSE t.retry_at END,
         updated_at = now()
     FROM targets
     WHERE t.id = targets.id
