@@ -1,10 +1,9 @@
-"""Scheduled starts: a task may be created with `not_before`, the time before which it is not
-ready (docs/selection.md, "Scheduled starts").
+"""Scheduled starts: a task created with `not_before` is not ready before that time.
 
-Such a task is BLOCKED until then. Its `retry_at` is the time, set only once its dependencies
-are met, so the retry scheduler that releases `retry_after` releases it too (tasks_retry_idx),
-and the previous release's scheduler, which knows nothing of dependencies in a retry, never
-releases a task still waiting on one.
+Such a task is BLOCKED until then (docs/selection.md, "Scheduled starts"). Its `retry_at` is
+the time, set only once its dependencies are met, so the retry scheduler that releases
+`retry_after` releases it too (tasks_retry_idx), and the previous release's scheduler, which
+knows nothing of dependencies in a retry, never releases a task still waiting on one.
 
 Expand only (docs/development.md, "Migrations and rolling upgrades"): one nullable column on
 `tasks`, which the previous release (8bd721f) survives (`row_type_changed`). Its replicas create
