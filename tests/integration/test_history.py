@@ -356,13 +356,18 @@ async def second_replica(database_url: str) -> AsyncIterator[Stub]:
     await engine.close()
 
 
-async def test_an_attempt_started_without_history_follows_its_rate_alone_on_every_replica(
-    stub: Stub, second_replica: Stub, database_url: str
-) -> None:
+async def ten_minute_history(stub: Stub, database_url: str) -> None:
+    """Orchestrator ada, whose five past tasks in ws-1 each took 10 minutes."""
     await register(stub, "ada")
     for n in range(5):
         await finished(stub, f"done {n}", [])
     await set_durations(database_url, {f"done {n}": 600.0 for n in range(5)})
+
+
+async def test_an_attempt_started_without_history_follows_its_rate_alone_on_every_replica(
+    stub: Stub, second_replica: Stub, database_url: str
+) -> None:
+    await ten_minute_history(stub, database_url)
     task = await create(stub, "t")
     claimed = await claim(stub, history_limit=0)
     assert not claimed.context.HasField("estimate")
@@ -384,10 +389,7 @@ async def test_an_attempt_started_without_history_follows_its_rate_alone_on_ever
 async def test_an_attempt_s_estimate_leaves_out_work_that_ended_after_it_started(
     stub: Stub, second_replica: Stub, database_url: str
 ) -> None:
-    await register(stub, "ada")
-    for n in range(5):
-        await finished(stub, f"done {n}", [])
-    await set_durations(database_url, {f"done {n}": 600.0 for n in range(5)})
+    await ten_minute_history(stub, database_url)
     task = await create(stub, "t")
     claimed = await claim(stub)
     # Work that ends after the attempt started is not in its estimate: 1 s, five times.
@@ -405,10 +407,7 @@ async def test_an_attempt_s_estimate_leaves_out_work_that_ended_after_it_started
 async def test_a_report_to_another_replica_blends_the_same_estimate(
     stub: Stub, second_replica: Stub, database_url: str
 ) -> None:
-    await register(stub, "ada")
-    for n in range(5):
-        await finished(stub, f"done {n}", [])
-    await set_durations(database_url, {f"done {n}": 600.0 for n in range(5)})
+    await ten_minute_history(stub, database_url)
     task = await create(stub, "t")
     claimed = await claim(stub)
     assert claimed.context.estimate.p50_duration.ToTimedelta() == timedelta(minutes=10)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from google.protobuf import duration_pb2
+
 from workengine.api.convert import (
     ATTEMPT_OUTCOME,
     TASK_STATUS,
@@ -96,6 +98,6 @@ def estimate_out(estimate: Estimate) -> task_pb2.ExecutionEstimate:
     return message
 
 
-def _duration_out(target: object, value: timedelta | None) -> None:
+def _duration_out(target: duration_pb2.Duration, value: timedelta | None) -> None:
     if value is not None:
-        target.FromTimedelta(value)  # type: ignore[attr-defined]
+        target.FromTimedelta(value)

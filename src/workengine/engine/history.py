@@ -13,6 +13,7 @@ from workengine.domain import eta
 from workengine.domain.history import Estimate, Memory
 from workengine.domain.model import Task, TaskStatus
 from workengine.engine.base import Deps
+from workengine.engine.maintenance import drain
 from workengine.store.database import Database
 from workengine.store.session import Session
 
@@ -120,10 +121,4 @@ class AttemptGrouping:
         self._batch = batch
 
     async def run(self) -> int:
-        total = 0
-        while True:
-            async with self._db.autocommit() as session:
-                grouped = await session.history.group_attempts(self._batch)
-            total += grouped
-            if grouped < self._batch:
-                return total
+        return await drain(self._db, lambda session: session.history.group_attempts(self._batch), self._batch)

@@ -41,11 +41,21 @@ class Deadlines:
         return await self._drain(lambda session: session.attempts.release_due_retries(self._batch))
 
     async def _drain(self, step: Callable[[Session], Awaitable[list[TaskEvent]]]) -> int:
-        total = 0
-        while True:
-            async with self._db.autocommit() as session:  # one statement a batch
-                events = await step(session)
+        async def moved(session: Session) -> int:
+            events = await step(session)
             self._feed.committed(events)
-            total += len(events)
-            if len(events) < self._batch:
-                return total
+            return len(events)
+
+        return await drain(self._db, moved, self._batch)
+
+
+async def drain(db: Database, step: Callable[[Session], Awaitable[int]], batch: int) -> int:
+    """Runs `step` (one statement that handles up to `batch` rows and says how many), each
+    time in its own transaction, until a batch comes back short; how many rows in all."""
+    total = 0
+    while True:
+        async with db.autocommit() as session:  # one statement a batch
+            done = await step(session)
+        total += done
+        if done < batch:
+            return total
